@@ -1,0 +1,16 @@
+"""diffedu: the mathematical theory of diffusion models, as a tested library and lessons.
+
+One notation throughout (``shared/NOTATION.md``): data at t = 0 and
+``x_t = alpha_t x_0 + sigma_t eps``.
+"""
+
+from .gaussian import Gaussian
+from .mixtures import Empirical, GaussianMixture, LowRankMixture
+from .processes import EDM, VE, VP, Linear, Process, VPCosine, time_grid
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Process", "VP", "VPCosine", "VE", "EDM", "Linear", "time_grid",
+    "Gaussian", "GaussianMixture", "LowRankMixture", "Empirical",
+]

@@ -1,0 +1,181 @@
+"""Shared helpers: argument checks, time coefficients, and the common distribution interface."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .processes import Process
+
+
+# --- argument checks ------------------------------------------------------------------------
+def check_batch(x, dim: int | None = None, name: str = "x") -> torch.Tensor:
+    """Check that ``x`` is a floating tensor of shape (B, D) (D = ``dim`` when given)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, D); got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must have a floating dtype; got {x.dtype}")
+    if x.dim() != 2 or (dim is not None and x.shape[1] != dim):
+        need = f"(B, {dim})" if dim is not None else "(B, D)"
+        raise ValueError(f"{name} must have shape {need}; got {tuple(x.shape)}")
+    return x
+
+
+def check_process(process) -> Process:
+    if not isinstance(process, Process):
+        raise TypeError(
+            f"process must be a diffedu.processes.Process (VP(), EDM(), ...); got {type(process).__name__}"
+        )
+    return process
+
+
+def as_param(value, name: str, shape: tuple | None = None) -> torch.Tensor:
+    """A float64 CPU copy of a parameter, checked for shape and NaN/inf."""
+    try:
+        t = torch.as_tensor(value, dtype=torch.float64).detach().clone().cpu()
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"{name} must be array-like of numbers; got {type(value).__name__}") from e
+    if shape is not None:
+        if len(shape) != t.dim() or any(s is not None and s != d for s, d in zip(shape, t.shape)):
+            want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+            raise ValueError(f"{name} must have shape {want}; got {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return t
+
+
+def check_weights(weights, K: int | None = None, name: str = "weights") -> torch.Tensor:
+    w = as_param(weights, name, (K,))
+    if (w < 0).any():
+        raise ValueError(f"{name} must be non-negative; got minimum {float(w.min())}")
+    if abs(float(w.sum()) - 1) > 1e-6:
+        raise ValueError(f"{name} must sum to 1; got sum {float(w.sum())}")
+    return w
+
+
+def check_n(n, name: str = "n") -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"{name} must be a non-negative integer; got {n!r}")
+    return n
+
+
+def resolve_device(generator, device, dtype):
+    """Device and dtype for new samples; the generator must live on that device."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+    if device is None:
+        device = generator.device if generator is not None else torch.device("cpu")
+    device = torch.device(device)
+    if generator is not None and generator.device.type != device.type:
+        raise ValueError(
+            f"generator lives on {generator.device} but the output must be drawn on {device}; "
+            f"pass torch.Generator(device='{device.type}')"
+        )
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating dtype; got {dtype}")
+    return device, dtype
+
+
+def coefs(process: Process, t, x: torch.Tensor):
+    """``alpha_t, sigma_t`` in x's dtype and device, shaped () or (B, 1) to broadcast with x.
+
+    ``t`` may be a float, a 0-d tensor or a (B,) tensor; it is checked against the process
+    range. The coefficients are computed in float64 and then cast.
+    """
+    check_process(process)
+    process.check_t(t)
+    if isinstance(t, torch.Tensor):
+        if t.dim() > 1 or (t.dim() == 1 and t.shape[0] != x.shape[0]):
+            raise ValueError(
+                f"t must be a float, a 0-d tensor or a ({x.shape[0]},) tensor; got shape {tuple(t.shape)}"
+            )
+        tt = t.to(device=x.device, dtype=torch.float64)  # keeps the graph for d/dt by autograd
+    else:
+        tt = torch.as_tensor(float(t), dtype=torch.float64, device=x.device)
+    a, s = process.alpha(tt).to(x.dtype), process.sigma(tt).to(x.dtype)
+    if tt.dim() == 1:
+        a, s = a[:, None], s[:, None]
+    return a, s
+
+
+# --- the interface every closed-form distribution shares ------------------------------------
+@dataclass(frozen=True)
+class Bound:
+    """A distribution bound to a process: ``(x, t)`` callables for samplers and plots.
+
+    Example: ``D = Gaussian(m, C).bind(VP()).denoiser`` then ``D(x, t)``.
+    """
+
+    dist: "Distribution"
+    process: Process
+
+    def score(self, x, t):
+        return self.dist.score(x, t, self.process)
+
+    def denoiser(self, x, t):
+        return self.dist.denoiser(x, t, self.process)
+
+    def log_prob(self, x, t):
+        return self.dist.log_prob(x, t, self.process)
+
+    def eps(self, x, t):
+        return self.dist.eps(x, t, self.process)
+
+    def sample_marginal(self, n, t, *, generator=None, **kw):
+        return self.dist.sample_marginal(n, t, self.process, generator=generator, **kw)
+
+
+class Distribution:
+    """Data distribution p_0 with exact marginals p_t under any :class:`Process`.
+
+    Subclasses implement ``sample``, ``log_prob``, and one of ``score`` / ``denoiser``; Tweedie's
+    formula ``s = (alpha_t D - x) / sigma_t^2`` gives the other.
+    """
+
+    dim: int
+
+    def sample(self, n: int, *, generator=None, dtype=None, device=None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def log_prob(self, x, t, process) -> torch.Tensor:
+        raise NotImplementedError
+
+    def score(self, x, t, process) -> torch.Tensor:
+        r"""Score ``grad_x log p_t(x)``, (B, D), by Tweedie from the denoiser."""
+        x = check_batch(x, self.dim)
+        a, s = coefs(process, t, x)
+        return (a * self.denoiser(x, t, process) - x) / s**2
+
+    def denoiser(self, x, t, process) -> torch.Tensor:
+        r"""Posterior mean ``E[x_0 | x_t = x]``, (B, D), by Tweedie from the score."""
+        x = check_batch(x, self.dim)
+        a, s = coefs(process, t, x)
+        return (x + s**2 * self.score(x, t, process)) / a
+
+    def eps(self, x, t, process) -> torch.Tensor:
+        r"""Noise prediction ``eps_hat = (x - alpha_t D) / sigma_t``, (B, D)."""
+        x = check_batch(x, self.dim)
+        a, s = coefs(process, t, x)
+        return (x - a * self.denoiser(x, t, process)) / s
+
+    def sample_marginal(self, n, t, process, *, generator=None, dtype=None, device=None):
+        r"""Draw ``x_t = alpha_t x_0 + sigma_t eps`` (n, D) with x_0 from :meth:`sample`."""
+        x0 = self.sample(n, generator=generator, dtype=dtype, device=device)
+        a, s = coefs(process, t, x0)
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        return a * x0 + s * noise
+
+    def bind(self, process) -> Bound:
+        """The distribution bound to ``process``: ``.denoiser(x, t)``, ``.score(x, t)``, ..."""
+        return Bound(self, check_process(process))
+
+
+def log_2pi() -> float:
+    return math.log(2 * math.pi)
+
+
+Field = Callable[[torch.Tensor, object], torch.Tensor]

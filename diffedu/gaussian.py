@@ -1,0 +1,241 @@
+r"""Gaussian data: exact marginals, score, Tweedie denoiser and the exact probability-flow map.
+
+For ``p_0 = N(mu, Sigma)`` with ``Sigma = U diag(lambda_k) U^T`` the forward marginal is
+
+    p_t = N(alpha_t mu, alpha_t^2 Sigma + sigma_t^2 I),
+
+so each eigen-mode ``k`` has variance ``v_k(t) = alpha_t^2 lambda_k + sigma_t^2`` and
+
+    score(x, t)    = -U diag(1 / v_k) U^T (x - alpha_t mu),
+    denoiser(x, t) = mu + U diag(alpha_t lambda_k / v_k) U^T (x - alpha_t mu).
+
+Lesson 02 derives these. The covariance is stored in *thin eigen form*: an orthonormal basis
+``U`` (D, r) with eigenvalues ``ev`` (r,), and one variance ``iso`` for the orthogonal
+complement (unused when r = D). Full, diagonal and low-rank-plus-noise covariances all fit this
+form, and :class:`~diffedu.mixtures.GaussianMixture` and
+:class:`~diffedu.mixtures.LowRankMixture` use the same machinery with K components.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._core import Distribution, as_param, check_batch, check_n, coefs, resolve_device
+
+__all__ = ["Gaussian"]
+
+
+def _eigh_psd(cov: torch.Tensor, name: str):
+    """Eigendecomposition of a symmetric positive semi-definite (.., D, D) matrix."""
+    scale = float(cov.abs().max()) if cov.numel() else 0.0
+    if not torch.allclose(cov, cov.transpose(-1, -2), atol=1e-10 * max(scale, 1.0), rtol=1e-8):
+        raise ValueError(f"{name} must be symmetric; got max |C - C^T| = "
+                         f"{float((cov - cov.transpose(-1, -2)).abs().max()):.3g}")
+    ev, U = torch.linalg.eigh(0.5 * (cov + cov.transpose(-1, -2)))
+    tol = 1e-10 * max(scale, 1.0)
+    if (ev < -tol).any():
+        raise ValueError(f"{name} must be positive semi-definite; got eigenvalue {float(ev.min()):.3g}")
+    return U, ev.clamp_min(0)
+
+
+class _Components:
+    """K Gaussian components in thin eigen form, with per-(dtype, device) cached copies.
+
+    mean (K, D), U (K, D, r) orthonormal columns, ev (K, r) >= 0, iso (K,) >= 0.
+    """
+
+    def __init__(self, mean, U, ev, iso):
+        self.mean, self.U, self.ev, self.iso = mean, U, ev, iso
+        self.K, self.D, self.r = U.shape
+        self.full = self.r == self.D
+        self._cache: dict = {}
+
+    def params(self, x: torch.Tensor):
+        key = (x.dtype, x.device)
+        if key not in self._cache:
+            self._cache[key] = tuple(p.to(dtype=x.dtype, device=x.device)
+                                     for p in (self.mean, self.U, self.ev, self.iso))
+        return self._cache[key]
+
+    def cov(self) -> torch.Tensor:
+        C = torch.einsum("kdr,kr,ker->kde", self.U, self.ev, self.U)
+        if not self.full:
+            eye = torch.eye(self.D, dtype=C.dtype)
+            P = eye - torch.einsum("kdr,ker->kde", self.U, self.U)
+            C = C + self.iso[:, None, None] * P
+        return C
+
+    def terms(self, x, a, s):
+        """Per-component pieces at (x, t): centred y, eigen-coordinates z, variances.
+
+        a, s: () or (B, 1). Returns y (B, K, D), z (B, K, r), var (.., K, r), y_perp and
+        var_c (None when r = D)."""
+        mean, U, ev, iso = self.params(x)
+        if a.dim():
+            a, s = a[..., None], s[..., None]  # (B, 1, 1)
+        y = x[:, None, :] - a * mean
+        z = torch.einsum("bkd,kdr->bkr", y, U)
+        var = a**2 * ev + s**2
+        if self.full:
+            return a, y, z, var, None, None
+        y_perp = y - torch.einsum("bkr,kdr->bkd", z, U)
+        var_c = a**2 * iso[:, None] + s**2
+        return a, y, z, var, y_perp, var_c
+
+    def log_normal(self, x, a, s):
+        """log N(x; alpha mu_k, alpha^2 Sigma_k + sigma^2 I) for every k: (B, K)."""
+        return self.score_and_denoiser(x, a, s, want_score=False, want_denoiser=False)[0]
+
+    def score_and_denoiser(self, x, a, s, want_score=True, want_denoiser=True):
+        """Per-component scores and denoisers (B, K, D), plus log N (B, K)."""
+        mean, U, ev, iso = self.params(x)
+        a3, _, z, var, y_perp, var_c = self.terms(x, a, s)
+        var_e = var.expand(z.shape)
+        logn = torch.log(2 * math.pi * var_e).sum(-1) + (z**2 / var_e).sum(-1)
+        if y_perp is not None:
+            vc = var_c.expand(*z.shape[:2], 1)[..., 0]
+            logn = logn + (self.D - self.r) * torch.log(2 * math.pi * vc) + (y_perp**2).sum(-1) / vc
+        sc = den = None
+        if want_score:
+            sc = -torch.einsum("bkr,kdr->bkd", z / var, U)
+            if y_perp is not None:
+                sc = sc - y_perp / var_c
+        if want_denoiser:
+            den = mean + torch.einsum("bkr,kdr->bkd", a3 * ev * z / var, U)
+            if y_perp is not None:
+                den = den + (a3 * iso[:, None] / var_c) * y_perp
+        return -0.5 * logn, sc, den
+
+    def sample(self, n, generator, dtype, device):
+        """n draws from each component's N(mean_k, Sigma_k): (n, K, D)."""
+        mean, U, ev, iso = (p.to(dtype=dtype, device=device)
+                            for p in (self.mean, self.U, self.ev, self.iso))
+        zr = torch.randn((n, self.K, self.r), generator=generator, dtype=dtype, device=device)
+        out = mean + torch.einsum("nkr,kdr->nkd", zr * ev.sqrt(), U)
+        if not self.full:
+            zd = torch.randn((n, self.K, self.D), generator=generator, dtype=dtype, device=device)
+            zd = zd - torch.einsum("nkr,kdr->nkd", torch.einsum("nkd,kdr->nkr", zd, U), U)
+            out = out + iso.sqrt()[:, None] * zd
+        return out
+
+
+class Gaussian(Distribution):
+    r"""Gaussian data distribution ``N(mean, cov)``, eigendecomposed once.
+
+    Parameters
+    ----------
+    mean : (D,) array-like
+    cov : (D, D) symmetric positive semi-definite matrix, or (D,) diagonal variances.
+        For a low-rank-plus-noise covariance ``F F^T + noise I`` use :meth:`low_rank`.
+
+    Every method computes in the dtype and on the device of its input ``x``.
+    """
+
+    def __init__(self, mean, cov):
+        mean = as_param(mean, "mean", (None,))
+        D = mean.shape[0]
+        cov = as_param(cov, "cov")
+        if cov.shape == (D,):
+            if (cov < 0).any():
+                raise ValueError(f"cov (diagonal variances) must be non-negative; got {float(cov.min())}")
+            U, ev = torch.eye(D, dtype=torch.float64), cov
+        elif cov.shape == (D, D):
+            U, ev = _eigh_psd(cov, "cov")
+        else:
+            raise ValueError(f"cov must have shape ({D}, {D}) or ({D},) to match mean; got {tuple(cov.shape)}")
+        self._init(mean, U, ev, torch.zeros(()))
+
+    def _init(self, mean, U, ev, iso):
+        self._c = _Components(mean[None], U[None], ev[None], iso.reshape(1))
+        self.dim = mean.shape[0]
+
+    @classmethod
+    def low_rank(cls, mean, factor, noise: float = 0.0) -> "Gaussian":
+        r"""``N(mean, F F^T + noise I)`` with ``F`` (D, r), stored in thin form (no D x D matrix).
+
+        ``noise = 0`` gives a degenerate Gaussian on an r-dimensional affine subspace; its
+        density and denoiser are then defined only for t > 0."""
+        mean = as_param(mean, "mean", (None,))
+        F = as_param(factor, "factor", (mean.shape[0], None))
+        if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
+            raise ValueError(f"noise must be a non-negative variance; got {noise!r}")
+        U, S, _ = torch.linalg.svd(F, full_matrices=False)
+        self = cls.__new__(cls)
+        self._init(mean, U, S**2 + noise, torch.as_tensor(float(noise), dtype=torch.float64))
+        return self
+
+    # --- parameters ------------------------------------------------------------------------
+    @property
+    def mean(self) -> torch.Tensor:
+        """(D,) float64."""
+        return self._c.mean[0]
+
+    @property
+    def cov(self) -> torch.Tensor:
+        """(D, D) float64, rebuilt from the eigen form."""
+        return self._c.cov()[0]
+
+    @property
+    def eigvals(self) -> torch.Tensor:
+        """Eigenvalues (r,) of the covariance in the stored basis, float64."""
+        return self._c.ev[0]
+
+    @property
+    def eigvecs(self) -> torch.Tensor:
+        """Orthonormal eigenvectors (D, r), float64."""
+        return self._c.U[0]
+
+    def __repr__(self):
+        return f"Gaussian(dim={self.dim}, rank={self._c.r})"
+
+    # --- the interface ----------------------------------------------------------------------
+    def sample(self, n, *, generator=None, dtype=None, device=None):
+        """n draws from ``N(mean, cov)``: (n, D)."""
+        device, dtype = resolve_device(generator, device, dtype)
+        return self._c.sample(check_n(n), generator, dtype, device)[:, 0]
+
+    def marginal_cov(self, t, process) -> torch.Tensor:
+        """Covariance ``alpha_t^2 Sigma + sigma_t^2 I`` of p_t, float64 (D, D)."""
+        a, s = coefs(process, t, self.mean[None])
+        return a**2 * self.cov + s**2 * torch.eye(self.dim, dtype=torch.float64)
+
+    def log_prob(self, x, t, process):
+        """``log p_t(x)``: (B,)."""
+        x = check_batch(x, self.dim)
+        a, s = coefs(process, t, x)
+        return self._c.log_normal(x, a, s)[:, 0]
+
+    def score(self, x, t, process):
+        """``grad log p_t(x) = -(alpha^2 Sigma + sigma^2 I)^{-1} (x - alpha mu)``: (B, D)."""
+        x = check_batch(x, self.dim)
+        a, s = coefs(process, t, x)
+        return self._c.score_and_denoiser(x, a, s, want_denoiser=False)[1][:, 0]
+
+    def denoiser(self, x, t, process):
+        """Tweedie posterior mean ``mu + Sigma alpha (alpha^2 Sigma + sigma^2 I)^{-1} (x - alpha mu)``."""
+        x = check_batch(x, self.dim)
+        a, s = coefs(process, t, x)
+        return self._c.score_and_denoiser(x, a, s, want_score=False)[2][:, 0]
+
+    def flow(self, x, t_from, t_to, process):
+        r"""Exact probability-flow ODE map from ``t_from`` to ``t_to`` (either direction).
+
+        Each eigen-mode of ``x - alpha mu`` scales by ``sqrt(v_k(t_to) / v_k(t_from))``
+        about the moving mean ``alpha_t mu``, with ``v_k(t) = alpha_t^2 lambda_k + sigma_t^2``:
+        high-variance modes are decided first ("outline first, details later"; lesson 02).
+        ``t_from``/``t_to`` are floats, 0-d or (B,) tensors. x: (B, D) -> (B, D).
+        """
+        x = check_batch(x, self.dim)
+        a0, s0 = coefs(process, t_from, x)
+        a1, s1 = coefs(process, t_to, x)
+        mean, U, ev, iso = (p[0] for p in self._c.params(x))
+        y = x - a0 * mean
+        z = y @ U
+        scale = torch.sqrt((a1**2 * ev + s1**2) / (a0**2 * ev + s0**2))
+        out = a1 * mean + (z * scale) @ U.T
+        if not self._c.full:
+            scale_c = torch.sqrt((a1**2 * iso + s1**2) / (a0**2 * iso + s0**2))
+            out = out + scale_c * (y - z @ U.T)
+        return out

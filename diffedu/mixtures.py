@@ -1,0 +1,262 @@
+r"""Mixtures with exact marginals: Gaussian mixtures, low-rank mixtures, and empirical data.
+
+For ``p_0 = sum_k w_k N(mu_k, Sigma_k)`` every marginal is again a mixture,
+``p_t = sum_k w_k N(alpha_t mu_k, alpha_t^2 Sigma_k + sigma_t^2 I)``, and with the posterior
+responsibilities ``r_k(x, t) = softmax_k(log w_k + log N_k(x))``
+
+    score(x, t)    = sum_k r_k score_k(x, t),
+    denoiser(x, t) = sum_k r_k D_k(x, t).
+
+:class:`Empirical` is the limit of zero-variance components on a training set: its exact
+denoiser is the memorising optimal denoiser, a softmax over training points (lesson on
+memorisation).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._core import (Distribution, as_param, check_batch, check_n, check_weights, coefs,
+                    resolve_device)
+from .gaussian import _Components, _eigh_psd
+
+__all__ = ["GaussianMixture", "LowRankMixture", "Empirical"]
+
+
+class _ComponentMixture(Distribution):
+    """Shared mixture logic over :class:`diffedu.gaussian._Components`."""
+
+    def _setup(self, weights, comps: _Components):
+        self._c = comps
+        self.dim = comps.D
+        self.weights = weights
+        self._logw = torch.log(weights)
+        self._logw_cache: dict = {}
+
+    def _logw_for(self, x):
+        key = (x.dtype, x.device)
+        if key not in self._logw_cache:
+            self._logw_cache[key] = self._logw.to(dtype=x.dtype, device=x.device)
+        return self._logw_cache[key]
+
+    @property
+    def K(self) -> int:
+        return self._c.K
+
+    @property
+    def means(self) -> torch.Tensor:
+        """(K, D) float64."""
+        return self._c.mean
+
+    @property
+    def covs(self) -> torch.Tensor:
+        """(K, D, D) float64."""
+        return self._c.cov()
+
+    def sample(self, n, *, generator=None, dtype=None, device=None):
+        """n draws: (n, D). Components are chosen by ``torch.multinomial`` with the generator."""
+        return self.sample_with_labels(n, generator=generator, dtype=dtype, device=device)[0]
+
+    def sample_with_labels(self, n, *, generator=None, dtype=None, device=None):
+        """n draws (n, D) and the component index of each draw (n,) long."""
+        device, dtype = resolve_device(generator, device, dtype)
+        n = check_n(n)
+        k = torch.multinomial(self.weights.to(device), max(n, 1), replacement=True, generator=generator)[:n]
+        draws = self._c.sample(n, generator, dtype, device)  # (n, K, D)
+        return draws[torch.arange(n, device=device), k], k
+
+    def responsibilities(self, x, t, process):
+        """Posterior probabilities ``P(component k | x_t = x)``: (B, K)."""
+        x = check_batch(x, self.dim)
+        a, s = coefs(process, t, x)
+        return torch.softmax(self._logw_for(x) + self._c.log_normal(x, a, s), dim=1)
+
+    def log_prob(self, x, t, process):
+        """``log p_t(x) = logsumexp_k (log w_k + log N_k(x))``: (B,)."""
+        x = check_batch(x, self.dim)
+        a, s = coefs(process, t, x)
+        return torch.logsumexp(self._logw_for(x) + self._c.log_normal(x, a, s), dim=1)
+
+    def _combine(self, x, t, process, which):
+        x = check_batch(x, self.dim)
+        a, s = coefs(process, t, x)
+        logn, sc, den = self._c.score_and_denoiser(x, a, s, want_score=which == "score",
+                                                     want_denoiser=which == "denoiser")
+        r = torch.softmax(self._logw_for(x) + logn, dim=1)
+        return torch.einsum("bk,bkd->bd", r, sc if which == "score" else den)
+
+    def score(self, x, t, process):
+        """``sum_k r_k score_k``: (B, D)."""
+        return self._combine(x, t, process, "score")
+
+    def denoiser(self, x, t, process):
+        """``sum_k r_k D_k`` (Tweedie posterior mean): (B, D)."""
+        return self._combine(x, t, process, "denoiser")
+
+    def mean(self) -> torch.Tensor:
+        """Mean of p_0, (D,) float64."""
+        return self.weights @ self._c.mean
+
+    def cov(self) -> torch.Tensor:
+        """Covariance of p_0 (law of total covariance), (D, D) float64."""
+        m = self.mean()
+        dm = self._c.mean - m
+        return torch.einsum("k,kde->de", self.weights, self._c.cov()) + torch.einsum(
+            "k,kd,ke->de", self.weights, dm, dm)
+
+
+class GaussianMixture(_ComponentMixture):
+    r"""``sum_k w_k N(mu_k, Sigma_k)``.
+
+    weights (K,), means (K, D), covs (K, D, D) symmetric PSD or (K, D) diagonal variances.
+    Each covariance is eigendecomposed once.
+    """
+
+    def __init__(self, weights, means, covs):
+        means = as_param(means, "means", (None, None))
+        K, D = means.shape
+        w = check_weights(weights, K)
+        covs = as_param(covs, "covs")
+        if covs.shape == (K, D):
+            if (covs < 0).any():
+                raise ValueError("covs (diagonal variances) must be non-negative")
+            U = torch.eye(D, dtype=torch.float64).expand(K, D, D).clone()
+            ev = covs
+        elif covs.shape == (K, D, D):
+            U, ev = _eigh_psd(covs, "covs")
+        else:
+            raise ValueError(f"covs must have shape ({K}, {D}, {D}) or ({K}, {D}); got {tuple(covs.shape)}")
+        self._setup(w, _Components(means, U, ev, torch.zeros(K, dtype=torch.float64)))
+
+    def __repr__(self):
+        return f"GaussianMixture(K={self.K}, dim={self.dim})"
+
+
+class LowRankMixture(_ComponentMixture):
+    r"""Mixture of low-rank Gaussians (MoLRG; Wang et al. 2024, "Diffusion models learn
+    low-dimensional distributions via subspace clustering", eq. 3).
+
+    ``x_0 = means_k + U_k a + sqrt(noise) e_perp`` with component k drawn with ``weights[k]``,
+    ``a ~ N(0, diag(scales_k^2))`` and ``U_k`` (D, r) orthonormal. With ``noise = 0`` (the
+    paper's model) p_0 lives on K r-dimensional subspaces, and the posterior-mean denoiser is
+
+        D(x, t) = sum_k r_k(x, t) [ mu_k + U_k diag(alpha s^2 / (alpha^2 s^2 + sigma^2)) U_k^T (x - alpha mu_k) ],
+
+    defined for t > 0. bases (K, D, r) must have orthonormal columns (use
+    :func:`diffedu.subspace` helpers or ``torch.linalg.qr`` to make them).
+    """
+
+    def __init__(self, bases, weights=None, *, scales=None, means=None, noise: float = 0.0):
+        U = as_param(bases, "bases", (None, None, None))
+        K, D, r = U.shape
+        if r > D:
+            raise ValueError(f"bases must be (K, D, r) with r <= D; got {tuple(U.shape)}")
+        gram = U.transpose(1, 2) @ U
+        err = float((gram - torch.eye(r, dtype=torch.float64)).abs().max())
+        if err > 1e-6:
+            raise ValueError(f"bases must have orthonormal columns (U_k^T U_k = I); off by {err:.2g}")
+        w = check_weights(torch.full((K,), 1.0 / K) if weights is None else weights, K)
+        sc = torch.ones(K, r, dtype=torch.float64) if scales is None else as_param(scales, "scales", (K, r))
+        if (sc <= 0).any():
+            raise ValueError("scales must be positive")
+        mu = torch.zeros(K, D, dtype=torch.float64) if means is None else as_param(means, "means", (K, D))
+        if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
+            raise ValueError(f"noise must be a non-negative variance; got {noise!r}")
+        self.bases = U
+        self.noise = float(noise)
+        self._setup(w, _Components(mu, U, sc**2 + noise, torch.full((K,), float(noise), dtype=torch.float64)))
+
+    def __repr__(self):
+        return f"LowRankMixture(K={self.K}, dim={self.dim}, rank={self._c.r}, noise={self.noise})"
+
+
+class Empirical(Distribution):
+    r"""The empirical distribution of a training set: ``p_0 = (1/M) sum_m delta(x - x_m)``.
+
+    Its exact denoiser is the memorising optimal denoiser, a softmax over training points:
+
+        D(x, t) = sum_m w_m(x) x_m,  w = softmax_m( -|x - alpha_t x_m|^2 / (2 sigma_t^2) ).
+
+    Written as ``logit_m = x . (alpha/sigma^2) x_m - alpha^2 |x_m|^2 / (2 sigma^2)`` it is
+    softmax attention with a key bias: one GEMM against the augmented keys ``[x_m, |x_m|^2]``,
+    an in-place exponential, one GEMM against the values. Rows of x are processed in chunks
+    of at most ``chunk_elems`` logits, so M = 50,000 points of dimension 3,072 fit in memory.
+    points: (M, D).
+    """
+
+    def __init__(self, points, *, chunk_elems: int = 2**24):
+        if isinstance(points, torch.Tensor):
+            if not points.is_floating_point():
+                raise TypeError(f"points must have a floating dtype; got {points.dtype}")
+            X = points.detach()
+        else:
+            X = as_param(points, "points")
+        if X.dim() != 2 or X.shape[0] < 1:
+            raise ValueError(f"points must have shape (M, D) with M >= 1; got {tuple(X.shape)}")
+        if not torch.isfinite(X).all():
+            raise ValueError("points must be finite (no NaN or inf)")
+        self.points = X
+        self.M, self.dim = X.shape
+        self.chunk_elems = int(chunk_elems)
+        self._cache: dict = {}
+
+    def __repr__(self):
+        return f"Empirical(M={self.M}, dim={self.dim})"
+
+    def _keys(self, x):
+        """Augmented keys ``[x_m, |x_m|^2]`` (M, D+1) in x's dtype and device, cached."""
+        key = (x.dtype, x.device)
+        if key not in self._cache:
+            X = self.points.to(device=x.device, dtype=x.dtype)
+            sq = (self.points.to(device=x.device, dtype=torch.float64) ** 2).sum(1, keepdim=True)
+            self._cache = {key: torch.cat([X, sq.to(X.dtype)], 1).contiguous()}  # keep one copy
+        return self._cache[key]
+
+    def _rows(self, x):
+        return max(1, self.chunk_elems // self.M)
+
+    def _queries(self, x, a, s):
+        """Augmented queries ``[x alpha/sigma^2, -alpha^2/(2 sigma^2)]``: (B, D+1)."""
+        c = (a / s**2).expand(x.shape[0], 1)
+        return torch.cat([x * c, -0.5 * a * c], 1)
+
+    def sample(self, n, *, generator=None, dtype=None, device=None):
+        """n training points drawn uniformly with replacement: (n, D)."""
+        device, dtype = resolve_device(generator, device, dtype)
+        idx = torch.randint(self.M, (check_n(n),), generator=generator, device=device)
+        return self.points.to(device=device, dtype=dtype)[idx]
+
+    def denoiser(self, x, t, process):
+        """Memorising optimal denoiser ``E[x_0 | x_t = x]``: (B, D). Needs t > 0."""
+        x = check_batch(x, self.dim)
+        a, s = coefs(process, t, x)
+        keys = self._keys(x)
+        q = self._queries(x, a, s)
+        # exp(log(tiny)) is the smallest normal number: clamping there avoids denormals, which are
+        # very slow on CPUs, and changes each weight by at most that number
+        floor = math.log(torch.finfo(x.dtype).tiny) + 1.0
+        out = torch.empty_like(x)
+        step = self._rows(x)
+        for i in range(0, x.shape[0], step):
+            logits = q[i:i + step] @ keys.T  # (b, M)
+            logits.sub_(logits.amax(1, keepdim=True)).clamp_(min=floor).exp_()
+            num = logits @ keys  # (b, D+1); the last column is unused
+            out[i:i + step] = num[:, :-1] / logits.sum(1, keepdim=True)
+        return out
+
+    def log_prob(self, x, t, process):
+        """``log p_t(x) = logsumexp_m log N(x; alpha x_m, sigma^2 I) - log M``: (B,)."""
+        x = check_batch(x, self.dim)
+        a, s = coefs(process, t, x)
+        keys = self._keys(x)
+        q = self._queries(x, a, s)
+        sq = (x**2).sum(1, keepdim=True) / (2 * s**2)
+        out = x.new_empty(x.shape[0])
+        step = self._rows(x)
+        for i in range(0, x.shape[0], step):
+            logits = q[i:i + step] @ keys.T - sq[i:i + step]
+            out[i:i + step] = torch.logsumexp(logits, 1)
+        norm = -0.5 * self.dim * torch.log(2 * math.pi * s**2).reshape(-1)
+        return out - math.log(self.M) + norm

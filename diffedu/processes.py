@@ -1,0 +1,396 @@
+r"""Forward noising processes in one notation.
+
+Every process is a frozen value with data at ``t = 0`` and noise at ``t = t_max``:
+
+    x_t = alpha_t x_0 + sigma_t eps,   eps ~ N(0, I),
+
+with half log-SNR ``lambda_t = log(alpha_t / sigma_t)`` and the linear SDE with the same
+marginals, ``dx = f(t) x dt + g(t) dW``, where
+
+    f(t) = alpha'_t / alpha_t,
+    g(t)^2 = 2 sigma_t sigma'_t - 2 f(t) sigma_t^2.
+
+All derivatives are written analytically (tests check them against autograd and SymPy).
+Methods accept a Python float, a 0-d tensor or a (B,) tensor and return a tensor; a
+Python float is computed in float64. See ``shared/NOTATION.md`` and lesson 01.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Process", "VP", "VPCosine", "VE", "EDM", "Linear", "time_grid", "SIGMA_RATIO_MIN"]
+
+#: Default smallest noise level before the final jump to t = 0: the ``t_eps`` of every grid
+#: is the time where ``sigma_t / alpha_t`` equals this value (EDM's sigma_min), so lambda is
+#: finite there and equal to ``log(500)`` for every process.
+SIGMA_RATIO_MIN = 0.002
+
+
+def _t(t) -> torch.Tensor:
+    """Times as a floating tensor (Python numbers become float64)."""
+    if isinstance(t, torch.Tensor):
+        return t if t.is_floating_point() else t.to(torch.float64)
+    return torch.as_tensor(t, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class Process:
+    r"""A forward process ``x_t = alpha_t x_0 + sigma_t eps`` on ``[t_min, t_max]``.
+
+    Subclasses define ``alpha``, ``sigma``, ``d_alpha``, ``d_sigma`` and ``t_of_lam``; the
+    rest (``lam``, ``f``, ``g2``, ``snr``) follows from them here, so no code elsewhere
+    branches on the process type.
+    """
+
+    @property
+    def t_min(self) -> float:
+        return 0.0
+
+    @property
+    def t_max(self) -> float:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def alpha(self, t):
+        raise NotImplementedError
+
+    def sigma(self, t):
+        raise NotImplementedError
+
+    def d_alpha(self, t):
+        raise NotImplementedError
+
+    def d_sigma(self, t):
+        raise NotImplementedError
+
+    def t_of_lam(self, lam):
+        """Inverse of ``lam``: the time at which ``log(alpha_t / sigma_t) = lam``."""
+        raise NotImplementedError
+
+    # --- derived quantities -------------------------------------------------------------
+    def lam(self, t):
+        r"""Half log-SNR, ``lambda_t = log(alpha_t / sigma_t)`` (``+inf`` at t = 0)."""
+        t = _t(t)
+        return torch.log(self.alpha(t)) - torch.log(self.sigma(t))
+
+    def snr(self, t):
+        """Signal-to-noise ratio ``alpha_t^2 / sigma_t^2 = exp(2 lambda_t)``."""
+        t = _t(t)
+        return (self.alpha(t) / self.sigma(t)) ** 2
+
+    def f(self, t):
+        r"""Drift coefficient ``f(t) = alpha'_t / alpha_t`` (the drift vector is ``f(t) x``)."""
+        t = _t(t)
+        return self.d_alpha(t) / self.alpha(t)
+
+    def g2(self, t):
+        r"""Squared diffusion coefficient ``g^2 = 2 sigma sigma' - 2 f sigma^2``."""
+        t = _t(t)
+        s = self.sigma(t)
+        return 2 * s * self.d_sigma(t) - 2 * self.f(t) * s**2
+
+    def check_t(self, t, name: str = "t") -> None:
+        """Raise ``ValueError`` when ``t`` lies outside ``[t_min, t_max]`` or is NaN.
+
+        CUDA tensors are not checked (that would synchronise with the host)."""
+        if isinstance(t, torch.Tensor):
+            if t.device.type != "cpu":
+                return
+            if t.numel() == 0:
+                return
+            lo, hi = float(t.min()), float(t.max())
+            bad = torch.isnan(t).any().item()
+        else:
+            lo = hi = float(t)
+            bad = math.isnan(lo)
+        tol = 1e-12 * max(1.0, self.t_max)
+        if bad or lo < self.t_min - tol or hi > self.t_max + tol:
+            raise ValueError(
+                f"{name} must lie in [{self.t_min}, {self.t_max}] for {self!r}; "
+                f"got values in [{lo}, {hi}]"
+            )
+
+
+def _positive(name, value):
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
+
+
+@dataclass(frozen=True)
+class VP(Process):
+    r"""Variance-preserving process with linear beta (DDPM / Song et al. 2021).
+
+    ``beta(t) = beta_min + (beta_max - beta_min) t``, ``alpha_t = exp(-1/2 int_0^t beta)``,
+    ``sigma_t = sqrt(1 - alpha_t^2)``, ``t`` in ``[0, 1]``; then ``f = -beta/2``, ``g^2 = beta``.
+    """
+
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+
+    def __post_init__(self):
+        _positive("beta_min", self.beta_min)
+        _positive("beta_max", self.beta_max)
+        if self.beta_max < self.beta_min:
+            raise ValueError(f"beta_max must be >= beta_min; got {self.beta_max} < {self.beta_min}")
+
+    @property
+    def t_max(self) -> float:
+        return 1.0
+
+    def beta(self, t):
+        return self.beta_min + (self.beta_max - self.beta_min) * _t(t)
+
+    def _B(self, t):  # int_0^t beta
+        t = _t(t)
+        return self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2
+
+    def alpha(self, t):
+        return torch.exp(-0.5 * self._B(t))
+
+    def sigma(self, t):
+        return torch.sqrt(-torch.expm1(-self._B(t)))
+
+    def d_alpha(self, t):
+        return -0.5 * self.beta(t) * self.alpha(t)
+
+    def d_sigma(self, t):
+        t = _t(t)
+        return 0.5 * self.beta(t) * self.alpha(t) ** 2 / self.sigma(t)
+
+    def lam(self, t):
+        B = self._B(t)
+        return -0.5 * B - 0.5 * torch.log(-torch.expm1(-B))
+
+    def t_of_lam(self, lam):
+        lam = _t(lam)
+        B = torch.nn.functional.softplus(-2 * lam)  # alpha^2 = sigmoid(2 lam)
+        db = self.beta_max - self.beta_min
+        # root of (db/2) t^2 + beta_min t - B = 0, written without cancellation
+        return 2 * B / (self.beta_min + torch.sqrt(self.beta_min**2 + 2 * db * B))
+
+
+@dataclass(frozen=True)
+class VPCosine(Process):
+    r"""Variance-preserving cosine schedule (Nichol and Dhariwal 2021), ``s = 0.008``.
+
+    ``alpha_t = cos(pi/2 (t+s)/(1+s)) / cos(pi/2 s/(1+s))``, ``sigma_t = sqrt(1 - alpha_t^2)``.
+    alpha reaches 0 at t = 1, where lambda, f and g^2 diverge, so ``t_max`` defaults to 0.9946
+    (lambda about -5.0, the value DPM-Solver uses for this schedule).
+    """
+
+    s: float = 0.008
+    t_end: float = 0.9946
+
+    def __post_init__(self):
+        _positive("s", self.s)
+        if not (0 < self.t_end < 1):
+            raise ValueError(f"t_end must lie in (0, 1) where alpha_t > 0; got {self.t_end}")
+
+    @property
+    def t_max(self) -> float:
+        return self.t_end
+
+    def _arg(self, t):
+        return 0.5 * math.pi * (_t(t) + self.s) / (1 + self.s)
+
+    @property
+    def _c0(self):
+        return math.cos(0.5 * math.pi * self.s / (1 + self.s))
+
+    def alpha(self, t):
+        return torch.cos(self._arg(t)) / self._c0
+
+    def sigma(self, t):
+        return torch.sqrt(1 - self.alpha(t) ** 2)
+
+    def d_alpha(self, t):
+        return -0.5 * math.pi / (1 + self.s) * torch.sin(self._arg(t)) / self._c0
+
+    def d_sigma(self, t):
+        t = _t(t)
+        return -self.alpha(t) * self.d_alpha(t) / self.sigma(t)
+
+    def t_of_lam(self, lam):
+        alpha = torch.sqrt(torch.sigmoid(2 * _t(lam)))
+        return (1 + self.s) * 2 / math.pi * torch.arccos(alpha * self._c0) - self.s
+
+
+@dataclass(frozen=True)
+class VE(Process):
+    r"""Variance-exploding process (Song et al. 2021), started at the data.
+
+    ``alpha_t = 1``, ``sigma_t = sigma_min sqrt(r^(2t) - 1)`` with ``r = sigma_max / sigma_min``,
+    so ``sigma_0 = 0`` exactly; ``f = 0``, ``g^2 = 2 sigma_min^2 r^(2t) log r``.
+    """
+
+    sigma_min: float = 0.01
+    sigma_max: float = 50.0
+
+    def __post_init__(self):
+        _positive("sigma_min", self.sigma_min)
+        _positive("sigma_max", self.sigma_max)
+        if self.sigma_max <= self.sigma_min:
+            raise ValueError(
+                f"sigma_max must exceed sigma_min; got {self.sigma_max} <= {self.sigma_min}"
+            )
+
+    @property
+    def t_max(self) -> float:
+        return 1.0
+
+    @property
+    def _logr(self):
+        return math.log(self.sigma_max / self.sigma_min)
+
+    def alpha(self, t):
+        return torch.ones_like(_t(t))
+
+    def sigma(self, t):
+        return self.sigma_min * torch.sqrt(torch.expm1(2 * self._logr * _t(t)))
+
+    def d_alpha(self, t):
+        return torch.zeros_like(_t(t))
+
+    def d_sigma(self, t):
+        t = _t(t)
+        return self.sigma_min**2 * self._logr * torch.exp(2 * self._logr * t) / self.sigma(t)
+
+    def g2(self, t):
+        return 2 * self.sigma_min**2 * self._logr * torch.exp(2 * self._logr * _t(t))
+
+    def lam(self, t):
+        return -torch.log(self.sigma(t))
+
+    def t_of_lam(self, lam):
+        ratio = torch.exp(-_t(lam)) / self.sigma_min
+        return torch.log1p(ratio**2) / (2 * self._logr)
+
+
+@dataclass(frozen=True)
+class EDM(Process):
+    r"""EDM ("sigma is time", Karras et al. 2022): ``alpha_t = 1``, ``sigma_t = t``.
+
+    ``f = 0``, ``g^2 = 2 t``, ``lambda_t = -log t``; ``t`` in ``[0, sigma_max]``.
+    """
+
+    sigma_max: float = 80.0
+
+    def __post_init__(self):
+        _positive("sigma_max", self.sigma_max)
+
+    @property
+    def t_max(self) -> float:
+        return float(self.sigma_max)
+
+    def alpha(self, t):
+        return torch.ones_like(_t(t))
+
+    def sigma(self, t):
+        return _t(t).clone()
+
+    def d_alpha(self, t):
+        return torch.zeros_like(_t(t))
+
+    def d_sigma(self, t):
+        return torch.ones_like(_t(t))
+
+    def g2(self, t):
+        return 2 * _t(t)
+
+    def lam(self, t):
+        return -torch.log(_t(t))
+
+    def t_of_lam(self, lam):
+        return torch.exp(-_t(lam))
+
+
+@dataclass(frozen=True)
+class Linear(Process):
+    r"""Linear interpolant (rectified flow) in our time direction: ``alpha_t = 1 - t``, ``sigma_t = t``.
+
+    Rectified-flow papers put data at t = 1 and noise at t = 0; here t -> 1 - t. ``f = -1/(1-t)``
+    and ``g^2 = 2 t / (1 - t)`` blow up at t = 1, so ``t_max`` (default 0.999) stays below 1;
+    a flow sampler may use the velocity ``alpha' D + sigma' eps_hat``, which is finite there.
+    """
+
+    t_end: float = 0.999
+
+    def __post_init__(self):
+        if not (0 < self.t_end < 1):
+            raise ValueError(f"t_end must lie in (0, 1); got {self.t_end}")
+
+    @property
+    def t_max(self) -> float:
+        return self.t_end
+
+    def alpha(self, t):
+        return 1 - _t(t)
+
+    def sigma(self, t):
+        return _t(t).clone()
+
+    def d_alpha(self, t):
+        return -torch.ones_like(_t(t))
+
+    def d_sigma(self, t):
+        return torch.ones_like(_t(t))
+
+    def g2(self, t):
+        t = _t(t)
+        return 2 * t / (1 - t)
+
+    def lam(self, t):
+        t = _t(t)
+        return torch.log1p(-t) - torch.log(t)
+
+    def t_of_lam(self, lam):
+        return torch.sigmoid(-_t(lam))
+
+
+_SPACINGS = ("uniform", "lambda", "karras")
+
+
+def time_grid(process: Process, n: int, spacing: str = "karras", *, t_eps: float | None = None,
+              rho: float = 7.0) -> torch.Tensor:
+    r"""Decreasing time grid of ``n + 1`` float64 times from ``t_max`` to 0.
+
+    The first ``n`` points run from ``process.t_max`` down to ``t_eps`` and the last point is
+    exactly 0 (the explicit final jump; for ``n = 1`` the grid is ``[t_max, 0]``).
+    ``t_eps`` defaults to the time where ``sigma_t / alpha_t = SIGMA_RATIO_MIN = 0.002``
+    (``lambda = log 500``), finite for every process.
+
+    spacing:
+      * ``"uniform"``: uniform in t;
+      * ``"lambda"``: uniform in the half log-SNR (DPM-Solver's "logSNR" grid);
+      * ``"karras"``: uniform in ``(sigma/alpha)^(1/rho)`` with ``rho = 7`` (Karras et al. 2022,
+        eq. 5, applied to the EDM-equivalent noise level ``sigma_t / alpha_t = exp(-lambda_t)``).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer number of steps; got {n!r}")
+    if spacing not in _SPACINGS:
+        raise ValueError(f"spacing must be one of {_SPACINGS}; got {spacing!r}")
+    _positive("rho", rho)
+    t_hi = float(process.t_max)
+    if t_eps is None:
+        t_eps = float(process.t_of_lam(math.log(1 / SIGMA_RATIO_MIN)))
+    if not (process.t_min < t_eps < t_hi):
+        raise ValueError(f"t_eps must lie in ({process.t_min}, {t_hi}); got {t_eps}")
+    if n == 1:
+        return torch.tensor([t_hi, 0.0], dtype=torch.float64)
+    u = torch.linspace(0, 1, n, dtype=torch.float64)
+    if spacing == "uniform":
+        ts = t_hi + u * (t_eps - t_hi)
+    else:
+        lam_hi, lam_lo = process.lam(t_hi), process.lam(t_eps)
+        if spacing == "lambda":
+            lam = lam_hi + u * (lam_lo - lam_hi)
+        else:
+            s_hi, s_lo = torch.exp(-lam_hi), torch.exp(-lam_lo)
+            s = (s_hi ** (1 / rho) + u * (s_lo ** (1 / rho) - s_hi ** (1 / rho))) ** rho
+            lam = -torch.log(s)
+        ts = process.t_of_lam(lam)
+        ts[0], ts[-1] = t_hi, t_eps  # remove round-off at the ends
+    return torch.cat([ts, ts.new_zeros(1)])
