@@ -160,6 +160,10 @@ class VP(Process):
         t = _t(t)
         return 0.5 * self.beta(t) * self.alpha(t) ** 2 / self.sigma(t)
 
+    def g2(self, t):
+        # the generic 2 sigma sigma' - 2 f sigma^2 is 0 * inf = NaN at t = 0; the limit is beta
+        return self.beta(t)
+
     def lam(self, t):
         B = self._B(t)
         return -0.5 * B - 0.5 * torch.log(-torch.expm1(-B))
@@ -212,6 +216,10 @@ class VPCosine(Process):
     def d_sigma(self, t):
         t = _t(t)
         return -self.alpha(t) * self.d_alpha(t) / self.sigma(t)
+
+    def g2(self, t):
+        # alpha^2 + sigma^2 = 1 gives g^2 = -2 f, finite at t = 0 (the generic form is 0 * inf there)
+        return -2 * self.f(t)
 
     def t_of_lam(self, lam):
         alpha = torch.sqrt(torch.sigmoid(2 * _t(lam)))
