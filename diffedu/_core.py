@@ -157,10 +157,13 @@ class Distribution:
         return (x + s**2 * self.score(x, t, process)) / a
 
     def eps(self, x, t, process) -> torch.Tensor:
-        r"""Noise prediction ``eps_hat = (x - alpha_t D) / sigma_t``, (B, D)."""
+        r"""Noise prediction ``eps_hat = (x - alpha_t D) / sigma_t = -sigma_t s(x, t)``, (B, D).
+
+        Computed as ``-sigma_t * score``: at small sigma ``x - alpha_t D`` cancels, and in float32
+        that loses the answer whenever the score is computed directly (Gaussians, mixtures)."""
         x = check_batch(x, self.dim)
         a, s = coefs(process, t, x)
-        return (x - a * self.denoiser(x, t, process)) / s
+        return -s * self.score(x, t, process)
 
     def sample_marginal(self, n, t, process, *, generator=None, dtype=None, device=None):
         r"""Draw ``x_t = alpha_t x_0 + sigma_t eps`` (n, D) with x_0 from :meth:`sample`."""

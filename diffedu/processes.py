@@ -101,6 +101,7 @@ class Process:
                 return
             if t.numel() == 0:
                 return
+            t = t.detach()  # a t that requires grad (differentiating in t) is checked silently
             lo, hi = float(t.min()), float(t.max())
             bad = torch.isnan(t).any().item()
         else:

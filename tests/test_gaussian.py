@@ -1,0 +1,370 @@
+"""Tests for diffedu.gaussian: every field of N(mean, cov) checked by an independent method.
+
+log_prob against scipy.stats, score against autograd of log_prob, the denoiser against
+Tweedie and a seeded Monte-Carlo posterior mean, ``flow`` against scipy's ODE solver.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate, stats
+
+from diffedu import EDM, VE, VP, Gaussian, Linear, VPCosine, time_grid
+from diffedu._core import coefs
+
+F64 = torch.float64
+PROCESSES = [VP(), VPCosine(), VE(), EDM(), Linear()]
+PIDS = [type(p).__name__ for p in PROCESSES]
+D = 4
+
+
+def _spd(D, seed, lo=0.3):
+    g = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(g.standard_normal((D, D)))
+    return Q @ np.diag(np.linspace(lo, 2.5, D)) @ Q.T
+
+
+MEAN = np.array([0.5, -1.0, 2.0, 0.25])
+COV = _spd(D, 0)
+DIAG = np.array([0.4, 1.5, 0.05, 2.0])
+FACTOR = np.random.default_rng(1).standard_normal((D, 2))
+
+CASES = {
+    "full": (lambda: Gaussian(MEAN, COV), COV),
+    "diag": (lambda: Gaussian(torch.tensor(MEAN), torch.tensor(DIAG)), np.diag(DIAG)),
+    "lowrank_noise": (lambda: Gaussian.low_rank(MEAN, FACTOR, noise=0.3), FACTOR @ FACTOR.T + 0.3 * np.eye(D)),
+    "lowrank_degenerate": (lambda: Gaussian.low_rank(MEAN, FACTOR), FACTOR @ FACTOR.T),
+}
+
+
+def _times(p):
+    """Test times from the grid's t_eps to t_max (all > 0, where degenerate cases are defined)."""
+    ts = time_grid(p, 6, "lambda")[:-1]
+    return [float(t) for t in ts]
+
+
+def _points(B, seed, scale=1.5):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, D, generator=g, dtype=F64) * scale + torch.tensor(MEAN)
+
+
+def _as(p, t):
+    a, s = float(p.alpha(t)), float(p.sigma(t))
+    return a, s
+
+
+# --- parameters and sampling -----------------------------------------------------------------
+@pytest.mark.parametrize("case", CASES)
+def test_covariance_reconstruction(case):
+    make, C = CASES[case]
+    g = make()
+    assert g.dim == D
+    torch.testing.assert_close(g.mean, torch.tensor(MEAN))
+    torch.testing.assert_close(g.cov, torch.tensor(C), rtol=1e-10, atol=1e-12)
+    U, ev = g.eigvecs, g.eigvals
+    torch.testing.assert_close(U.T @ U, torch.eye(U.shape[1], dtype=F64), atol=1e-12, rtol=0)
+    assert (ev >= 0).all()
+    p = VP()
+    a, s = _as(p, 0.3)
+    torch.testing.assert_close(g.marginal_cov(0.3, p), torch.tensor(a**2 * C + s**2 * np.eye(D)))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_sample_moments_and_reproducibility(case):
+    make, C = CASES[case]
+    g = make()
+    n = 40_000
+    x = g.sample(n, generator=torch.Generator().manual_seed(0), dtype=F64)
+    assert x.shape == (n, D) and x.dtype == F64
+    se_mean = np.sqrt(np.diag(C) / n)
+    assert (np.abs(x.mean(0).numpy() - MEAN) < 5 * se_mean + 1e-12).all()
+    emp = np.cov(x.numpy().T)
+    se_cov = np.sqrt((np.outer(np.diag(C), np.diag(C)) + C**2) / n)
+    assert (np.abs(emp - C) < 5 * se_cov + 1e-12).all()
+    y = g.sample(n, generator=torch.Generator().manual_seed(0), dtype=F64)
+    assert torch.equal(x, y)
+    assert g.sample(3, dtype=torch.float32).dtype == torch.float32
+    assert g.sample(0).shape == (0, D)
+
+
+@pytest.mark.parametrize("p", PROCESSES, ids=PIDS)
+def test_sample_marginal_moments(p):
+    g = CASES["full"][0]()
+    t = 0.4 * p.t_max
+    a, s = _as(p, t)
+    n = 40_000
+    x = g.sample_marginal(n, t, p, generator=torch.Generator().manual_seed(1), dtype=F64)
+    C = a**2 * COV + s**2 * np.eye(D)
+    assert (np.abs(x.mean(0).numpy() - a * MEAN) < 5 * np.sqrt(np.diag(C) / n)).all()
+    se_cov = np.sqrt((np.outer(np.diag(C), np.diag(C)) + C**2) / n)
+    assert (np.abs(np.cov(x.numpy().T) - C) < 5 * se_cov).all()
+
+
+# --- log_prob, score, denoiser ---------------------------------------------------------------
+@pytest.mark.parametrize("p", PROCESSES, ids=PIDS)
+@pytest.mark.parametrize("case", CASES)
+def test_log_prob_matches_scipy(case, p):
+    make, C = CASES[case]
+    g = make()
+    x = _points(7, 2)
+    for t in _times(p):
+        a, s = _as(p, t)
+        want = stats.multivariate_normal(a * MEAN, a**2 * C + s**2 * np.eye(D)).logpdf(x.numpy())
+        got = g.log_prob(x, t, p)
+        assert got.shape == (7,) and got.dtype == F64
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-9, atol=1e-9)
+
+
+def test_log_prob_at_t0_is_the_data_density():
+    g = Gaussian(MEAN, COV)
+    x = _points(5, 3)
+    want = stats.multivariate_normal(MEAN, COV).logpdf(x.numpy())
+    np.testing.assert_allclose(g.log_prob(x, 0.0, VP()).numpy(), want, rtol=1e-10)
+    # and the denoiser at t = 0 is the identity for a full-rank Gaussian
+    torch.testing.assert_close(g.denoiser(x, 0.0, EDM()), x)
+
+
+@pytest.mark.parametrize("p", PROCESSES, ids=PIDS)
+@pytest.mark.parametrize("case", CASES)
+def test_score_is_autograd_of_log_prob_and_tweedie(case, p):
+    g = CASES[case][0]()
+    for t in _times(p):
+        x = _points(6, 4).requires_grad_(True)
+        (grad,) = torch.autograd.grad(g.log_prob(x, t, p).sum(), x)
+        x = x.detach()
+        sc = g.score(x, t, p)
+        torch.testing.assert_close(sc, grad, rtol=1e-8, atol=1e-8 * float(grad.abs().max()))
+        a, s = _as(p, t)
+        den = g.denoiser(x, t, p)
+        torch.testing.assert_close(sc, (a * den - x) / s**2, rtol=1e-7, atol=1e-7 * float(sc.abs().max()))
+        torch.testing.assert_close(g.eps(x, t, p), (x - a * den) / s, rtol=1e-9, atol=1e-9)
+
+
+def mc_posterior_mean(dist, x, t, p, n, seed):
+    r"""Self-normalised importance estimate of E[x_0 | x_t = x] with the prior as proposal.
+
+    E[x0 | x_t = x] = sum_i x0_i N(x; alpha x0_i, sigma^2 I) / sum_i N(...), x0_i ~ p_0.
+    Returns the estimate (D,), its standard error (D,) and the effective sample size.
+    """
+    x0 = dist.sample(n, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    a, s = _as(p, t)
+    w = torch.softmax(-((x - a * x0) ** 2).sum(1) / (2 * s**2), 0)
+    est = w @ x0
+    se = torch.sqrt((w[:, None] ** 2 * (x0 - est) ** 2).sum(0))
+    return est, se, float(1 / (w**2).sum())
+
+
+@pytest.mark.parametrize("p", PROCESSES, ids=PIDS)
+@pytest.mark.parametrize("case", ["full", "lowrank_degenerate"])
+def test_denoiser_matches_monte_carlo_posterior_mean(case, p):
+    g = CASES[case][0]()
+    t = float(p.t_of_lam(0.0))  # sigma = alpha: the posterior is far from both prior and x
+    x = g.sample_marginal(3, t, p, generator=torch.Generator().manual_seed(5), dtype=F64)
+    den = g.denoiser(x, t, p)
+    for i in range(3):
+        est, se, ess = mc_posterior_mean(g, x[i], t, p, 200_000, seed=10 + i)
+        assert ess > 1000
+        assert float(se.max()) < 0.05  # the check has power: errors of 0.25 would fail
+        assert ((den[i] - est).abs() < 5 * se).all(), (den[i], est, se)
+    # the posterior mean is not the prior mean nor x / alpha: the test above distinguishes them
+    assert float((den - g.mean).abs().max()) > 0.3
+
+
+# --- the exact probability-flow map ---------------------------------------------------------
+def _ode_flow(g, x, t0, t1, p):
+    """solve_ivp of dx/dt = f x - 1/2 g2 score, one row at a time."""
+    def rhs(t, y):
+        xt = torch.as_tensor(y, dtype=F64)[None]
+        v = p.f(t) * xt - 0.5 * p.g2(t) * g.score(xt, min(max(t, 0.0), p.t_max), p)
+        return v[0].numpy()
+
+    out = []
+    for row in x:
+        sol = integrate.solve_ivp(rhs, (t0, t1), row.numpy(), method="DOP853", rtol=1e-10, atol=1e-12)
+        assert sol.success
+        out.append(sol.y[:, -1])
+    return torch.tensor(np.array(out))
+
+
+@pytest.mark.parametrize("p", PROCESSES, ids=PIDS)
+@pytest.mark.parametrize("case", ["full", "lowrank_noise"])
+def test_flow_matches_solve_ivp_both_directions(case, p):
+    g = CASES[case][0]()
+    t_hi, t_lo = p.t_max, float(time_grid(p, 4)[-2])
+    x_hi = g.sample_marginal(2, t_hi, p, generator=torch.Generator().manual_seed(6), dtype=F64)
+    down = g.flow(x_hi, t_hi, t_lo, p)
+    torch.testing.assert_close(down, _ode_flow(g, x_hi, t_hi, t_lo, p), rtol=1e-7, atol=1e-7)
+    x_lo = _points(2, 7)
+    up = g.flow(x_lo, t_lo, t_hi, p)
+    torch.testing.assert_close(up, _ode_flow(g, x_lo, t_lo, t_hi, p), rtol=1e-7,
+                               atol=1e-7 * float(up.abs().max()))
+    # the map is invertible: there and back is the identity
+    torch.testing.assert_close(g.flow(up, t_hi, t_lo, p), x_lo, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("p", PROCESSES, ids=PIDS)
+def test_flow_to_zero_matches_solve_ivp(p):
+    g = CASES["full"][0]()
+    x = g.sample_marginal(2, 0.5 * p.t_max, p, generator=torch.Generator().manual_seed(8), dtype=F64)
+    torch.testing.assert_close(g.flow(x, 0.5 * p.t_max, 0.0, p), _ode_flow(g, x, 0.5 * p.t_max, 0.0, p),
+                               rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("p", PROCESSES, ids=PIDS)
+@pytest.mark.parametrize("case", ["full", "lowrank_degenerate"])
+def test_flow_pushes_t_max_marginal_onto_data(case, p):
+    make, C = CASES[case]
+    g = make()
+    n = 40_000
+    x = g.sample_marginal(n, p.t_max, p, generator=torch.Generator().manual_seed(9), dtype=F64)
+    x0 = g.flow(x, p.t_max, 0.0, p)
+    assert torch.isfinite(x0).all()
+    se_mean = np.sqrt(np.diag(C) / n)
+    assert (np.abs(x0.mean(0).numpy() - MEAN) < 5 * se_mean + 1e-12).all()
+    se_cov = np.sqrt((np.outer(np.diag(C), np.diag(C)) + C**2) / n)
+    assert (np.abs(np.cov(x0.numpy().T) - C) < 5 * se_cov + 1e-12).all()
+    if case == "lowrank_degenerate":  # lands exactly on the affine subspace mean + range(F)
+        P = torch.tensor(FACTOR @ np.linalg.pinv(FACTOR))
+        y = x0 - torch.tensor(MEAN)
+        torch.testing.assert_close(y @ P, y, atol=1e-10, rtol=0)
+
+
+# --- precision, batching, dtypes -------------------------------------------------------------
+@pytest.mark.parametrize("p", PROCESSES, ids=PIDS)
+@pytest.mark.parametrize("case", CASES)
+def test_float32_at_t_eps_is_finite_and_close_to_float64(case, p):
+    g = CASES[case][0]()
+    t = float(time_grid(p, 10)[-2])
+    x32 = g.sample_marginal(16, t, p, generator=torch.Generator().manual_seed(11), dtype=torch.float32)
+    x64 = x32.double()
+    for name in ("score", "denoiser", "log_prob", "eps"):
+        out32, out64 = getattr(g, name)(x32, t, p), getattr(g, name)(x64, t, p)
+        assert out32.dtype == torch.float32 and torch.isfinite(out32).all(), name
+        torch.testing.assert_close(out32.double(), out64, rtol=2e-3,
+                                   atol=2e-3 * float(out64.abs().max()), msg=name)
+    f32 = g.flow(x32, t, p.t_max, p)
+    assert f32.dtype == torch.float32 and torch.isfinite(f32).all()
+    f64 = g.flow(x64, t, p.t_max, p)  # expands thin modes by sigma_max / sigma_eps: rounding too
+    torch.testing.assert_close(f32.double(), f64, rtol=1e-3, atol=1e-4 * float(f64.abs().max()))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_batch_equals_one_at_a_time_and_vector_t(case):
+    g = CASES[case][0]()
+    p = VP()
+    x = _points(5, 12)
+    ts = torch.tensor([0.05, 0.2, 0.5, 0.8, 1.0], dtype=F64)
+    for name in ("score", "denoiser", "log_prob", "eps"):
+        fn = getattr(g, name)
+        batch = fn(x, 0.3, p)
+        rows = torch.cat([fn(x[i:i + 1], 0.3, p) for i in range(5)])
+        torch.testing.assert_close(batch, rows, rtol=1e-12, atol=1e-12, msg=name)
+        vec = fn(x, ts, p)
+        per = torch.cat([fn(x[i:i + 1], float(ts[i]), p) for i in range(5)])
+        torch.testing.assert_close(vec, per, rtol=1e-12, atol=1e-12, msg=name)
+        torch.testing.assert_close(fn(x, torch.tensor(0.3, dtype=F64), p), batch, msg=name)
+    fl = g.flow(x, ts, 0.01, p)
+    per = torch.cat([g.flow(x[i:i + 1], float(ts[i]), 0.01, p) for i in range(5)])
+    torch.testing.assert_close(fl, per, rtol=1e-12, atol=1e-12)
+
+
+def test_results_follow_x_dtype_and_bind():
+    g = Gaussian(MEAN, COV)
+    p = EDM()
+    for dt in (torch.float32, torch.float64):
+        x = _points(3, 13).to(dt)
+        for name in ("score", "denoiser", "log_prob", "eps"):
+            assert getattr(g, name)(x, 1.0, p).dtype == dt
+        assert g.flow(x, 1.0, 2.0, p).dtype == dt
+    b = g.bind(p)
+    x = _points(3, 13)
+    for name in ("score", "denoiser", "log_prob", "eps"):
+        torch.testing.assert_close(getattr(b, name)(x, 1.5), getattr(g, name)(x, 1.5, p))
+    xm = b.sample_marginal(4, 1.5, generator=torch.Generator().manual_seed(0), dtype=F64)
+    assert xm.shape == (4, D)
+
+
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_score_keeps_autograd_through_t():
+    """Distillation / consistency lessons differentiate fields in t: the graph through t survives."""
+    g = Gaussian(MEAN, COV)
+    p = VP()
+    x = _points(3, 14)
+    t = torch.full((3,), 0.4, dtype=F64, requires_grad=True)
+    (dt,) = torch.autograd.grad(g.log_prob(x, t, p).sum(), t)
+    h = 1e-6
+    fd = (g.log_prob(x, 0.4 + h, p) - g.log_prob(x, 0.4 - h, p)) / (2 * h)
+    torch.testing.assert_close(dt, fd, rtol=1e-6, atol=1e-6)
+
+
+# --- bad input ---------------------------------------------------------------------------------
+def test_bad_x():
+    g = Gaussian(MEAN, COV)
+    p = VP()
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        g.score(np.zeros((2, D)), 0.5, p)
+    with pytest.raises(TypeError, match="x must have a floating dtype"):
+        g.score(torch.zeros(2, D, dtype=torch.int64), 0.5, p)
+    for shape in ((D,), (2, D + 1), (2, 1, D)):
+        with pytest.raises(ValueError, match=r"x must have shape \(B, 4\)"):
+            g.log_prob(torch.zeros(shape, dtype=F64), 0.5, p)
+    with pytest.raises(ValueError, match="x must have shape"):
+        g.flow(torch.zeros(2, D + 1, dtype=F64), 0.5, 0.1, p)
+
+
+def test_bad_t_and_process():
+    g = Gaussian(MEAN, COV)
+    x = _points(3, 0)
+    for p in PROCESSES:
+        for bad in (-0.1, p.t_max + 0.1, float("nan")):
+            with pytest.raises(ValueError, match=r"t must lie in \["):
+                g.score(x, bad, p)
+    with pytest.raises(ValueError, match=r"t must lie in"):
+        g.denoiser(x, torch.tensor([0.1, 0.2, 1.5], dtype=F64), VP())
+    with pytest.raises(ValueError, match=r"t must be a float, a 0-d tensor or a \(3,\) tensor"):
+        g.denoiser(x, torch.tensor([0.1, 0.2], dtype=F64), VP())
+    with pytest.raises(ValueError, match=r"t must be"):
+        g.denoiser(x, torch.full((3, 1), 0.1, dtype=F64), VP())
+    with pytest.raises(TypeError, match="process must be"):
+        g.score(x, 0.5, "VP")
+    with pytest.raises(TypeError, match="process must be"):
+        g.bind(None)
+
+
+@pytest.mark.parametrize("make, exc, match", [
+    (lambda: Gaussian(MEAN, COV + np.triu(np.ones((D, D)), 1) * 0.1), ValueError, "cov must be symmetric"),
+    (lambda: Gaussian(MEAN, COV - 3 * np.eye(D)), ValueError, "cov must be positive semi-definite"),
+    (lambda: Gaussian(MEAN, -DIAG), ValueError, "cov .*non-negative"),
+    (lambda: Gaussian(MEAN, np.eye(D + 1)), ValueError, "cov must have shape"),
+    (lambda: Gaussian(MEAN, np.ones((D, D, 1))), ValueError, "cov must have shape"),
+    (lambda: Gaussian([0.0, float("nan"), 0.0, 0.0], COV), ValueError, "mean must be finite"),
+    (lambda: Gaussian(MEAN, np.where(np.eye(D) > 0, np.nan, COV)), ValueError, "cov must be finite"),
+    (lambda: Gaussian(np.zeros((2, D)), COV), ValueError, "mean must have shape"),
+    (lambda: Gaussian("abc", COV), TypeError, "mean must be array-like"),
+    (lambda: Gaussian.low_rank(MEAN, FACTOR, noise=-1.0), ValueError, "noise must be"),
+    (lambda: Gaussian.low_rank(MEAN, FACTOR, noise=float("nan")), ValueError, "noise must be"),
+    (lambda: Gaussian.low_rank(MEAN, FACTOR[:3]), ValueError, "factor must have shape"),
+    (lambda: Gaussian.low_rank(MEAN, FACTOR * np.nan), ValueError, "factor must be finite"),
+])
+def test_bad_parameters(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_psd_accepts_singular_and_rejects_generator_device_mismatch():
+    C = FACTOR @ FACTOR.T  # rank 2, PSD: accepted as a full matrix too
+    g = Gaussian(MEAN, C)
+    torch.testing.assert_close(g.cov, torch.tensor(C), atol=1e-12, rtol=0)
+    gen = torch.Generator()  # CPU
+    with pytest.raises(ValueError, match="generator lives on cpu"):
+        g.sample(3, generator=gen, device="cuda")
+    with pytest.raises(ValueError, match="generator"):
+        g.sample_marginal(3, 0.5, VP(), generator=gen, device="cuda")
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        g.sample(3, generator=0)
+    with pytest.raises(ValueError, match="n must be"):
+        g.sample(-1)
+    with pytest.raises(TypeError, match="dtype must be a floating"):
+        g.sample(3, dtype=torch.int32)
