@@ -1,0 +1,264 @@
+r"""Plotting: pure functions that draw into a given Axes (or a new one) and return it.
+
+Every function takes the objects it draws (a process, a distribution, a field, a trajectory)
+and an optional ``ax``; it never calls ``plt.show()`` and keeps no state, so lessons, widgets
+(:mod:`diffedu.widgets`) and tests call the same code. Without ``ax`` a new figure is made with
+:func:`new_axes`, which does not register it with pyplot (no figure leaks when a slider redraws
+a hundred times).
+
+Times on shared axes are drawn as ``t / t_max`` so processes with different ranges (EDM runs to
+80) fit side by side; noise levels are the EDM-equivalent ``sigma_t / alpha_t = exp(-lambda_t)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.figure
+import numpy as np
+import torch
+
+from .processes import Process
+
+__all__ = [
+    "new_axes", "plot_schedules", "plot_log_snr", "plot_density_1d", "plot_density_2d",
+    "plot_vector_field", "plot_trajectories", "plot_mode_decisions", "plot_error_vs_steps",
+    "plot_samples",
+]
+
+
+def new_axes(ncols: int = 1, *, figsize=None, pyplot: bool = False):
+    """A new figure with ``ncols`` Axes; returns one Axes, or an array of them for ``ncols > 1``.
+
+    ``pyplot=False`` (the default) builds a bare :class:`matplotlib.figure.Figure`, which
+    IPython still displays inline but pyplot never holds on to.
+    """
+    figsize = figsize or (4.8 * ncols, 3.6)
+    if pyplot:
+        import matplotlib.pyplot as plt
+
+        fig, axs = plt.subplots(1, ncols, figsize=figsize, squeeze=False)
+    else:
+        fig = matplotlib.figure.Figure(figsize=figsize, layout="constrained")
+        axs = fig.subplots(1, ncols, squeeze=False)
+    return axs[0, 0] if ncols == 1 else axs[0]
+
+
+def _ax(ax):
+    return new_axes(pyplot=True) if ax is None else ax
+
+
+def _name(process: Process) -> str:
+    return type(process).__name__
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _fractions(process: Process, n: int = 400, *, endpoint_eps: float = 1e-4) -> torch.Tensor:
+    """Times ``t = u t_max`` for u in [eps, 1], float64 (eps keeps lambda finite)."""
+    return torch.linspace(endpoint_eps, 1.0, n, dtype=torch.float64) * process.t_max
+
+
+def plot_schedules(processes, ax=None, *, n: int = 400):
+    r"""``alpha_t`` (solid) and ``sigma_t / max(sigma)`` (dashed) against ``t / t_max``.
+
+    processes: a list of :class:`~diffedu.processes.Process`. sigma is divided by its largest
+    value so VE (sigma up to 50) and EDM (up to 80) share the axis with VP; the legend says by
+    how much.
+    """
+    ax = _ax(ax)
+    for i, p in enumerate(processes):
+        t = _fractions(p, n)
+        u = _np(t / p.t_max)
+        s = _np(p.sigma(t))
+        color = f"C{i}"
+        ax.plot(u, _np(p.alpha(t)), color=color, label=f"{_name(p)}: alpha")
+        ax.plot(u, s / s.max(), "--", color=color, label=f"{_name(p)}: sigma / {s.max():.3g}")
+    ax.set_xlabel("t / t_max")
+    ax.set_ylabel("alpha_t,  sigma_t / max sigma")
+    ax.legend(fontsize="x-small")
+    return ax
+
+
+def plot_log_snr(processes, ax=None, *, n: int = 400, mark=None):
+    r"""Half log-SNR ``lambda_t = log(alpha_t / sigma_t)`` against ``t / t_max``.
+
+    mark: optional ``t / t_max`` at which to draw a vertical line (the widgets' current time).
+    """
+    ax = _ax(ax)
+    for i, p in enumerate(processes):
+        t = _fractions(p, n)
+        ax.plot(_np(t / p.t_max), _np(p.lam(t)), color=f"C{i}", label=_name(p))
+    if mark is not None:
+        ax.axvline(mark, color="k", lw=0.8, ls=":")
+    ax.set_xlabel("t / t_max")
+    ax.set_ylabel("lambda_t = log(alpha_t / sigma_t)")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_density_1d(dist, process: Process, t, ax=None, *, lim=(-4.0, 4.0), n: int = 400,
+                    label=None, **line_kw):
+    r"""The marginal density ``p_t(x)`` of a 1-D distribution on ``[lim[0], lim[1]]``.
+
+    dist: any diffedu distribution with ``dim == 1`` and ``log_prob(x, t, process)``.
+    At t = 0 a distribution with a density is drawn as is.
+    """
+    if dist.dim != 1:
+        raise ValueError(f"dist must be one-dimensional; got dim={dist.dim}")
+    ax = _ax(ax)
+    x = torch.linspace(*lim, n, dtype=torch.float64)[:, None]
+    dens = torch.exp(dist.log_prob(x, t, process))
+    ax.plot(_np(x[:, 0]), _np(dens), label=label, **line_kw)
+    ax.set_xlabel("x")
+    ax.set_ylabel("p_t(x)")
+    return ax
+
+
+def _grid(lim, n):
+    g = torch.linspace(lim[0], lim[1], n, dtype=torch.float64)
+    X, Y = torch.meshgrid(g, g, indexing="xy")
+    return X, Y, torch.stack([X.reshape(-1), Y.reshape(-1)], 1)
+
+
+def plot_density_2d(dist, process: Process, t, ax=None, *, lim=(-4.0, 4.0), n: int = 120,
+                    cmap: str = "viridis", log: bool = False):
+    r"""The marginal density ``p_t`` of a 2-D distribution as an image on ``lim x lim``.
+
+    log=True draws ``log p_t`` (clipped 12 nats below its maximum) to show the tails.
+    """
+    if dist.dim != 2:
+        raise ValueError(f"dist must be two-dimensional; got dim={dist.dim}")
+    ax = _ax(ax)
+    X, Y, pts = _grid(lim, n)
+    lp = dist.log_prob(pts, t, process).reshape(n, n)
+    img = lp.clamp_min(lp.max() - 12) if log else torch.exp(lp)
+    ax.imshow(_np(img), origin="lower", extent=(*lim, *lim), cmap=cmap, aspect="equal")
+    ax.set_xlabel("x_1")
+    ax.set_ylabel("x_2")
+    return ax
+
+
+def plot_vector_field(field, t, ax=None, *, lim=(-4.0, 4.0), n: int = 15, normalize: bool = False,
+                      **quiver_kw):
+    r"""Arrows of a 2-D field ``field(x, t)`` (e.g. a score or a PF-ODE velocity) on a grid.
+
+    field: callable ``(x (B, 2), t) -> (B, 2)``. normalize=True draws unit arrows (direction only).
+    """
+    ax = _ax(ax)
+    X, Y, pts = _grid(lim, n)
+    v = field(pts, t).detach().to(torch.float64)
+    if v.shape != pts.shape:
+        raise ValueError(f"field must return shape {tuple(pts.shape)}; got {tuple(v.shape)}")
+    if normalize:
+        v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    ax.quiver(_np(X), _np(Y), _np(v[:, 0].reshape(n, n)), _np(v[:, 1].reshape(n, n)), **quiver_kw)
+    ax.set_xlim(*lim)
+    ax.set_ylim(*lim)
+    ax.set_aspect("equal")
+    return ax
+
+
+def plot_trajectories(traj, ax=None, *, dims=(0, 1), max_paths: int = 50, color="C1", alpha=0.6,
+                      ends: bool = True):
+    r"""Paths of a trajectory ``(N+1, B, D)`` projected on two coordinates ``dims``.
+
+    The start (first row) is marked with a dot, the end (last row) with a cross.
+    For D = 1 (or ``dims=(0,)``) the coordinate is drawn against the step index.
+    """
+    traj = torch.as_tensor(traj)
+    if traj.dim() != 3:
+        raise ValueError(f"traj must have shape (N+1, B, D); got {tuple(traj.shape)}")
+    ax = _ax(ax)
+    tr = _np(traj[:, :max_paths].to(torch.float64))
+    if len(dims) == 1 or tr.shape[2] == 1:
+        d = dims[0]
+        ax.plot(np.arange(tr.shape[0]), tr[:, :, d], color=color, alpha=alpha, lw=0.8)
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"x_{d + 1}")
+        return ax
+    i, j = dims
+    ax.plot(tr[:, :, i], tr[:, :, j], color=color, alpha=alpha, lw=0.8)
+    if ends:
+        ax.plot(tr[0, :, i], tr[0, :, j], ".", color=color, ms=4)
+        ax.plot(tr[-1, :, i], tr[-1, :, j], "x", color="k", ms=4)
+    ax.set_xlabel(f"x_{i + 1}")
+    ax.set_ylabel(f"x_{j + 1}")
+    return ax
+
+
+def plot_mode_decisions(eigvals, process: Process, ax=None, *, n: int = 400, mark=None):
+    r"""How far each Gaussian eigen-mode has been decided, against the noise level.
+
+    Along the exact PF-ODE of ``N(mu, U diag(lambda_k) U^T)`` mode k carries the fraction
+    ``alpha_t^2 lambda_k / (alpha_t^2 lambda_k + sigma_t^2)`` of its variance from the data;
+    it crosses 1/2 where ``(sigma_t / alpha_t)^2 = lambda_k`` (dotted lines). High-variance
+    modes are decided first (at larger noise). Lesson 02.
+
+    eigvals: (K,) eigenvalues. x axis: ``sigma_t / alpha_t`` on a log scale, decreasing to the
+    right as sampling proceeds. mark: current noise level ``sigma/alpha`` to mark.
+    """
+    ev = torch.as_tensor(eigvals, dtype=torch.float64).reshape(-1)
+    if (ev <= 0).any():
+        raise ValueError("eigvals must be positive")
+    ax = _ax(ax)
+    t = _fractions(process, n, endpoint_eps=1e-3)
+    ratio = torch.exp(-process.lam(t))  # sigma / alpha
+    for k, lam_k in enumerate(ev):
+        frac = lam_k / (lam_k + ratio**2)
+        ax.plot(_np(ratio), _np(frac), color=f"C{k % 10}", label=f"lambda = {float(lam_k):.3g}")
+        ax.axvline(math.sqrt(float(lam_k)), color=f"C{k % 10}", ls=":", lw=0.8)
+    if mark is not None:
+        ax.axvline(mark, color="k", lw=1.2)
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("noise level sigma_t / alpha_t (sampling runs left to right)")
+    ax.set_ylabel("fraction decided")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize="x-small")
+    return ax
+
+
+def plot_error_vs_steps(steps, errors: dict, ax=None, *, orders=(1, 2), anchor: str | None = None):
+    r"""Error against number of steps on log-log axes, with reference slopes ``N^-p``.
+
+    steps: (S,) step counts. errors: ``{method name: (S,) errors}``. orders: reference
+    slopes to draw, anchored at the last point of ``anchor`` (default: the first method).
+    A method of order p follows the ``N^-p`` line.
+    """
+    ax = _ax(ax)
+    steps = np.asarray(_np(steps), dtype=float)
+    if not errors:
+        raise ValueError("errors must map at least one method name to its errors")
+    for i, (name, err) in enumerate(errors.items()):
+        err = np.asarray(_np(err), dtype=float)
+        if err.shape != steps.shape:
+            raise ValueError(f"errors[{name!r}] must have shape {steps.shape}; got {err.shape}")
+        ax.loglog(steps, err, "o-", color=f"C{i}", label=name, ms=3)
+    ref = np.asarray(_np(errors[anchor or next(iter(errors))]), dtype=float)
+    for p in orders:
+        ax.loglog(steps, ref[-1] * (steps / steps[-1]) ** (-p), "k:", lw=0.8)
+        ax.annotate(f"N^-{p}", (steps[0], ref[-1] * (steps[0] / steps[-1]) ** (-p)), fontsize="small")
+    ax.set_xlabel("number of steps N")
+    ax.set_ylabel("error")
+    ax.legend(fontsize="x-small")
+    return ax
+
+
+def plot_samples(x, ax=None, *, dims=(0, 1), max_points: int = 2000, **scatter_kw):
+    """Scatter plot of samples (B, D) on coordinates ``dims`` (a histogram when D = 1)."""
+    x = torch.as_tensor(x)
+    if x.dim() != 2:
+        raise ValueError(f"x must have shape (B, D); got {tuple(x.shape)}")
+    ax = _ax(ax)
+    xs = _np(x[:max_points].to(torch.float64))
+    if xs.shape[1] == 1:
+        ax.hist(xs[:, 0], bins=60, density=True, alpha=0.5, **scatter_kw)
+        return ax
+    scatter_kw.setdefault("s", 3)
+    scatter_kw.setdefault("alpha", 0.5)
+    ax.scatter(xs[:, dims[0]], xs[:, dims[1]], **scatter_kw)
+    ax.set_aspect("equal")
+    return ax

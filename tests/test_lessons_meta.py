@@ -1,0 +1,110 @@
+"""Lesson notebooks follow the house rules, and their metadata feeds the README's lesson index."""
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from diffedu import cli
+
+REPO = Path(__file__).resolve().parent.parent
+LESSONS = cli.lesson_files(REPO / "lessons")
+IDS = [p.stem for p in LESSONS]
+
+
+def load(p):
+    return json.loads(p.read_text())
+
+
+def code_cells(nb):
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def src(c):
+    return "".join(c["source"])
+
+
+def tags(c):
+    return c.get("metadata", {}).get("tags", [])
+
+
+def test_lessons_exist_and_are_numbered_in_order():
+    assert len(LESSONS) >= 1
+    nums = [cli.lesson_meta(p)["number"] for p in LESSONS]
+    assert nums == list(range(1, len(LESSONS) + 1))
+    assert [int(p.name[:2]) for p in LESSONS] == nums
+
+
+def test_readme_index_is_generated_from_metadata():
+    readme = REPO / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md is not in this checkout")
+    text = readme.read_text()
+    assert cli.readme_with_index(text, cli.lesson_index(REPO / "lessons")) == text, (
+        "README lesson index is stale: regenerate it with "
+        "`python3 -m diffedu.cli index` between the lesson-index markers")
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=IDS)
+def test_opening_cell_states_scope_and_run_time(path):
+    nb = load(path)
+    first = src(nb["cells"][0])
+    assert nb["cells"][0]["cell_type"] == "markdown"
+    for phrase in ("What it teaches", "What it assumes", "Run time"):
+        assert phrase in first
+    secs = cli.lesson_meta(path)["cpu_seconds"]
+    assert f"About {secs} s" in first
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=IDS)
+def test_first_code_cell_imports_and_seeds(path):
+    cell = src(code_cells(load(path))[0])
+    tree = ast.parse(cell)
+    assert any(isinstance(n, (ast.Import, ast.ImportFrom)) and "diffedu" in ast.unparse(n) for n in tree.body)
+    others = [n for n in tree.body if not isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert len(others) == 1 and "torch.Generator().manual_seed(" in ast.unparse(others[0])
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=IDS)
+def test_lessons_define_no_functions_or_classes(path):
+    for c in code_cells(load(path)):
+        for node in ast.walk(ast.parse(src(c))):
+            assert not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)), (
+                f"{path.name}: lessons call the library, they do not define {node.name}")
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=IDS)
+def test_exercises_have_solutions_and_checks(path):
+    cells = code_cells(load(path))
+    sol = [i for i, c in enumerate(cells) if "solution" in tags(c)]
+    assert len(sol) >= 2
+    for i in sol:
+        names = {t.id for n in ast.walk(ast.parse(src(cells[i]))) if isinstance(n, ast.Assign)
+                 for t in n.targets if isinstance(t, ast.Name)}
+        answer = [n for n in names if n.startswith("answer")]
+        assert answer, f"solution cell {i} must assign an answer_* variable"
+        # the learner's cell before it leaves the answer as None, the cell after checks it
+        assert re.search(rf"^{answer[0]} = None", src(cells[i - 1]), re.M)
+        assert f"ex.check_" in src(cells[i + 1]) and answer[0] in src(cells[i + 1])
+    assert "ex.check_" in src(cells[-1]), "a lesson ends with its exercises"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=IDS)
+def test_widget_cells_ignore_output(path):
+    for c in code_cells(load(path)):
+        if re.search(r"\bdw\.\w+_widget\(", src(c)):
+            assert src(c).startswith("# NBVAL_IGNORE_OUTPUT")
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=IDS)
+def test_stored_outputs_are_complete(path):
+    cells = code_cells(load(path))
+    assert [c["execution_count"] for c in cells] == list(range(1, len(cells) + 1)), (
+        "store lessons executed top to bottom: python3 -m diffedu.cli regenerate")
+    for c in cells:
+        for o in c["outputs"]:
+            assert o["output_type"] != "error"
+            assert o.get("name") != "stderr", f"{path.name}: stderr output {o.get('text')!r}"
+        assert "ExecuteTime" not in c.get("metadata", {}) and "execution" not in c.get("metadata", {})

@@ -1,0 +1,125 @@
+"""diffedu.plotting: each function draws the right data into the Axes it is given and returns it."""
+
+import math
+
+import matplotlib.figure
+import numpy as np
+import pytest
+import torch
+
+import diffedu as de
+from diffedu import plotting as P
+
+
+@pytest.fixture
+def ax():
+    return matplotlib.figure.Figure().subplots()
+
+
+def mix1():
+    return de.GaussianMixture([0.3, 0.7], [[-2.0], [1.5]], [[0.2], [0.5]])
+
+
+def test_new_axes_is_not_held_by_pyplot():
+    import matplotlib.pyplot as plt
+
+    n = len(plt.get_fignums())
+    a = P.new_axes()
+    axs = P.new_axes(3)
+    assert len(plt.get_fignums()) == n
+    assert len(axs) == 3 and a.figure is not axs[0].figure
+
+
+def test_returns_given_axes_or_new_one(ax):
+    procs = [de.VP(), de.EDM()]
+    assert P.plot_schedules(procs, ax) is ax
+    assert P.plot_log_snr(procs) is not None
+
+
+def test_schedules_draw_alpha_exactly(ax):
+    p = de.VP()
+    P.plot_schedules([p], ax)
+    u, a = ax.lines[0].get_data()
+    np.testing.assert_allclose(a, p.alpha(torch.as_tensor(u) * p.t_max).numpy(), rtol=1e-12)
+    _, s = ax.lines[1].get_data()
+    assert s.max() == pytest.approx(1.0)
+
+
+def test_log_snr_is_lambda(ax):
+    p = de.EDM()
+    P.plot_log_snr([p], ax, mark=0.5)
+    u, lam = ax.lines[0].get_data()
+    np.testing.assert_allclose(lam, -np.log(u * 80.0), rtol=1e-10)
+
+
+def test_density_1d_integrates_to_one(ax):
+    P.plot_density_1d(mix1(), de.VP(), 0.3, ax, lim=(-8, 8), n=2001)
+    x, y = ax.lines[0].get_data()
+    assert np.trapezoid(y, x) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_density_rejects_wrong_dimension(ax):
+    with pytest.raises(ValueError, match="dim"):
+        P.plot_density_1d(de.Gaussian(torch.zeros(2), torch.ones(2)), de.VP(), 0.3, ax)
+    with pytest.raises(ValueError, match="dim"):
+        P.plot_density_2d(mix1(), de.VP(), 0.3, ax)
+
+
+def test_density_2d_image_matches_log_prob(ax):
+    g = de.Gaussian(torch.zeros(2), torch.tensor([2.0, 0.5]))
+    P.plot_density_2d(g, de.VE(), 0.5, ax, lim=(-3, 3), n=31)
+    img = ax.images[0].get_array()
+    assert img.shape == (31, 31)
+    # the peak is at the mean, the grid centre
+    assert np.unravel_index(np.argmax(img), img.shape) == (15, 15)
+    assert float(img.max()) == pytest.approx(math.exp(float(g.log_prob(torch.zeros(1, 2), 0.5, de.VE()))))
+
+
+def test_vector_field_arrows(ax):
+    g = de.Gaussian(torch.zeros(2), torch.ones(2))
+    P.plot_vector_field(g.bind(de.EDM()).score, 1.0, ax, n=5, lim=(-2, 2))
+    q = ax.collections[0]
+    # score of N(0, 2 I) at (x, y) is -(x, y) / 2
+    np.testing.assert_allclose(q.U, -q.X.reshape(-1) / 2 if q.U.ndim == 1 else -q.X / 2)
+    with pytest.raises(ValueError, match="shape"):
+        P.plot_vector_field(lambda x, t: x[:, :1], 1.0, ax)
+
+
+def test_trajectories(ax):
+    traj = torch.randn(11, 4, 3, generator=torch.Generator().manual_seed(0))
+    P.plot_trajectories(traj, ax, dims=(0, 2))
+    x, y = ax.lines[0].get_data()
+    np.testing.assert_allclose(x, traj[:, 0, 0].numpy())
+    np.testing.assert_allclose(y, traj[:, 0, 2].numpy())
+    with pytest.raises(ValueError, match="N\\+1, B, D"):
+        P.plot_trajectories(traj[0], ax)
+
+
+def test_mode_decisions_half_at_eigenvalue(ax):
+    ev = [4.0, 0.01]
+    P.plot_mode_decisions(ev, de.VP(), ax, mark=0.1)
+    for line, lam in zip(ax.lines[::2], ev):
+        r, frac = line.get_data()
+        k = np.argmin(np.abs(frac - 0.5))
+        assert r[k] == pytest.approx(math.sqrt(lam), rel=0.05)
+    assert ax.get_xscale() == "log"
+    with pytest.raises(ValueError, match="positive"):
+        P.plot_mode_decisions([1.0, -1.0], de.VP(), ax)
+
+
+def test_error_vs_steps(ax):
+    steps = np.array([4, 8, 16, 32])
+    errs = {"first": 1.0 / steps, "second": 1.0 / steps**2}
+    P.plot_error_vs_steps(steps, errs, ax)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    np.testing.assert_allclose(ax.lines[1].get_data()[1], errs["second"])
+    # the order-1 reference line through the last point of the first method
+    np.testing.assert_allclose(ax.lines[2].get_data()[1], errs["first"])
+    with pytest.raises(ValueError, match="shape"):
+        P.plot_error_vs_steps(steps, {"bad": [1.0, 2.0]}, ax)
+
+
+def test_samples(ax):
+    x = torch.randn(100, 2, generator=torch.Generator().manual_seed(1))
+    P.plot_samples(x, ax)
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), x.numpy())
