@@ -158,7 +158,7 @@ class LowRankMixture(_ComponentMixture):
         err = float((gram - torch.eye(r, dtype=torch.float64)).abs().max())
         if err > 1e-6:
             raise ValueError(f"bases must have orthonormal columns (U_k^T U_k = I); off by {err:.2g}")
-        w = check_weights(torch.full((K,), 1.0 / K) if weights is None else weights, K)
+        w = check_weights(torch.full((K,), 1.0 / K, dtype=torch.float64) if weights is None else weights, K)
         sc = torch.ones(K, r, dtype=torch.float64) if scales is None else as_param(scales, "scales", (K, r))
         if (sc <= 0).any():
             raise ValueError("scales must be positive")
@@ -167,7 +167,8 @@ class LowRankMixture(_ComponentMixture):
             raise ValueError(f"noise must be a non-negative variance; got {noise!r}")
         self.bases = U
         self.noise = float(noise)
-        self._setup(w, _Components(mu, U, sc**2 + noise, torch.full((K,), float(noise), dtype=torch.float64)))
+        # noise only in the orthogonal complement (the e_perp above): eigenvalues scales^2 along U_k
+        self._setup(w, _Components(mu, U, sc**2, torch.full((K,), float(noise), dtype=torch.float64)))
 
     def __repr__(self):
         return f"LowRankMixture(K={self.K}, dim={self.dim}, rank={self._c.r}, noise={self.noise})"
@@ -234,9 +235,14 @@ class Empirical(Distribution):
         key = (x.dtype, x.device)
         if key not in self._cache:
             P = -(-(self.dim + 1) // 8) * 8
+            self._cache = {}  # free the old copy first
             keys = x.new_zeros(self.M, P)
-            keys[:, :self.dim] = self.points.to(device=x.device, dtype=x.dtype)
-            keys[:, self.dim] = (self.points.to(device=x.device, dtype=torch.float64) ** 2).sum(1).to(x.dtype)
+            # in blocks of rows: a float64 copy of all the points would be 2-4x their size
+            step = max(1, 2**22 // max(self.dim, 1))
+            for i in range(0, self.M, step):
+                c = self.points[i:i + step].to(device=x.device)
+                keys[i:i + step, :self.dim] = c
+                keys[i:i + step, self.dim] = (c.to(torch.float64) ** 2).sum(1)
             self._cache = {key: keys}
         return self._cache[key]
 
