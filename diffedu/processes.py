@@ -104,10 +104,13 @@ class Process:
             t = t.detach()  # a t that requires grad (differentiating in t) is checked silently
             lo, hi = float(t.min()), float(t.max())
             bad = torch.isnan(t).any().item()
+            # a float32 t_max (float32(0.999) > 0.999) is still t_max
+            rel = max(1e-12, 4 * torch.finfo(t.dtype).eps) if t.is_floating_point() else 1e-12
         else:
             lo = hi = float(t)
             bad = math.isnan(lo)
-        tol = 1e-12 * max(1.0, self.t_max)
+            rel = 1e-12
+        tol = rel * max(1.0, self.t_max)
         if bad or lo < self.t_min - tol or hi > self.t_max + tol:
             raise ValueError(
                 f"{name} must lie in [{self.t_min}, {self.t_max}] for {self!r}; "

@@ -222,6 +222,10 @@ def test_check_t(p):
         p.check_t(torch.tensor([0.1 * p.t_max, float("nan")], dtype=F64))
     with pytest.raises(ValueError, match=r"tau must lie in"):
         p.check_t(-1.0, name="tau")
+    # t_max rounded to float32 (float32(0.999) > 0.999) is accepted; a real excess is not
+    p.check_t(torch.tensor([0.0, p.t_max], dtype=torch.float32))
+    with pytest.raises(ValueError, match=r"t must lie in"):
+        p.check_t(torch.tensor([p.t_max * 1.001], dtype=torch.float32))
 
 
 def test_processes_are_frozen_values():
