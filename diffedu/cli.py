@@ -155,7 +155,8 @@ def readme_with_index(readme_text: str, index: str) -> str:
 def regenerate(paths=None, *, timeout: int = 600) -> list[Path]:
     """Execute lessons in place with one thread; outputs and counts are stored, timings are not."""
     paths = [Path(p) for p in paths] if paths else lesson_files()
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0",
+               DIFFEDU_STATIC_FALLBACKS="1")  # widgets store an image grid (diffedu.fallbacks)
     env.pop("MPLBACKEND", None)  # inline figures must be stored
     for p in paths:
         cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",

@@ -1,0 +1,185 @@
+r"""Static fallbacks for the lesson widgets: the figure at a few slider values, as an image grid.
+
+A slider needs a kernel; a static course site, a notebook opened without running it, or a printed
+handout has none. :func:`fallback_html` calls a widget's own callback (``interactive.f``, the
+plain drawing function in :mod:`diffedu.widgets`) at a few representative values of each slider,
+with every other control at its current value, and returns an HTML grid of small PNG images.
+
+Nothing is re-executed at site-build time. When a lesson is regenerated (``diffedu regenerate``
+sets ``DIFFEDU_STATIC_FALLBACKS=1`` in the kernel's environment), :func:`register` adds the grid
+as a ``text/html`` entry beside the widget's own ``application/vnd.jupyter.widget-view+json``
+entry of the same stored output. JupyterLab shows the live widget (it ranks the widget renderer
+first, and shows the grid for an untrusted, not yet run notebook); the static site drops the
+widget MIME type and shows the grid. Without the variable (students in JupyterLab, nbval runs)
+nothing is computed: a grid costs a few seconds of CPU per widget.
+
+Why an image grid rather than ``matplotlib.animation.Animation.to_jshtml``: plain ``<img>``
+elements survive JupyterLab's HTML sanitizer (which strips scripts from untrusted outputs),
+print on paper, and need no JavaScript on the site.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+
+__all__ = ["representative_values", "fallback_frames", "fallback_html", "register", "enabled",
+           "FALLBACK_CLASS"]
+
+FALLBACK_CLASS = "diffedu-fallback"
+ENV = "DIFFEDU_STATIC_FALLBACKS"
+
+
+def enabled(environ=None) -> bool:
+    """Whether displayed widgets get a static fallback: ``DIFFEDU_STATIC_FALLBACKS`` is 1/true."""
+    env = os.environ if environ is None else environ
+    return env.get(ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _is_slider(control) -> bool:
+    import ipywidgets as W
+
+    return isinstance(control, (W.FloatSlider, W.IntSlider, W.FloatLogSlider, W.SelectionSlider))
+
+
+def representative_values(slider, n: int = 4) -> list:
+    """``n`` values spread over a slider's range, ends included, snapped to its step.
+
+    Float/int sliders: evenly spaced from ``min`` to ``max`` (log-spaced for ``FloatLogSlider``);
+    a ``SelectionSlider``: ``n`` options spread over its list. Duplicates are removed.
+    """
+    import ipywidgets as W
+
+    if n < 2:
+        raise ValueError(f"n must be at least 2; got {n}")
+    if isinstance(slider, W.SelectionSlider):
+        opts = list(slider.options)
+        labels = [o[1] if isinstance(o, tuple) else o for o in opts]  # (label, value) pairs
+        idx = sorted({round(i * (len(labels) - 1) / (n - 1)) for i in range(n)})
+        return [labels[i] for i in idx]
+    lo, hi = slider.min, slider.max
+    if isinstance(slider, W.FloatLogSlider):
+        base = slider.base
+        vals = [base ** (lo + (hi - lo) * i / (n - 1)) for i in range(n)]
+    else:
+        vals = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+        step = slider.step
+        if step:
+            vals = [min(max(lo + round((v - lo) / step) * step, lo), hi) for v in vals]
+        if isinstance(slider, W.IntSlider):
+            vals = [int(round(v)) for v in vals]
+        else:
+            vals = [round(float(v), 10) for v in vals]
+    out = []
+    for v in vals:
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def _label(control) -> str:
+    return control.description or control._kwarg
+
+
+def _fmt(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _figure_of(result, before):
+    """The Figure a callback drew: its return value, else the newest pyplot figure it opened."""
+    from matplotlib.figure import Figure
+
+    if isinstance(result, Figure):
+        return result, False
+    fig = getattr(result, "figure", None)  # an Axes
+    if isinstance(fig, Figure):
+        return fig, False
+    import matplotlib.pyplot as plt
+
+    new = [n for n in plt.get_fignums() if n not in before]
+    if new:
+        return plt.figure(new[-1]), True
+    raise TypeError(f"the widget callback returned {type(result).__name__}, not a matplotlib Figure")
+
+
+def _png(fig, dpi) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def fallback_frames(widget, *, n_first: int = 4, n_other: int = 2, dpi: int = 56):
+    r"""Render ``widget``'s callback over representative slider values.
+
+    widget: an ``ipywidgets.interactive``. Each slider in turn is moved over
+    :func:`representative_values` (``n_first`` values for the first slider, ``n_other`` for the
+    rest) while every other control keeps its current value. Returns a list of rows, one per
+    slider: ``(slider label, [(caption, png bytes), ...])``.
+    """
+    import matplotlib.pyplot as plt
+
+    controls = list(getattr(widget, "kwargs_widgets", []))
+    current = {c._kwarg: c.get_interact_value() for c in controls}
+    sliders = [c for c in controls if _is_slider(c)]
+    rows = []
+    for k, s in enumerate(sliders):
+        frames = []
+        for v in representative_values(s, n_first if k == 0 else n_other):
+            kwargs = dict(current, **{s._kwarg: v})
+            before = set(plt.get_fignums())
+            result = widget.f(**kwargs)
+            fig, from_pyplot = _figure_of(result, before)
+            frames.append((f"{_label(s)} = {_fmt(v)}", _png(fig, dpi)))
+            if from_pyplot:
+                plt.close(fig)
+        rows.append((_label(s), frames))
+    return rows
+
+
+def fallback_html(widget, **kwargs) -> str | None:
+    """An HTML grid of the widget's figure over representative slider values (None: no sliders)."""
+    controls = list(getattr(widget, "kwargs_widgets", []))
+    rows = fallback_frames(widget, **kwargs)
+    if not rows:
+        return None
+    held = ", ".join(f"{html.escape(_label(c))} = {html.escape(_fmt(c.get_interact_value()))}"
+                     for c in controls if hasattr(c, "description"))
+    parts = [f'<div class="{FALLBACK_CLASS}">',
+             '<p class="diffedu-fallback-note"><em>Static preview: the figure at a few slider '
+             f"values (others held at {held}). Run the notebook to move the sliders.</em></p>"]
+    for label, frames in rows:
+        parts.append(f'<div class="diffedu-fallback-row" data-slider="{html.escape(label)}" '
+                     'style="display:flex;flex-wrap:wrap;gap:6px;margin-bottom:6px">')
+        for caption, png in frames:
+            src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+            cap = html.escape(caption)
+            parts.append('<figure style="margin:0;text-align:center;max-width:100%">'
+                         f'<img src="{src}" alt="{cap}" style="max-width:100%">'
+                         f'<figcaption style="font-size:small">{cap}</figcaption></figure>')
+        parts.append("</div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def register(ip=None, *, force: bool = False) -> bool:
+    """Add :func:`fallback_html` as the ``text/html`` formatter of ``ipywidgets.interactive``.
+
+    Does nothing outside IPython or when :func:`enabled` is false (unless ``force``). Returns
+    whether the formatter is now registered.
+    """
+    if not (force or enabled()):
+        return False
+    if ip is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+            return False
+        ip = get_ipython()
+    if ip is None:
+        return False
+    import ipywidgets as W
+
+    ip.display_formatter.formatters["text/html"].for_type(W.interactive, fallback_html)
+    return True
