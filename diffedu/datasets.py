@@ -1,0 +1,139 @@
+r"""Named 2-D data sets for the lessons.
+
+Gaussian mixtures (exact scores, denoisers and marginals for every process, through
+:class:`diffedu.mixtures.GaussianMixture`):
+
+* :func:`ring` - K equal Gaussians on a circle (the classic "8 Gaussians");
+* :func:`grid_mixture` - an n x n grid of equal Gaussians;
+* :func:`two_gaussians` - two anisotropic Gaussians of unequal weight.
+
+Samplers only (no closed-form score), each ``f(n, *, generator=None, dtype=None, device=None)
+-> (n, 2)``, scaled to roughly unit variance per coordinate:
+
+* :func:`two_moons` - the two interleaved half circles of scikit-learn's ``make_moons``;
+* :func:`checkerboard` - uniform on the black squares of a 4 x 4 board on ``[-2, 2]^2``;
+* :func:`swiss_roll` - the 2-D swiss roll (scikit-learn's ``make_swiss_roll``, x and z axes).
+
+:data:`SAMPLERS` maps each name to a sampler (a mixture's ``.sample``), :func:`sampler` looks
+one up.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._core import check_n, resolve_device
+from .mixtures import GaussianMixture
+
+__all__ = ["ring", "grid_mixture", "two_gaussians", "two_moons", "checkerboard", "swiss_roll",
+           "SAMPLERS", "sampler"]
+
+
+def _positive(name, v):
+    if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a positive number; got {v!r}")
+
+
+def _count(name, v, least=1):
+    if isinstance(v, bool) or not isinstance(v, int) or v < least:
+        raise ValueError(f"{name} must be an integer >= {least}; got {v!r}")
+
+
+# --- Gaussian mixtures (exact scores) -----------------------------------------------------
+def ring(k: int = 8, radius: float = 2.0, std: float = 0.15) -> GaussianMixture:
+    r"""K equal-weight isotropic Gaussians ``N(radius (cos 2 pi j/K, sin 2 pi j/K), std^2 I)``."""
+    _count("k", k)
+    _positive("radius", radius)
+    _positive("std", std)
+    ang = 2 * math.pi * torch.arange(k, dtype=torch.float64) / k
+    means = radius * torch.stack([torch.cos(ang), torch.sin(ang)], 1)
+    return GaussianMixture(torch.full((k,), 1.0 / k, dtype=torch.float64), means,
+                           torch.full((k, 2), std**2, dtype=torch.float64))
+
+
+def grid_mixture(n: int = 3, spacing: float = 1.5, std: float = 0.15) -> GaussianMixture:
+    r"""n x n equal Gaussians centred on ``spacing * (i - (n-1)/2, j - (n-1)/2)``, variance ``std^2 I``."""
+    _count("n", n)
+    _positive("spacing", spacing)
+    _positive("std", std)
+    c = spacing * (torch.arange(n, dtype=torch.float64) - (n - 1) / 2)
+    means = torch.cartesian_prod(c, c)
+    return GaussianMixture(torch.full((n * n,), 1.0 / (n * n), dtype=torch.float64), means,
+                           torch.full((n * n, 2), std**2, dtype=torch.float64))
+
+
+def two_gaussians() -> GaussianMixture:
+    """Two anisotropic Gaussians, weights 0.3 / 0.7: a small asymmetric 2-D test case."""
+    return GaussianMixture([0.3, 0.7], [[-1.0, 0.5], [1.0, -0.5]],
+                           [[[0.3, 0.15], [0.15, 0.2]], [[0.1, 0.0], [0.0, 0.4]]])
+
+
+# --- samplers only ------------------------------------------------------------------------
+def _uniform(n, generator, dtype, device):
+    return torch.rand(n, generator=generator, dtype=dtype, device=device)
+
+
+def _normal(shape, generator, dtype, device):
+    return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+
+
+def two_moons(n: int, *, noise: float = 0.05, generator=None, dtype=None, device=None) -> torch.Tensor:
+    r"""Two interleaved half circles (as scikit-learn's ``make_moons``), centred and scaled: (n, 2).
+
+    Upper moon ``(cos u, sin u)``, lower moon ``(1 - cos u, 1/2 - sin u)``, u uniform on
+    ``[0, pi]``, each point in either moon with probability 1/2; then Gaussian noise of standard
+    deviation ``noise``, the shift ``(-1/2, -1/4)`` and a factor 2 (unit scale per coordinate)."""
+    device, dtype = resolve_device(generator, device, dtype)
+    n = check_n(n)
+    u = math.pi * _uniform(n, generator, dtype, device)
+    lower = _uniform(n, generator, dtype, device) < 0.5
+    x = torch.where(lower, 1 - torch.cos(u), torch.cos(u))
+    y = torch.where(lower, 0.5 - torch.sin(u), torch.sin(u))
+    pts = torch.stack([x, y], 1) + noise * _normal((n, 2), generator, dtype, device)
+    return 2 * (pts - pts.new_tensor([0.5, 0.25]))
+
+
+def checkerboard(n: int, *, squares: int = 4, half_width: float = 2.0, generator=None, dtype=None,
+                 device=None) -> torch.Tensor:
+    r"""Uniform on the squares (i, j) with i + j even of a ``squares x squares`` board on
+    ``[-half_width, half_width]^2``: (n, 2)."""
+    device, dtype = resolve_device(generator, device, dtype)
+    n = check_n(n)
+    _count("squares", squares, 2)
+    _positive("half_width", half_width)
+    cells = [(i, j) for i in range(squares) for j in range(squares) if (i + j) % 2 == 0]
+    idx = torch.randint(len(cells), (n,), generator=generator, device=device)
+    ij = torch.as_tensor(cells, dtype=dtype, device=device)[idx]
+    off = torch.stack([_uniform(n, generator, dtype, device), _uniform(n, generator, dtype, device)], 1)
+    w = 2 * half_width / squares
+    return -half_width + w * (ij + off)
+
+
+def swiss_roll(n: int, *, noise: float = 0.05, generator=None, dtype=None, device=None) -> torch.Tensor:
+    r"""2-D swiss roll: ``u (cos u, sin u) / 5`` with ``u = 3 pi / 2 (1 + 2 v)``, v uniform on [0, 1],
+    plus Gaussian noise of standard deviation ``noise``: (n, 2). (scikit-learn's
+    ``make_swiss_roll`` keeps x and z; the factor 1/5 gives roughly unit scale.)"""
+    device, dtype = resolve_device(generator, device, dtype)
+    n = check_n(n)
+    u = 1.5 * math.pi * (1 + 2 * _uniform(n, generator, dtype, device))
+    pts = torch.stack([u * torch.cos(u), u * torch.sin(u)], 1) / 5
+    return pts + noise * _normal((n, 2), generator, dtype, device)
+
+
+SAMPLERS = {
+    "ring": lambda n, **kw: ring().sample(n, **kw),
+    "grid": lambda n, **kw: grid_mixture().sample(n, **kw),
+    "two_gaussians": lambda n, **kw: two_gaussians().sample(n, **kw),
+    "two_moons": two_moons,
+    "checkerboard": checkerboard,
+    "swiss_roll": swiss_roll,
+}
+
+
+def sampler(name: str):
+    """The sampler ``f(n, *, generator=None, dtype=None, device=None) -> (n, 2)`` of a named set."""
+    if name not in SAMPLERS:
+        raise ValueError(f"name must be one of {sorted(SAMPLERS)}; got {name!r}")
+    return SAMPLERS[name]

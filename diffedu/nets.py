@@ -1,0 +1,242 @@
+r"""Small trainable score models for 2-D and low-D data, and denoising score matching.
+
+Two models share one interface, the fields of ``NOTATION.md`` with signature ``f(x, t)``
+(``score``, ``denoiser``, ``eps``; ``model(x, t)`` is the score):
+
+* :class:`ScoreMLP`, an MLP with a Fourier embedding of the half log-SNR ``lambda_t``. It
+  predicts the noise (``param="eps"``, then ``s = -eps_hat / sigma_t``) or the denoiser
+  (``param="denoiser"``, EDM preconditioning, Karras et al. 2022, Table 1), both written in
+  the EDM variables ``x / alpha_t`` and ``sigma_t / alpha_t`` so one net serves every process.
+* :class:`EnergyMLP`, a log-density model ``E(x, t) = log p~_t(x)`` whose score is
+  ``grad_x E`` (by autograd). It is *unnormalised*: the log-density Fokker-Planck residual of
+  ``E`` carries an extra ``- d_t log Z_t`` (see :mod:`diffedu.fokker_planck`).
+
+:func:`train_dsm` fits either by denoising score matching (Vincent 2011) with the noise
+weighting ``E |sigma_t s(x_t, t) + eps|^2``, optionally plus ``fp_weight`` times the mean
+squared score Fokker-Planck residual (FP-Diffusion, Lai et al. 2023; Deveney et al. 2023).
+Lesson 04.
+"""
+
+from __future__ import annotations
+
+import math
+import torch
+from torch import nn
+
+from ._core import check_batch, check_process, coefs
+
+__all__ = ["ScoreMLP", "EnergyMLP", "train_dsm", "sample_times"]
+
+
+def _t_batch(t, x):
+    """t as a (B,) tensor in x's dtype and device (keeps the autograd graph of a tensor t)."""
+    if isinstance(t, torch.Tensor):
+        tt = t.to(device=x.device, dtype=x.dtype)
+        return tt.expand(x.shape[0]) if tt.dim() == 0 else tt
+    return x.new_full((x.shape[0],), float(t))
+
+
+def _init_(module: nn.Module, generator):
+    """Re-draw every Linear layer's weights with PyTorch's default law, from ``generator``."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            bound = 1 / math.sqrt(m.in_features)
+            with torch.no_grad():
+                m.weight.uniform_(-bound, bound, generator=generator)
+                m.bias.uniform_(-bound, bound, generator=generator)
+
+
+class _TimeMLP(nn.Module):
+    """Shared body: ``F(u, lambda_t)``, an MLP on ``[u, Fourier(lambda_t / 8)]``."""
+
+    def __init__(self, process, dim, out, hidden, depth, n_freq, sigma_data, generator):
+        super().__init__()
+        self.process = check_process(process)
+        if not (isinstance(dim, int) and dim >= 1):
+            raise ValueError(f"dim must be a positive integer; got {dim!r}")
+        if not (isinstance(depth, int) and depth >= 1):
+            raise ValueError(f"depth must be a positive integer; got {depth!r}")
+        if not (sigma_data > 0):
+            raise ValueError(f"sigma_data must be positive; got {sigma_data!r}")
+        self.dim, self.sigma_data = dim, float(sigma_data)
+        self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(n_freq, dtype=torch.float32))
+        layers, width = [], dim + 2 * n_freq + 1
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.SiLU()]
+            width = hidden
+        layers.append(nn.Linear(width, out))
+        self.net = nn.Sequential(*layers)
+        if generator is not None:
+            _init_(self, generator)
+
+    def _edm(self, x, t):
+        """EDM variables: ``x_e = x / alpha``, ``sigma_e = sigma / alpha`` (B, 1), lambda (B, 1)."""
+        x = check_batch(x, self.dim)
+        a, s = coefs(self.process, _t_batch(t, x), x)
+        se = s / a
+        return x / a, se, a, -torch.log(se)
+
+    def body(self, u, lam):
+        c = lam / 8
+        emb = torch.cat([c, torch.sin(c * self.freqs.to(c.dtype)), torch.cos(c * self.freqs.to(c.dtype))], 1)
+        return self.net(torch.cat([u, emb], 1))
+
+    # the NOTATION.md fields, from the score
+    def forward(self, x, t):
+        return self.score(x, t)
+
+    def denoiser(self, x, t):
+        """Tweedie: ``D = (x + sigma_t^2 s) / alpha_t``: (B, D)."""
+        a, s = coefs(self.process, _t_batch(t, x), x)
+        return (x + s**2 * self.score(x, t)) / a
+
+    def eps(self, x, t):
+        """``eps_hat = -sigma_t s``: (B, D)."""
+        _, s = coefs(self.process, _t_batch(t, x), x)
+        return -s * self.score(x, t)
+
+
+class ScoreMLP(_TimeMLP):
+    r"""MLP score model ``s_theta(x, t)`` for (B, D) data under one process.
+
+    param ``"eps"``: ``s = -F(c_in x_e, lambda_t) / sigma_t`` (noise prediction);
+    param ``"denoiser"``: ``D = c_skip x_e + c_out F(c_in x_e, lambda_t)`` with
+    ``c_in = 1/sqrt(se^2 + sd^2)``, ``c_skip = sd^2/(se^2 + sd^2)``, ``c_out = se sd / sqrt(se^2 + sd^2)``
+    (``se = sigma_t/alpha_t``, ``sd = sigma_data``, ``x_e = x/alpha_t``; EDM Table 1), and the
+    score follows by Tweedie. ``generator`` seeds the initial weights.
+    """
+
+    def __init__(self, process, dim: int = 2, *, hidden: int = 128, depth: int = 3, n_freq: int = 4,
+                 sigma_data: float = 1.0, param: str = "eps", generator: torch.Generator | None = None):
+        if param not in ("eps", "denoiser"):
+            raise ValueError(f"param must be 'eps' or 'denoiser'; got {param!r}")
+        super().__init__(process, dim, dim, hidden, depth, n_freq, sigma_data, generator)
+        self.param = param
+
+    def score(self, x, t):
+        """``grad_x log p_t`` as modelled: (B, D)."""
+        xe, se, a, lam = self._edm(x, t)
+        sd2 = self.sigma_data**2
+        c_in = 1 / torch.sqrt(se**2 + sd2)
+        F = self.body(c_in * xe, lam)
+        if self.param == "eps":
+            return -F / (a * se)  # sigma_t = alpha_t se
+        D = (sd2 * c_in**2) * xe + (se * self.sigma_data * c_in) * F
+        return (a * D - x) / (a * se) ** 2
+
+    def __repr__(self):
+        return f"ScoreMLP(dim={self.dim}, param={self.param!r}, process={self.process!r})"
+
+
+class EnergyMLP(_TimeMLP):
+    r"""Log-density (energy) model ``E(x, t) = log p~_t(x)``, unnormalised; score ``= grad_x E``.
+
+    ``E = -|u|^2 / 2 + F(u, lambda_t) / (c_in se)^2`` with ``u = c_in x_e``, ``x_e = x / alpha_t``,
+    ``se = sigma_t / alpha_t``, ``c_in = 1/sqrt(se^2 + sd^2)``: ``F = 0`` is the Gaussian
+    ``N(0, (sd^2 + se^2) I)`` in EDM variables, and the learned part's gradient can grow like
+    ``1/se^2`` at small noise, as the score of data with well-separated modes does.
+    """
+
+    def __init__(self, process, dim: int = 2, *, hidden: int = 128, depth: int = 3, n_freq: int = 4,
+                 sigma_data: float = 1.0, generator: torch.Generator | None = None):
+        super().__init__(process, dim, 1, hidden, depth, n_freq, sigma_data, generator)
+
+    def log_prob(self, x, t):
+        """Unnormalised ``log p~_t(x)``: (B,)."""
+        xe, se, a, lam = self._edm(x, t)
+        c_in = 1 / torch.sqrt(se**2 + self.sigma_data**2)
+        u = c_in * xe
+        return (-0.5 * (u**2).sum(1, keepdim=True) + self.body(u, lam) / (c_in * se) ** 2)[:, 0]
+
+    def score(self, x, t):
+        """``grad_x log p~_t(x)``: (B, D). Keeps a graph (for training, residuals) when grad is on."""
+        keep = torch.is_grad_enabled()
+        with torch.enable_grad():
+            xg = x if x.requires_grad else x.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(self.log_prob(xg, t).sum(), xg, create_graph=keep)
+        return g
+
+    def __repr__(self):
+        return f"EnergyMLP(dim={self.dim}, process={self.process!r})"
+
+
+def sample_times(process, n: int, *, t_min: float | None = None, like: torch.Tensor,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """n training times, uniform on ``[t_min, t_max]`` in like's dtype/device: (n,).
+
+    ``t_min`` defaults to the time where ``sigma_t / alpha_t = 0.01``."""
+    check_process(process)
+    t_hi = float(process.t_max)
+    t_lo = float(process.t_of_lam(math.log(100.0))) if t_min is None else float(t_min)
+    if not (process.t_min < t_lo < t_hi):
+        raise ValueError(f"t_min must lie in ({process.t_min}, {t_hi}); got {t_lo}")
+    u = torch.rand(n, generator=generator, dtype=like.dtype, device=like.device)
+    return t_lo + (t_hi - t_lo) * u
+
+
+def train_dsm(model: _TimeMLP, data, *, steps: int = 2000, batch_size: int = 256, lr: float = 2e-3,
+              fp_weight: float = 0.0, fp_batch: int = 64, fp_t_min: float | None = None,
+              fp_method: str = "exact", t_min: float | None = None,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Denoising score matching, optionally with a score Fokker-Planck penalty. Returns losses (steps,).
+
+    data: a (M, D) tensor of training points (minibatches drawn with replacement), or a callable
+    ``sample(n, generator=...) -> (n, D)``. Each step draws x_0, t uniform on
+    ``[t_min, t_max]`` (:func:`sample_times`) and eps, and minimises
+
+        L = mean |sigma_t s(alpha_t x_0 + sigma_t eps, t) + eps|^2
+            + fp_weight * mean | sigma_t^3 R(x_t, t) / g(t)^2 |^2 ,
+
+    with ``R`` the score FP residual (:func:`diffedu.fokker_planck.score_residual`) on the first
+    ``fp_batch`` points, whose times are redrawn on ``[fp_t_min, t_max]`` (default: the time where
+    ``sigma_t / alpha_t = 0.1``). The factor ``sigma^3 / g^2`` makes the residual O(1) across t (the
+    terms of R grow like ``g^2 / sigma^3`` at small noise). Adam with a cosine learning-rate decay;
+    the model's dtype is used throughout. Losses are returned detached (the DSM part, then the
+    penalty, summed).
+    """
+    if not isinstance(model, _TimeMLP):
+        raise TypeError(f"model must be a ScoreMLP or EnergyMLP; got {type(model).__name__}")
+    if fp_weight < 0:
+        raise ValueError(f"fp_weight must be non-negative; got {fp_weight}")
+    process = model.process
+    p = next(model.parameters())
+    if isinstance(data, torch.Tensor):
+        X = check_batch(data, model.dim, "data").to(dtype=p.dtype, device=p.device)
+
+        def draw(n):
+            return X[torch.randint(X.shape[0], (n,), generator=generator, device=X.device)]
+    elif callable(data):
+        def draw(n):
+            return data(n, generator=generator).to(dtype=p.dtype, device=p.device)
+    else:
+        raise TypeError(f"data must be a (M, D) tensor or a sampler callable; got {type(data).__name__}")
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    fp_lo = float(process.t_of_lam(math.log(10.0))) if fp_t_min is None else float(fp_t_min)
+    resid = None
+    if fp_weight:
+        from .fokker_planck import score_residual  # only the penalty needs it
+        resid = score_residual(model.score, process, method=fp_method, create_graph=True)
+    losses = torch.empty(steps, dtype=torch.float64)
+    for i in range(steps):
+        x0 = draw(batch_size)
+        t = sample_times(process, batch_size, t_min=t_min, like=x0, generator=generator)
+        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        a, s = coefs(process, t, x0)
+        xt = a * x0 + s * eps
+        loss = ((s * model.score(xt, t) + eps) ** 2).sum(1).mean()
+        if fp_weight:
+            m = min(fp_batch, batch_size)
+            tf = sample_times(process, m, t_min=fp_lo, like=x0, generator=generator)
+            af, sf = coefs(process, tf, x0[:m])
+            xf = af * x0[:m] + sf * eps[:m]
+            g2 = process.g2(tf.double()).to(x0.dtype)[:, None]
+            R = resid(xf, tf) * sf**3 / g2
+            loss = loss + fp_weight * (R**2).sum(1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses[i] = float(loss.detach())
+    return losses
+

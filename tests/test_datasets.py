@@ -1,0 +1,65 @@
+"""diffedu.datasets: mixtures have the stated moments; samplers are seeded, shaped, in range."""
+
+import math
+
+import pytest
+import torch
+
+from diffedu import VP
+from diffedu import datasets as ds
+
+
+def test_ring_geometry_and_exact_score():
+    mix = ds.ring(8, radius=2.0, std=0.1)
+    assert mix.K == 8
+    torch.testing.assert_close(mix.means.norm(dim=1), torch.full((8,), 2.0, dtype=torch.float64))
+    x = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(mix.log_prob(x, 0.2, VP()).sum(), x)
+    torch.testing.assert_close(mix.score(x.detach(), 0.2, VP()), g)
+
+
+def test_grid_mixture_mean_and_cov():
+    mix = ds.grid_mixture(3, spacing=1.0, std=0.1)
+    torch.testing.assert_close(mix.mean(), torch.zeros(2, dtype=torch.float64))
+    var = 2 / 3 + 0.01  # uniform on {-1, 0, 1} has variance 2/3
+    torch.testing.assert_close(mix.cov(), var * torch.eye(2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", sorted(ds.SAMPLERS))
+def test_samplers_seeded_and_shaped(name):
+    f = ds.sampler(name)
+    a = f(500, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    b = f(500, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert a.shape == (500, 2) and a.dtype == torch.float64
+    assert torch.equal(a, b)
+    assert 0.2 < float(a.std(0).min()) and float(a.abs().max()) < 5
+
+
+def test_checkerboard_only_black_squares():
+    x = ds.checkerboard(2000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ij = torch.floor((x + 2) / 1.0).long()
+    assert ((ij.sum(1) % 2) == 0).all()
+    assert float(x.min()) >= -2 and float(x.max()) <= 2
+
+
+def test_two_moons_on_circles():
+    x = ds.two_moons(1000, noise=0.0, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    p = x / 2 + torch.tensor([0.5, 0.25], dtype=torch.float64)
+    d_up = (p.norm(dim=1) - 1).abs()
+    d_lo = ((p - torch.tensor([1.0, 0.5], dtype=torch.float64)).norm(dim=1) - 1).abs()
+    assert float(torch.minimum(d_up, d_lo).max()) < 1e-12
+
+
+def test_swiss_roll_radius_is_angle():
+    x = ds.swiss_roll(300, noise=0.0, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    r = x.norm(dim=1) * 5
+    assert float(r.min()) >= 1.5 * math.pi - 1e-9 and float(r.max()) <= 4.5 * math.pi + 1e-9
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="name"):
+        ds.sampler("spiral")
+    with pytest.raises(ValueError, match="std"):
+        ds.ring(std=0)
+    with pytest.raises(ValueError, match="n must"):
+        ds.two_moons(-1)
