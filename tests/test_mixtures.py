@@ -395,3 +395,22 @@ def test_bad_x_t_generator(case):
         m.sample(3, generator=torch.Generator(), device="cuda")
     with pytest.raises(ValueError, match="n must be"):
         m.sample(-2)
+
+
+def test_degenerate_mixture_cases_reduce_to_simpler_ones():
+    """K = 1 is a Gaussian; a zero weight drops its component; M = 1 is a point mass."""
+    from diffedu import Gaussian
+
+    p = VP()
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0), dtype=F64)
+    g = Gaussian(MEANS[0], COVS[0])
+    one = GaussianMixture([1.0], MEANS[:1], COVS[:1])
+    two = GaussianMixture([1.0, 0.0], MEANS[:2], COVS[:2])
+    for m in (one, two):
+        for name in ("score", "denoiser", "log_prob"):
+            torch.testing.assert_close(getattr(m, name)(x, 0.3, p), getattr(g, name)(x, 0.3, p), msg=name)
+    assert (two.sample_with_labels(200, generator=torch.Generator().manual_seed(0))[1] == 0).all()
+    e = Empirical(torch.tensor([[1.0, 2.0, 3.0]], dtype=F64))
+    torch.testing.assert_close(e.denoiser(x, 0.3, p), torch.tensor([[1.0, 2.0, 3.0]], dtype=F64).expand(4, 3))
+    pt = Gaussian([1.0, 2.0, 3.0], np.zeros(3))  # a point mass as a Gaussian with zero covariance
+    torch.testing.assert_close(e.log_prob(x, 0.3, p), pt.log_prob(x, 0.3, p))
