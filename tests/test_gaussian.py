@@ -367,3 +367,23 @@ def test_psd_accepts_singular_and_rejects_generator_device_mismatch():
         g.sample(-1)
     with pytest.raises(TypeError, match="dtype must be a floating"):
         g.sample(3, dtype=torch.int32)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_results_follow_x_device():
+    g = Gaussian.low_rank(MEAN, FACTOR, noise=0.3)
+    p = VP()
+    x = _points(4, 0)
+    xc = x.cuda()
+    for name in ("score", "denoiser", "log_prob", "eps"):
+        out = getattr(g, name)(xc, 0.3, p)
+        assert out.device.type == "cuda" and out.dtype == F64
+        torch.testing.assert_close(out.cpu(), getattr(g, name)(x, 0.3, p))
+    torch.testing.assert_close(g.flow(xc, 0.3, 0.9, p).cpu(), g.flow(x, 0.3, 0.9, p))
+    ts = torch.linspace(0.1, 0.9, 4, dtype=F64, device="cuda")
+    assert g.score(xc, ts, p).device.type == "cuda"
+    s = g.sample(5, generator=torch.Generator(device="cuda").manual_seed(0), dtype=F64)
+    assert s.device.type == "cuda"
+    with pytest.raises(ValueError, match="generator lives on cuda"):
+        g.sample(5, generator=torch.Generator(device="cuda"), device="cpu")

@@ -414,3 +414,18 @@ def test_degenerate_mixture_cases_reduce_to_simpler_ones():
     torch.testing.assert_close(e.denoiser(x, 0.3, p), torch.tensor([[1.0, 2.0, 3.0]], dtype=F64).expand(4, 3))
     pt = Gaussian([1.0, 2.0, 3.0], np.zeros(3))  # a point mass as a Gaussian with zero covariance
     torch.testing.assert_close(e.log_prob(x, 0.3, p), pt.log_prob(x, 0.3, p))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_results_follow_x_device():
+    p = VP()
+    for m in (CASES["gmm_full"][0](), CASES["lowrank_noise"][0](), Empirical(POINTS)):
+        x = _x(m, 4, 0)
+        xc = x.cuda()
+        for name in ("score", "denoiser", "log_prob", "eps"):
+            out = getattr(m, name)(xc, 0.3, p)
+            assert out.device.type == "cuda" and out.dtype == F64
+            torch.testing.assert_close(out.cpu(), getattr(m, name)(x, 0.3, p))
+        s = m.sample(5, generator=torch.Generator(device="cuda").manual_seed(0), dtype=F64)
+        assert s.device.type == "cuda"
