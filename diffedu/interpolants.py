@@ -1,0 +1,342 @@
+r"""Stochastic interpolants between two densities, with exact fields for Gaussian-mixture ends.
+
+Albergo, Boffi and Vanden-Eijnden (2023), "Stochastic interpolants: a unifying framework for
+flows and diffusions", eq. (2.1), in this project's time direction (data ``x0 ~ rho_0`` at
+t = 0, the other end ``x1 ~ rho_1`` at t = 1; NOTATION.md):
+
+    x_t = alpha(t) x0 + beta(t) x1 + gamma(t) z,   z ~ N(0, I),  x0, x1, z independent,
+
+with ``alpha(0) = beta(1) = 1``, ``alpha(1) = beta(0) = gamma(0) = gamma(1) = 0``. Its density
+rho_t solves the transport equation ``d_t rho + div(b rho) = 0`` with the velocity
+
+    b(x, t) = E[alpha' x0 + beta' x1 + gamma' z | x_t = x]          (paper, Thm. 2.6),
+
+so the probability-flow ODE ``dx/dt = b`` carries rho_t along in either direction, and for every
+``eps >= 0`` the SDEs
+
+    forward (t up):   dX = (b + eps s) dt + sqrt(2 eps) dW,
+    backward (t down): dX = (b - eps s) dt + sqrt(2 eps) dW_bar,          (paper, eq. 2.33)
+
+with the score ``s = grad log rho_t``, have the same marginals: eps changes trajectories,
+not marginals. Going down in t is generation (rho_1 to the data). With ``rho_1 = N(0, I)`` and
+``gamma = 0`` this is the diffusion model with the :class:`~diffedu.processes.Linear` process.
+
+When both ends are Gaussian mixtures, ``rho_t`` is the mixture over pairs (i, j) of
+``N(mu_ij(t), Sigma_ij(t))``, ``mu = alpha m0_i + beta m1_j``,
+``Sigma = alpha^2 C0_i + beta^2 C1_j + gamma^2 I``, and on each pair the conditional
+expectation is linear, so with responsibilities ``r_ij(x, t)``
+
+    b(x, t) = sum_ij r_ij [mu_ij' + 1/2 Sigma_ij' Sigma_ij^{-1} (x - mu_ij)],
+    s(x, t) = -sum_ij r_ij Sigma_ij^{-1} (x - mu_ij),
+
+where ``1/2 Sigma' = alpha alpha' C0 + beta beta' C1 + gamma gamma' I`` stays finite at the ends
+even though gamma' does not. Lesson 09.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ._core import check_batch, check_n
+from .gaussian import Gaussian
+from .mixtures import GaussianMixture
+
+__all__ = ["Interpolant", "LinearInterpolant", "TrigInterpolant", "GaussianMixtureInterpolant",
+           "ode_trajectory", "sde_trajectory"]
+
+_F64 = torch.float64
+
+
+def _t(t):
+    if isinstance(t, torch.Tensor):
+        if t.dim() != 0:
+            raise ValueError(f"t must be a float or a 0-d tensor; got shape {tuple(t.shape)}")
+        return t.to(_F64)
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
+        raise TypeError(f"t must be a float or a 0-d tensor; got {type(t).__name__}")
+    return torch.as_tensor(float(t), dtype=_F64)
+
+
+def _check_unit(t, name="t"):
+    v = float(t.detach())
+    if not (0.0 <= v <= 1.0):
+        raise ValueError(f"{name} must lie in [0, 1] (data at 0, rho_1 at 1); got {v}")
+
+
+@dataclass(frozen=True)
+class Interpolant:
+    r"""Coefficients ``alpha, beta, gamma`` of ``x_t = alpha x0 + beta x1 + gamma z`` on [0, 1].
+
+    Subclasses define ``alpha, beta, d_alpha, d_beta`` and ``gamma2(t) = gamma^2`` with
+    ``d_gamma2 = (gamma^2)'``; ``gamma gamma' = d_gamma2 / 2`` is what the velocity uses.
+    """
+
+    def alpha(self, t):
+        raise NotImplementedError
+
+    def beta(self, t):
+        raise NotImplementedError
+
+    def d_alpha(self, t):
+        raise NotImplementedError
+
+    def d_beta(self, t):
+        raise NotImplementedError
+
+    def gamma2(self, t):
+        raise NotImplementedError
+
+    def d_gamma2(self, t):
+        raise NotImplementedError
+
+    def gamma(self, t):
+        return torch.sqrt(self.gamma2(t))
+
+
+def _check_a(a):
+    if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a < 0:
+        raise ValueError(f"a (the noise amplitude, gamma^2 = a t (1 - t)) must be a non-negative number; got {a!r}")
+
+
+@dataclass(frozen=True)
+class LinearInterpolant(Interpolant):
+    r"""``alpha = 1 - t``, ``beta = t``, ``gamma^2 = a t (1 - t)`` (paper, eq. 2.11 with t -> 1 - t:
+    the same, it is symmetric). ``a = 0`` is rectified flow / flow matching."""
+
+    a: float = 0.0
+
+    def __post_init__(self):
+        _check_a(self.a)
+
+    def alpha(self, t):
+        return 1 - _t(t)
+
+    def beta(self, t):
+        return _t(t)
+
+    def d_alpha(self, t):
+        return -torch.ones_like(_t(t))
+
+    def d_beta(self, t):
+        return torch.ones_like(_t(t))
+
+    def gamma2(self, t):
+        t = _t(t)
+        return self.a * t * (1 - t)
+
+    def d_gamma2(self, t):
+        return self.a * (1 - 2 * _t(t))
+
+
+@dataclass(frozen=True)
+class TrigInterpolant(Interpolant):
+    r"""``alpha = cos(pi t / 2)``, ``beta = sin(pi t / 2)``, ``gamma^2 = a t (1 - t)``: with
+    ``a = 0`` and standard normal rho_1, variance preserving for unit-variance data."""
+
+    a: float = 0.0
+
+    def __post_init__(self):
+        _check_a(self.a)
+
+    def alpha(self, t):
+        return torch.cos(0.5 * math.pi * _t(t))
+
+    def beta(self, t):
+        return torch.sin(0.5 * math.pi * _t(t))
+
+    def d_alpha(self, t):
+        return -0.5 * math.pi * torch.sin(0.5 * math.pi * _t(t))
+
+    def d_beta(self, t):
+        return 0.5 * math.pi * torch.cos(0.5 * math.pi * _t(t))
+
+    def gamma2(self, t):
+        t = _t(t)
+        return self.a * t * (1 - t)
+
+    def d_gamma2(self, t):
+        return self.a * (1 - 2 * _t(t))
+
+
+def _as_mixture(dist, name):
+    """(weights (K,), means (K, D), covs (K, D, D)) float64 from a Gaussian or GaussianMixture."""
+    if isinstance(dist, Gaussian):
+        return torch.ones(1, dtype=_F64), dist.mean[None].clone(), dist.cov[None].clone()
+    if isinstance(dist, GaussianMixture):
+        return dist.weights.clone(), dist.means.clone(), dist.covs.clone()
+    raise TypeError(f"{name} must be a diffedu Gaussian or GaussianMixture; got {type(dist).__name__}")
+
+
+class GaussianMixtureInterpolant:
+    r"""Exact density, score and velocity of an interpolant between two Gaussian mixtures.
+
+    interpolant: an :class:`Interpolant`; rho0 (the data, t = 0) and rho1 (t = 1): a
+    :class:`~diffedu.gaussian.Gaussian` or :class:`~diffedu.mixtures.GaussianMixture` of the
+    same dimension D. Methods take ``x`` (B, D) and ``t`` a float or 0-d tensor in [0, 1]
+    (a tensor t that requires grad is differentiated through) and compute in x's dtype.
+    The covariance of every pair must be positive definite at t (true for every t when both
+    ends have positive-definite covariances, or when gamma > 0 inside (0, 1)).
+    """
+
+    def __init__(self, interpolant: Interpolant, rho0, rho1):
+        if not isinstance(interpolant, Interpolant):
+            raise TypeError(f"interpolant must be a diffedu.interpolants.Interpolant "
+                            f"(LinearInterpolant(a), TrigInterpolant(a)); got {type(interpolant).__name__}")
+        w0, m0, c0 = _as_mixture(rho0, "rho0")
+        w1, m1, c1 = _as_mixture(rho1, "rho1")
+        if m0.shape[1] != m1.shape[1]:
+            raise ValueError(f"rho0 and rho1 must have the same dimension; got {m0.shape[1]} and {m1.shape[1]}")
+        self.interpolant, self.rho0, self.rho1 = interpolant, rho0, rho1
+        self.dim = m0.shape[1]
+        K0, K1 = w0.numel(), w1.numel()
+        # pairs (i, j) flattened to K = K0 K1 components
+        self._logw = (torch.log(w0)[:, None] + torch.log(w1)[None]).reshape(-1)
+        self._m0 = m0[:, None].expand(K0, K1, -1).reshape(-1, self.dim)
+        self._m1 = m1[None].expand(K0, K1, -1).reshape(-1, self.dim)
+        self._c0 = c0[:, None].expand(K0, K1, -1, -1).reshape(-1, self.dim, self.dim)
+        self._c1 = c1[None].expand(K0, K1, -1, -1).reshape(-1, self.dim, self.dim)
+
+    def __repr__(self):
+        return f"GaussianMixtureInterpolant({self.interpolant!r}, K={self._logw.numel()}, dim={self.dim})"
+
+    # --- the Gaussian pairs at time t ----------------------------------------------------
+    def components(self, t, dtype=_F64):
+        r"""Per pair at time t: log weights (K,), means (K, D), covariances (K, D, D) and
+        their time derivatives ``mu'`` (K, D) and ``Sigma'/2`` (K, D, D), in ``dtype``."""
+        I = self.interpolant
+        t = _t(t)
+        _check_unit(t)
+        a, b, g2 = I.alpha(t), I.beta(t), I.gamma2(t)
+        da, db, dg2 = I.d_alpha(t), I.d_beta(t), I.d_gamma2(t)
+        eye = torch.eye(self.dim, dtype=_F64)
+        mu = a * self._m0 + b * self._m1
+        cov = a**2 * self._c0 + b**2 * self._c1 + g2 * eye
+        dmu = da * self._m0 + db * self._m1
+        half_dcov = a * da * self._c0 + b * db * self._c1 + 0.5 * dg2 * eye
+        return tuple(v.to(dtype) for v in (self._logw, mu, cov, dmu, half_dcov))
+
+    def _solve(self, x, t):
+        logw, mu, cov, dmu, hdc = self.components(t, x.dtype)
+        try:
+            Lc = torch.linalg.cholesky(cov)
+        except RuntimeError as e:  # torch.linalg.LinAlgError subclasses RuntimeError
+            raise ValueError(f"the covariance of some pair is singular at t = {float(_t(t).detach()):.6g}; "
+                             "give rho0 and rho1 positive-definite covariances or use gamma > 0") from e
+        y = x[:, None, :] - mu[None]  # (B, K, D)
+        sol = torch.einsum("kde,bke->bkd", torch.cholesky_inverse(Lc), y)  # Sigma^{-1} y: (B, K, D)
+        logdet = 2 * torch.log(torch.diagonal(Lc, dim1=-2, dim2=-1)).sum(-1)
+        logn = -0.5 * ((y * sol).sum(-1) + logdet + self.dim * math.log(2 * math.pi))
+        return logw, logn, sol, dmu, hdc
+
+    def log_prob(self, x, t):
+        """``log rho_t(x)``: (B,)."""
+        x = check_batch(x, self.dim)
+        logw, logn, *_ = self._solve(x, t)
+        return torch.logsumexp(logw + logn, dim=1)
+
+    def responsibilities(self, x, t):
+        """``P(pair (i, j) | x_t = x)``: (B, K0 K1), pairs in row-major (i, j) order."""
+        x = check_batch(x, self.dim)
+        logw, logn, *_ = self._solve(x, t)
+        return torch.softmax(logw + logn, dim=1)
+
+    def _fields(self, x, t, want_velocity=True):
+        logw, logn, sol, dmu, hdc = self._solve(x, t)
+        r = torch.softmax(logw + logn, dim=1)
+        score = -torch.einsum("bk,bkd->bd", r, sol)
+        if not want_velocity:
+            return score, None
+        v = torch.einsum("bk,kd->bd", r, dmu) + torch.einsum("kde,bk,bke->bd", hdc, r, sol)
+        return score, v
+
+    def score(self, x, t):
+        """``grad log rho_t(x) = -sum_k r_k Sigma_k^{-1} (x - mu_k)``: (B, D)."""
+        return self._fields(check_batch(x, self.dim), t, want_velocity=False)[0]
+
+    def velocity(self, x, t):
+        r"""``b(x, t) = E[dx_t/dt | x_t = x] = sum_k r_k (mu_k' + 1/2 Sigma_k' Sigma_k^{-1} (x - mu_k))``: (B, D)."""
+        return self._fields(check_batch(x, self.dim), t)[1]
+
+    def drift(self, x, t, eps: float, direction: str = "backward"):
+        r"""SDE drift with noise level eps: ``b + eps s`` forward (t up), ``b - eps s`` backward."""
+        _check_eps(eps)
+        if direction not in ("forward", "backward"):
+            raise ValueError(f"direction must be 'forward' or 'backward'; got {direction!r}")
+        s, v = self._fields(check_batch(x, self.dim), t)
+        return v + (1.0 if direction == "forward" else -1.0) * eps * s
+
+    def sample(self, n: int, t, *, generator=None, dtype=_F64):
+        r"""Draws of ``x_t = alpha x0 + beta x1 + gamma z`` from the definition: (n, D)."""
+        n = check_n(n)
+        t = _t(t)
+        _check_unit(t)
+        I = self.interpolant
+        x0 = self.rho0.sample(n, generator=generator, dtype=_F64)
+        x1 = self.rho1.sample(n, generator=generator, dtype=_F64)
+        z = torch.randn(n, self.dim, generator=generator, dtype=_F64)
+        return (I.alpha(t) * x0 + I.beta(t) * x1 + I.gamma(t) * z).to(dtype)
+
+
+def _check_eps(eps):
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"eps must be a non-negative number (the SDE noise level); got {eps!r}")
+
+
+def _check_grid(ts):
+    ts = torch.as_tensor(ts, dtype=_F64)
+    if ts.dim() != 1 or ts.numel() < 2:
+        raise ValueError(f"ts must be a 1-d grid of at least 2 times; got shape {tuple(ts.shape)}")
+    d = ts[1:] - ts[:-1]
+    if not ((d > 0).all() or (d < 0).all()):
+        raise ValueError("ts must be strictly monotone (increasing or decreasing)")
+    if ts.min() < 0 or ts.max() > 1:
+        raise ValueError(f"ts must lie in [0, 1]; got values in [{float(ts.min())}, {float(ts.max())}]")
+    return ts
+
+
+def ode_trajectory(velocity, x, ts) -> torch.Tensor:
+    r"""Probability-flow ODE ``dx/dt = velocity(x, t)`` by classical RK4 along ``ts``: (N+1, B, D).
+
+    ts (N+1,) monotone in either direction (decreasing = generation, toward the data at 0).
+    """
+    x = check_batch(x)
+    ts = _check_grid(ts)
+    out = [x]
+    for t0, t1 in zip(ts[:-1].tolist(), ts[1:].tolist()):
+        h, tm = t1 - t0, 0.5 * (t0 + t1)
+        k1 = velocity(x, t0)
+        k2 = velocity(x + 0.5 * h * k1, tm)
+        k3 = velocity(x + 0.5 * h * k2, tm)
+        k4 = velocity(x + h * k3, t1)
+        x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        out.append(x)
+    return torch.stack(out)
+
+
+def sde_trajectory(bridge: GaussianMixtureInterpolant, x, ts, eps: float, *, generator=None) -> torch.Tensor:
+    r"""Euler-Maruyama for the SDE family with noise level eps along ``ts``: (N+1, B, D).
+
+    Decreasing ts: ``x <- x + (b - eps s) h + sqrt(2 eps |h|) xi`` with h < 0 (the backward SDE,
+    generation); increasing ts: drift ``b + eps s``. eps = 0 is the ODE (Euler). Every eps has
+    the marginals rho_t (up to the O(h) discretisation error).
+    """
+    if not isinstance(bridge, GaussianMixtureInterpolant):
+        raise TypeError(f"bridge must be a GaussianMixtureInterpolant; got {type(bridge).__name__}")
+    _check_eps(eps)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+    x = check_batch(x, bridge.dim)
+    ts = _check_grid(ts)
+    direction = "backward" if ts[1] < ts[0] else "forward"
+    out = [x]
+    for t0, t1 in zip(ts[:-1].tolist(), ts[1:].tolist()):
+        h = t1 - t0
+        x = x + bridge.drift(x, t0, eps, direction) * h
+        if eps > 0:
+            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            x = x + math.sqrt(2 * eps * abs(h)) * noise
+        out.append(x)
+    return torch.stack(out)

@@ -1,0 +1,199 @@
+"""diffedu.discrete: masked diffusion checked against exact laws and seeded Monte Carlo."""
+
+import math
+
+import pytest
+import torch
+from scipy.stats import chisquare, kstest
+
+from diffedu.discrete import (CosineMask, LinearMask, PowerMask, SequenceDistribution, _gumbel_full,
+                              _gumbel_split, all_masked, elbo, elbo_mc, entropy, first_hitting_time,
+                              gumbel_max_probs, mask_tokens, sample_categorical, sample_first_hitting,
+                              sample_stepwise, sequence_chi2, stepwise_law)
+
+V, L = 3, 4
+SCHEDULES = [LinearMask(), CosineMask(), PowerMask(2.0), PowerMask(3.0)]
+
+
+@pytest.fixture(scope="module")
+def chain():
+    """A sticky Markov chain: neighbouring tokens are strongly correlated."""
+    trans = torch.tensor([[0.8, 0.15, 0.05], [0.1, 0.8, 0.1], [0.05, 0.15, 0.8]], dtype=torch.float64)
+    return SequenceDistribution.markov_chain(torch.tensor([0.5, 0.3, 0.2]), trans, L)
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+# --- the distribution and the forward process ------------------------------------------------
+def test_markov_table_matches_chain_rule(chain):
+    x = torch.tensor([[0, 0, 1, 2], [2, 2, 2, 2]])
+    init = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    trans = torch.tensor([[0.8, 0.15, 0.05], [0.1, 0.8, 0.1], [0.05, 0.15, 0.8]], dtype=torch.float64)
+    want = [math.log(init[0] * trans[0, 0] * trans[0, 1] * trans[1, 2]), math.log(init[2] * trans[2, 2] ** 3)]
+    assert torch.allclose(chain.log_prob(x), torch.tensor(want, dtype=torch.float64), atol=1e-12)
+    assert abs(float(chain.table.sum()) - 1) < 1e-12
+
+
+def test_denoiser_is_the_posterior_and_ignores_t(chain):
+    x = torch.tensor([[0, V, V, 2], [V, V, V, V], [1, 1, 1, 1]])
+    d = chain.denoiser(x, 0.3)
+    assert torch.equal(d, chain.denoiser(x, 0.9))
+    # brute force: condition the table on the unmasked tokens
+    for b in range(x.shape[0]):
+        keep = ((x[b] == V) | (chain.seqs == x[b])).all(1)
+        w = chain.table * keep
+        for i in range(L):
+            want = torch.stack([(w * (chain.seqs[:, i] == v)).sum() for v in range(V)]) / w.sum()
+            assert torch.allclose(d[b, i], want, atol=1e-12)
+
+
+def test_mask_tokens_masks_with_probability_one_minus_alpha(chain):
+    x0 = chain.sample(20000, generator=gen(0))
+    for sched in (LinearMask(), CosineMask()):
+        xt = mask_tokens(x0, 0.3, sched, V, generator=gen(1))
+        frac = float((xt == V).double().mean())
+        assert abs(frac - (1 - float(sched.alpha(0.3)))) < 4 * math.sqrt(0.25 / x0.numel())
+        assert torch.equal(xt[xt != V], x0[xt != V])
+
+
+# --- the ELBO ----------------------------------------------------------------------------------
+def test_elbo_is_schedule_independent_and_tight_for_the_exact_denoiser(chain):
+    x0 = chain.seqs[::7]
+    vals = torch.stack([elbo(chain.denoiser, x0, s, V) for s in SCHEDULES])
+    assert (vals - vals[0]).abs().max() < 1e-9
+    assert torch.allclose(vals[0], chain.log_prob(x0), atol=1e-9)
+
+
+def test_elbo_of_the_context_free_denoiser(chain):
+    """With marginals as the denoiser the ELBO is sum_i log p_i(x^i), for every schedule,
+    and below log p on average (the multi-information is positive)."""
+    x0 = chain.seqs
+    logm = torch.log(chain.marginals())
+    want = logm.gather(1, x0.T).T.sum(1)
+    for s in SCHEDULES:
+        assert torch.allclose(elbo(chain.marginal_denoiser, x0, s, V), want, atol=1e-9)
+    assert float(chain.table @ (chain.log_prob(x0) - want)) > 0.05
+
+
+def test_monte_carlo_elbo_agrees_across_schedules(chain):
+    x0 = chain.seqs[[0, 40, 80]]
+    exact = elbo(chain.marginal_denoiser, x0, LinearMask(), V)
+    for i, s in enumerate((LinearMask(), CosineMask())):
+        m, se = elbo_mc(chain.marginal_denoiser, x0, s, V, 4000, generator=gen(10 + i))
+        assert ((m - exact).abs() < 4 * se).all(), (s, m, exact, se)
+
+
+# --- samplers ----------------------------------------------------------------------------------
+def test_first_hitting_time_follows_its_beta_law():
+    # from t = 1 with n masked tokens, alpha at the first unmasking is Beta(1, n)
+    t = first_hitting_time(torch.ones(20000, dtype=torch.float64), 4, CosineMask(), generator=gen(2))
+    assert kstest(CosineMask().alpha(t).numpy(), "beta", args=(1, 4)).pvalue > 0.01
+    # from t = 0.6 with 3 masked: (1 - alpha_s) / (1 - alpha_t) is Beta(3, 1)
+    s = LinearMask()
+    t2 = first_hitting_time(torch.full((20000,), 0.6, dtype=torch.float64), 3, s, generator=gen(3))
+    assert (t2 <= 0.6).all()
+    ratio = (1 - s.alpha(t2)) / (1 - s.alpha(0.6))
+    assert kstest(ratio.numpy(), "beta", args=(3, 1)).pvalue > 0.01
+
+
+def test_first_hitting_sampler_is_exact_and_the_test_rejects_marginals(chain):
+    n = 6000
+    x = sample_first_hitting(chain.denoiser, all_masked(n, L, V), V, LinearMask(), generator=gen(4))
+    stat, dof, p = sequence_chi2(x, chain)
+    assert p > 1e-3, (stat, dof, p)
+    # a sampler that draws each position from its marginal: same per-position laws, wrong joint
+    y = sample_first_hitting(chain.marginal_denoiser, all_masked(n, L, V), V, LinearMask(), generator=gen(5))
+    assert sequence_chi2(y, chain)[2] < 1e-12
+    assert sequence_chi2(y, chain.product_of_marginals())[2] > 1e-3
+    for i in range(L):  # the per-position marginals alone cannot tell them apart
+        obs = torch.bincount(y[:, i], minlength=V).double()
+        assert chisquare(obs.numpy(), (n * chain.marginals()[i]).numpy()).pvalue > 1e-3
+
+
+def test_stepwise_error_shrinks_with_steps(chain):
+    tv = [0.5 * float((stepwise_law(chain.denoiser, V, L, LinearMask(), N) - chain.table).abs().sum())
+          for N in (1, 4, 16, 64)]
+    assert all(a > 3 * b for a, b in zip(tv, tv[1:])), tv  # first order: TV ~ 1/N
+    assert tv[-1] < 0.02
+    law = stepwise_law(chain.denoiser, V, L, CosineMask(), 1)
+    assert torch.allclose(law, chain.product_of_marginals().table, atol=1e-12)  # one step = marginals
+
+
+def test_stepwise_sampler_draws_its_exact_law(chain):
+    n, N = 6000, 3
+    x = sample_stepwise(chain.denoiser, all_masked(n, L, V), V, LinearMask(), N, generator=gen(6))
+    law = SequenceDistribution(stepwise_law(chain.denoiser, V, L, LinearMask(), N), V, L)
+    assert sequence_chi2(x, law)[2] > 1e-3
+    assert sequence_chi2(x, chain)[2] < 1e-12
+
+
+# --- Gumbel-max with truncated uniforms --------------------------------------------------------
+def test_float32_rand_lives_on_the_24_bit_grid():
+    u = torch.rand(100000, generator=gen(7), dtype=torch.float32).double() * 2**24
+    assert torch.equal(u, torch.round(u))
+
+
+@pytest.mark.parametrize("bits", [8, 10, 11])
+def test_truncated_gumbel_closed_form_matches_monte_carlo(bits):
+    p = torch.tensor([0.97, 0.02, 0.006, 0.004], dtype=torch.float64)
+    closed = gumbel_max_probs(p, bits)
+    assert abs(float(closed.sum()) - 1) < 1e-12
+    n = 300000
+    x = sample_categorical(p.expand(n, 4), bits=bits, generator=gen(bits))
+    obs = torch.bincount(x, minlength=4).double().numpy()
+    assert chisquare(obs, n * (closed / closed.sum()).numpy()).pvalue > 1e-3
+    if bits == 8:  # the truncation is visible: the ideal law is rejected
+        assert chisquare(obs, n * p.numpy()).pvalue < 1e-10
+
+
+def test_split_evaluation_matches_the_full_sum():
+    p = torch.tensor([0.995, 0.003, 0.0015, 0.0005], dtype=torch.float64)
+    for bits in (9, 12):
+        assert (_gumbel_split(p, bits) - _gumbel_full(p, bits)).abs().max() < 4 * 4.0**-bits
+
+
+def test_float32_lowers_the_entropy_and_float64_does_not():
+    tok = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
+    q = 1e-6  # probability of unmasking in one step
+    pi = torch.cat([q * tok, torch.tensor([1 - q], dtype=torch.float64)])
+    h = {}
+    for bits in (24, 53):
+        pe = gumbel_max_probs(pi, bits)[:-1]
+        h[bits] = float(entropy(pe / pe.sum()))
+    assert h[24] < float(entropy(tok)) - 0.03
+    assert abs(h[53] - float(entropy(tok))) < 1e-9
+
+
+def test_53_bit_sampling_is_unbiased():
+    p = torch.tensor([0.97, 0.02, 0.006, 0.004], dtype=torch.float64)
+    n = 300000
+    x = sample_categorical(p.expand(n, 4), bits=53, generator=gen(53))
+    obs = torch.bincount(x, minlength=4).double().numpy()
+    assert chisquare(obs, n * p.numpy()).pvalue > 1e-3
+    assert torch.allclose(gumbel_max_probs(p, 53), p, atol=1e-12)
+
+
+# --- bad input ----------------------------------------------------------------------------------
+def test_bad_input_names_the_argument(chain):
+    with pytest.raises(ValueError, match="bits"):
+        sample_categorical(torch.tensor([0.5, 0.5]), bits=64)
+    with pytest.raises(ValueError, match="probs"):
+        gumbel_max_probs(torch.tensor([0.5, 0.6]), 8)
+    with pytest.raises(TypeError, match="x0"):
+        mask_tokens(torch.zeros(2, L), 0.5, LinearMask(), V)
+    with pytest.raises(ValueError, match="t must lie"):
+        mask_tokens(torch.zeros(2, L, dtype=torch.long), 1.5, LinearMask(), V)
+    with pytest.raises(TypeError, match="schedule"):
+        elbo(chain.denoiser, chain.seqs[:2], "linear", V)
+    with pytest.raises(ValueError, match="steps"):
+        sample_stepwise(chain.denoiser, all_masked(2, L, V), V, LinearMask(), 0)
+    with pytest.raises(ValueError, match="x must hold token ids"):
+        chain.denoiser(torch.full((1, L), V + 1))
+    with pytest.raises(ValueError, match="trans"):
+        SequenceDistribution.markov_chain([0.5, 0.5], [[0.5, 0.5]], 3)
+    with pytest.raises(TypeError, match="generator"):
+        sample_first_hitting(chain.denoiser, all_masked(2, L, V), V, LinearMask(), generator=0)
+    with pytest.raises(ValueError, match="denoiser must return"):
+        sample_first_hitting(lambda x, t: torch.ones(1), all_masked(2, L, V), V, LinearMask())

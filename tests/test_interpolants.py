@@ -1,0 +1,157 @@
+"""diffedu.interpolants: exact fields checked by autograd, the transport equation, Monte Carlo,
+the diffusion special case, scipy's ODE solver and SDE marginals."""
+
+import math
+
+import pytest
+import torch
+from scipy.integrate import solve_ivp
+
+from diffedu import Gaussian, GaussianMixture, Linear
+from diffedu.interpolants import (GaussianMixtureInterpolant, LinearInterpolant, TrigInterpolant,
+                                  ode_trajectory, sde_trajectory)
+
+F64 = torch.float64
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def rho0():
+    return GaussianMixture([0.3, 0.7], [[-1.0, 0.5], [1.5, -0.5]],
+                           [[[0.3, 0.1], [0.1, 0.2]], [[0.2, -0.05], [-0.05, 0.4]]])
+
+
+def rho1():
+    return GaussianMixture([0.5, 0.5], [[0.0, 2.0], [0.0, -2.0]], [[0.5, 0.3], [0.3, 0.5]])
+
+
+BRIDGES = [LinearInterpolant(0.0), LinearInterpolant(0.5), TrigInterpolant(1.0)]
+
+
+@pytest.mark.parametrize("interp", BRIDGES)
+@pytest.mark.parametrize("t", [0.0, 0.3, 1.0])
+def test_score_is_the_gradient_of_the_log_density(interp, t):
+    br = GaussianMixtureInterpolant(interp, rho0(), rho1())
+    x = torch.randn(8, 2, generator=gen(0), dtype=F64).requires_grad_(True)
+    g, = torch.autograd.grad(br.log_prob(x, t).sum(), x)
+    assert torch.allclose(br.score(x.detach(), t), g, atol=1e-10)
+
+
+@pytest.mark.parametrize("interp", BRIDGES)
+def test_velocity_solves_the_transport_equation(interp):
+    """d_t log rho + div b + b . grad log rho = 0, every term by autograd."""
+    br = GaussianMixtureInterpolant(interp, rho0(), rho1())
+    xs = torch.randn(5, 2, generator=gen(1), dtype=F64)
+    for t0 in (0.1, 0.5, 0.85):
+        for x in xs:
+            t = torch.tensor(t0, dtype=F64, requires_grad=True)
+            xi = x[None].clone().requires_grad_(True)
+            dlogp_dt, = torch.autograd.grad(br.log_prob(xi, t).sum(), t)
+            b = br.velocity(xi, t0)
+            div = sum(torch.autograd.grad(b[0, d], xi, retain_graph=True)[0][0, d] for d in range(2))
+            resid = dlogp_dt + div + (b * br.score(xi.detach(), t0)).sum()
+            assert abs(float(resid.detach())) < 1e-10
+
+
+def test_velocity_is_the_conditional_mean_of_dx_dt_by_monte_carlo():
+    """E[phi(x_t) . b(x_t)] = E[phi(x_t) . (alpha' x0 + beta' x1 + gamma' z)] for test functions phi."""
+    interp = LinearInterpolant(0.5)
+    br = GaussianMixtureInterpolant(interp, rho0(), rho1())
+    n, t = 200000, torch.tensor(0.4, dtype=F64)
+    g = gen(2)
+    x0, x1 = rho0().sample(n, generator=g, dtype=F64), rho1().sample(n, generator=g, dtype=F64)
+    z = torch.randn(n, 2, generator=g, dtype=F64)
+    xt = interp.alpha(t) * x0 + interp.beta(t) * x1 + interp.gamma(t) * z
+    dx = interp.d_alpha(t) * x0 + interp.d_beta(t) * x1 + 0.5 * interp.d_gamma2(t) / interp.gamma(t) * z
+    b = br.velocity(xt, 0.4)
+    for phi in (lambda x: x, torch.tanh, lambda x: torch.sin(x.flip(1))):
+        d = (phi(xt) * (b - dx)).sum(1)
+        assert abs(float(d.mean())) < 4 * float(d.std()) / math.sqrt(n)
+        assert float(d.std()) / math.sqrt(n) < 0.02  # the check has power
+
+
+def test_diffusion_is_the_special_case_with_gaussian_rho1():
+    """gamma = 0 and rho_1 = N(0, I): the Linear process's PF-ODE velocity f x - g^2 s / 2."""
+    data = rho0()
+    br = GaussianMixtureInterpolant(LinearInterpolant(0.0), data, Gaussian([0.0, 0.0], [1.0, 1.0]))
+    P = Linear()
+    x = torch.randn(10, 2, generator=gen(3), dtype=F64)
+    for t in (0.05, 0.4, 0.9):
+        v = P.f(t) * x - 0.5 * P.g2(t) * data.score(x, t, P)
+        assert torch.allclose(br.velocity(x, t), v, atol=1e-12)
+        assert torch.allclose(br.score(x, t), data.score(x, t, P), atol=1e-12)
+        assert torch.allclose(br.log_prob(x, t), data.log_prob(x, t, P), atol=1e-12)
+
+
+def test_gaussian_to_gaussian_flow_map_is_exact():
+    """The velocity between two Gaussians is linear, so the flow map is x -> A x + c. Integrate
+    dA/dt = M(t) A with scipy: A C0 A^T = C1 and A m0 + c = m1 (non-commuting covariances)."""
+    m0, C0 = torch.tensor([1.0, -1.0], dtype=F64), torch.tensor([[1.0, 0.6], [0.6, 0.5]], dtype=F64)
+    m1, C1 = torch.tensor([-2.0, 0.5], dtype=F64), torch.tensor([[0.3, -0.2], [-0.2, 2.0]], dtype=F64)
+    br = GaussianMixtureInterpolant(LinearInterpolant(0.3), Gaussian(m0, C0), Gaussian(m1, C1))
+
+    def rhs(t, y):
+        _, mu, cov, dmu, hdc = br.components(float(t))
+        M = hdc[0] @ torch.linalg.inv(cov[0])
+        A, c = torch.as_tensor(y[:4], dtype=F64).reshape(2, 2), torch.as_tensor(y[4:], dtype=F64)
+        # x' = dmu + M (x - mu) with x = A x0 + c  =>  A' = M A,  c' = dmu - M mu + M c
+        return torch.cat([(M @ A).reshape(-1), dmu[0] - M @ mu[0] + M @ c]).numpy()
+
+    sol = solve_ivp(rhs, (0.0, 1.0), [1.0, 0, 0, 1.0, 0, 0], method="DOP853", rtol=1e-10, atol=1e-12)
+    A, c = torch.as_tensor(sol.y[:4, -1], dtype=F64).reshape(2, 2), torch.as_tensor(sol.y[4:, -1], dtype=F64)
+    assert torch.allclose(A @ C0 @ A.T, C1, atol=1e-8)
+    assert torch.allclose(A @ m0 + c, m1, atol=1e-8)
+    # the library's RK4 integrator pushes points along the same map, in both directions
+    x = torch.randn(16, 2, generator=gen(4), dtype=F64)
+    ts = torch.linspace(0, 1, 101, dtype=F64)
+    traj = ode_trajectory(br.velocity, x, ts)
+    assert traj.shape == (101, 16, 2)
+    y = traj[-1]
+    assert torch.allclose(y, x @ A.T + c, atol=1e-7)
+    assert torch.allclose(ode_trajectory(br.velocity, y, ts.flip(0))[-1], x, atol=1e-7)
+
+
+def test_sde_family_shares_the_marginals():
+    """Backward SDEs with eps = 0, 0.5, 2 from rho_1 samples: the law at t = 0.5 and at t = 0
+    matches rho_t (mean, covariance, weight of the x < 0 half-plane), while paths differ."""
+    br = GaussianMixtureInterpolant(LinearInterpolant(0.5), rho0(), rho1())
+    n = 4000
+    x1 = rho1().sample(n, generator=gen(5), dtype=F64)
+    ts = torch.linspace(1, 0, 101, dtype=F64)
+    ref = {t: br.sample(200000, t, generator=gen(6)) for t in (0.5, 0.0)}
+    finals = []
+    for i, eps in enumerate((0.0, 0.5, 2.0)):
+        traj = sde_trajectory(br, x1, ts, eps, generator=gen(7 + i))
+        for k, t in ((50, 0.5), (100, 0.0)):
+            x, r = traj[k], ref[t]
+            se = r.std(0) / math.sqrt(n)
+            assert ((x.mean(0) - r.mean(0)).abs() < 5 * se + 0.02).all(), (eps, t)
+            assert (torch.cov(x.T) - torch.cov(r.T)).abs().max() < 0.1, (eps, t)
+            assert abs(float((x[:, 0] < 0).double().mean() - (r[:, 0] < 0).double().mean())) < 0.04
+        finals.append(traj[-1])
+    assert (finals[0] - finals[2]).norm(dim=1).mean() > 0.3  # the trajectories do differ
+
+
+def test_bad_input_names_the_argument():
+    with pytest.raises(ValueError, match="a \\(the noise amplitude"):
+        LinearInterpolant(-1.0)
+    with pytest.raises(TypeError, match="rho1"):
+        GaussianMixtureInterpolant(LinearInterpolant(), rho0(), "normal")
+    with pytest.raises(TypeError, match="interpolant"):
+        GaussianMixtureInterpolant(Linear(), rho0(), rho1())
+    with pytest.raises(ValueError, match="same dimension"):
+        GaussianMixtureInterpolant(LinearInterpolant(), rho0(), Gaussian([0.0], [1.0]))
+    br = GaussianMixtureInterpolant(LinearInterpolant(0.5), rho0(), rho1())
+    with pytest.raises(ValueError, match="t must lie in"):
+        br.velocity(torch.zeros(2, 2, dtype=F64), 1.5)
+    with pytest.raises(ValueError, match="x must have shape"):
+        br.score(torch.zeros(2, 3, dtype=F64), 0.5)
+    with pytest.raises(ValueError, match="eps"):
+        sde_trajectory(br, torch.zeros(2, 2, dtype=F64), torch.linspace(1, 0, 3), -1.0)
+    with pytest.raises(ValueError, match="ts must be strictly monotone"):
+        ode_trajectory(br.velocity, torch.zeros(2, 2, dtype=F64), torch.tensor([0.0, 0.5, 0.2]))
+    singular = GaussianMixtureInterpolant(LinearInterpolant(0.0), Gaussian([0.0, 0.0], [1.0, 0.0]), rho1())
+    with pytest.raises(ValueError, match="singular"):
+        singular.score(torch.zeros(1, 2, dtype=F64), 0.0)
