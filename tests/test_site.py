@@ -1,0 +1,180 @@
+"""The offline course site: built from stored outputs, typeset math, every widget fallback, no network.
+
+The browser part opens the built pages in headless Debian chromium (Python Playwright), served
+from 127.0.0.1, with every request recorded and any request for another host aborted. It skips
+with a how-to when chromium or playwright is missing, and fails instead when CI=true.
+"""
+
+import functools
+import http.server
+import json
+import os
+import re
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from diffedu import cli, site
+from diffedu.fallbacks import FALLBACK_CLASS
+
+REPO = Path(__file__).resolve().parent.parent
+LESSONS = cli.lesson_files(REPO / "lessons")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+CHROMIUM = "/usr/bin/chromium"
+HOWTO = ("the browser test needs Debian chromium and Python Playwright: "
+         "apt-get install -y chromium && pip install playwright (never `playwright install`)")
+
+
+def widget_outputs(path):
+    nb = json.loads(Path(path).read_text())
+    return [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]
+            if WIDGET_VIEW in o.get("data", {})]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_every_stored_widget_has_a_static_fallback(path):
+    for out in widget_outputs(path):
+        html = "".join(out["data"].get("text/html", ""))  # nbformat may store it as a list of lines
+        assert FALLBACK_CLASS in html and "data:image/png;base64," in html, (
+            f"{path.name}: a widget output has no stored static fallback; regenerate the lesson with "
+            "`python3 -m diffedu.cli regenerate`, which stores one (diffedu/fallbacks.py)")
+
+
+def test_site_notebook_shows_fallbacks_and_drops_widget_state():
+    grid = f'<div class="{FALLBACK_CLASS}"><img src="data:image/png;base64,AA=="></div>'
+    nb = {"metadata": {"widgets": {"state": {}}}, "nbformat": 4, "nbformat_minor": 5, "cells": [
+        {"cell_type": "code", "metadata": {}, "source": "w", "execution_count": 1, "outputs": [
+            {"output_type": "execute_result", "execution_count": 1, "metadata": {},
+             "data": {WIDGET_VIEW: {"model_id": "x"}, "text/plain": "interactive(...)", "text/html": grid}},
+            {"output_type": "display_data", "metadata": {}, "data": {WIDGET_VIEW: {"model_id": "y"}}}]},
+        {"cell_type": "code", "metadata": {"tags": ["solution"]}, "source": "answer_1 = 42",
+         "execution_count": 2, "outputs": []}]}
+    out = site.site_notebook(nb)
+    assert "widgets" not in out["metadata"] and len(out["cells"]) == 1
+    first, second = out["cells"][0]["outputs"]
+    assert first["data"] == {"text/html": grid}
+    assert list(second["data"]) == ["text/html"] and "diffedu-missing-fallback" in second["data"]["text/html"]
+    assert len(site.site_notebook(nb, solutions=True)["cells"]) == 2
+
+
+def test_index_uses_the_same_metadata_as_the_readme():
+    costs = {LESSONS[0].name: {"wall_s": 12.3, "peak_mb": 456.0}}
+    md = site.index_markdown(LESSONS, costs, solutions=False)
+    readme_index = cli.lesson_index(REPO / "lessons")
+    for p in LESSONS:
+        m = cli.lesson_meta(p)
+        assert m["title"] in md and m["teaches"] in md and m["title"] in readme_index
+        assert f"lessons/{p.stem}" in md
+    assert "| 456 MB | 12 s |" in md
+    assert ("not measured" in md) == (len(LESSONS) > 1)
+    assert "Student version" in md
+
+
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory):
+    pytest.importorskip("myst_nb", reason="the site needs Sphinx and MyST-NB: pip install -e '.[test]'")
+    return site.build(tmp_path_factory.mktemp("site") / "html")
+
+
+def test_built_pages_reference_no_other_host(built_site):
+    pages = [built_site / "index.html"] + [built_site / "lessons" / f"{p.stem}.html" for p in LESSONS]
+    for page in pages:
+        text = page.read_text()
+        refs = re.findall(r'<(?:script|link|img|iframe|source)\b[^>]*?\b(?:src|href)="([^"]+)"', text)
+        remote = [r for r in refs if urlparse(r).scheme in ("http", "https") or r.startswith("//")]
+        assert not remote, f"{page.name} loads {remote}"
+        if page.parent.name == "lessons":
+            assert "mathjax/tex-chtml.js" in text
+        assert "require.js" not in text and "embed-amd" not in text  # no widget manager from a CDN
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def served(built_site):
+    handler = functools.partial(_Quiet, directory=str(built_site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _playwright_or_skip():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the browser test: {HOWTO}")
+        pytest.skip(HOWTO)
+    return sync_playwright
+
+
+@pytest.mark.browser
+def test_pages_render_offline_in_chromium(served):
+    sync_playwright = _playwright_or_skip()
+    requests, blocked, failed = [], [], []
+
+    def route(r):
+        url = r.request.url
+        requests.append(url)
+        host = urlparse(url).hostname
+        if url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+            r.continue_()
+        else:
+            blocked.append(url)
+            r.abort()
+
+    pages = ["index.html"] + [f"lessons/{p.stem}.html" for p in LESSONS]
+    report = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        try:
+            ctx = browser.new_context()
+            ctx.route("**/*", route)
+            page = ctx.new_page()
+            page.on("requestfailed", lambda req: failed.append(req.url))
+            page.on("response", lambda resp: resp.status >= 400 and failed.append(f"{resp.status} {resp.url}"))
+            for rel, lesson in zip(pages, [None] + LESSONS):
+                page.goto(f"{served}/{rel}", wait_until="load")
+                if lesson is not None:  # Sphinx loads MathJax only on pages with math
+                    page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise",
+                                           timeout=60_000)
+                    page.evaluate("MathJax.startup.promise.then(() => true)")
+                page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=60_000)
+                report[rel] = page.evaluate("""() => ({
+                    math: document.querySelectorAll('.math').length,
+                    untypeset: Array.from(document.querySelectorAll('.math'))
+                                    .filter(e => !e.querySelector('mjx-container')).length,
+                    typeset: document.querySelectorAll('mjx-container').length,
+                    merror: document.querySelectorAll('mjx-merror').length,
+                    grids: document.querySelectorAll('.diffedu-fallback').length,
+                    grid_imgs: document.querySelectorAll('.diffedu-fallback img').length,
+                    broken: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))
+                                 .map(i => i.alt || i.src.slice(0, 60)),
+                    missing: document.querySelectorAll('.diffedu-missing-fallback').length,
+                })""")
+                if lesson is not None:
+                    r = report[rel]
+                    n_widgets = len(widget_outputs(lesson))
+                    assert r["math"] > 0 and r["typeset"] >= r["math"] and r["untypeset"] == 0, (rel, r)
+                    assert r["merror"] == 0, (rel, r)
+                    assert r["grids"] == n_widgets and r["missing"] == 0, (rel, r)
+                    assert r["grid_imgs"] >= 2 * n_widgets, (rel, r)
+                assert report[rel]["broken"] == [], (rel, report[rel])
+        finally:
+            browser.close()
+    assert blocked == [], f"requests for other hosts: {blocked}"
+    assert failed == [], f"failed requests: {failed}"
+    assert any("mathjax/tex-chtml.js" in u for u in requests)
+    assert any(u.endswith(".woff") for u in requests), "MathJax fonts were not loaded from the site"
