@@ -4,13 +4,19 @@ One notation throughout (``shared/NOTATION.md``): data at t = 0 and
 ``x_t = alpha_t x_0 + sigma_t eps``.
 """
 
+from .digits import load_digits
 from .gaussian import Gaussian
+from .gaussian_approx import explained_variance
+from .memorisation import memorised_fraction, nn_ratio
 from .mixtures import Empirical, GaussianMixture, LowRankMixture
 from .processes import EDM, VE, VP, Linear, Process, VPCosine, time_grid
+from .subspace import SubspaceClustering
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Process", "VP", "VPCosine", "VE", "EDM", "Linear", "time_grid",
     "Gaussian", "GaussianMixture", "LowRankMixture", "Empirical",
+    "load_digits", "explained_variance", "nn_ratio", "memorised_fraction",
+    "SubspaceClustering",
 ]

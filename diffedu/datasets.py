@@ -25,10 +25,11 @@ import math
 import torch
 
 from ._core import check_n, resolve_device
+from .digits import Digits, load_digits  # the 8x8 digits shipped in data/ (lesson 05-07)
 from .mixtures import GaussianMixture
 
 __all__ = ["ring", "grid_mixture", "two_gaussians", "two_moons", "checkerboard", "swiss_roll",
-           "SAMPLERS", "sampler"]
+           "SAMPLERS", "sampler", "load_digits", "Digits"]
 
 
 def _positive(name, v):

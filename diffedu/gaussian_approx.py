@@ -1,0 +1,69 @@
+r"""The Gaussian approximation of a data set's score, and how much of the score it explains.
+
+Wang and Vastola (2024), "The Unreasonable Effectiveness of Gaussian Score Approximation for
+Diffusion Models and its Applications": at high noise the score of any data set is close to
+the score of the Gaussian with the data's mean and covariance, whose probability-flow map is
+exact (:meth:`diffedu.Gaussian.flow`); skipping the early sampler steps with it is *Gaussian
+teleportation* (:func:`diffedu.samplers.teleport`). Lesson 06.
+
+The fraction of a score ``s`` explained by an approximation ``a`` at time t, under p_t:
+
+    EV(t) = 1 - E_{x ~ p_t} |s(x, t) - a(x, t)|^2 / E_{x ~ p_t} |s(x, t)|^2 .
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._core import Distribution, check_batch, check_process
+from .gaussian import Gaussian
+
+__all__ = ["fit_gaussian", "explained_variance"]
+
+
+def fit_gaussian(data, *, shrinkage: float = 0.0) -> Gaussian:
+    r"""The Gaussian with the mean and (unbiased) covariance of ``data`` (M, D), M >= 2.
+
+    ``shrinkage`` in [0, 1] blends the covariance towards ``(tr C / D) I``:
+    ``(1 - shrinkage) C + shrinkage (tr C / D) I`` (for a full-rank fit of few points).
+    Parameters are float64. A rank-deficient covariance (digits: border pixels always 0) is
+    fine: the Gaussian's denoiser and flow are defined for t > 0.
+    """
+    if not isinstance(data, torch.Tensor):
+        data = torch.as_tensor(data, dtype=torch.float64)
+    X = check_batch(data, name="data").detach().to("cpu", torch.float64)
+    if X.shape[0] < 2:
+        raise ValueError(f"data must have at least 2 rows to fit a covariance; got {X.shape[0]}")
+    if not 0 <= shrinkage <= 1:
+        raise ValueError(f"shrinkage must lie in [0, 1]; got {shrinkage!r}")
+    C = torch.cov(X.T).reshape(X.shape[1], X.shape[1])
+    if shrinkage:
+        C = (1 - shrinkage) * C + shrinkage * (torch.trace(C) / X.shape[1]) * torch.eye(X.shape[1], dtype=C.dtype)
+    return Gaussian(X.mean(0), C)
+
+
+def explained_variance(score, approx, dist: Distribution, process, ts, *, n: int = 1000,
+                       generator: torch.Generator | None = None, dtype=torch.float64) -> torch.Tensor:
+    r"""``EV(t) = 1 - E|s - a|^2 / E|s|^2`` under ``x ~ p_t``, for each t in ``ts``.
+
+    score, approx: fields ``f(x, t) -> (B, D)`` (for example ``dist.bind(process).score`` and
+    ``fit_gaussian(data).bind(process).score``). dist: the distribution whose marginal p_t the
+    expectation is taken under (its ``sample_marginal``), n draws per time. ts: (T,) times in
+    (0, t_max]. Returns (T,) float64. EV = 1 means a equals s; EV can be negative.
+    """
+    check_process(process)
+    if not (callable(score) and callable(approx)):
+        raise TypeError("score and approx must be callables f(x, t) -> (B, D)")
+    if not isinstance(dist, Distribution):
+        raise TypeError(f"dist must be a diffedu distribution (with sample_marginal); got {type(dist).__name__}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer; got {n!r}")
+    ts = torch.as_tensor(ts, dtype=torch.float64).reshape(-1)
+    if ts.numel() == 0 or (ts <= 0).any():
+        raise ValueError("ts must be a non-empty sequence of times > 0 (the score is undefined at t = 0)")
+    out = torch.empty(ts.numel(), dtype=torch.float64)
+    for i, t in enumerate(ts.tolist()):
+        x = dist.sample_marginal(n, t, process, generator=generator, dtype=dtype)
+        s, a = score(x, t), approx(x, t)
+        out[i] = 1 - float(((s - a) ** 2).sum()) / float((s**2).sum())
+    return out

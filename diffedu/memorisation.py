@@ -1,0 +1,122 @@
+r"""Memorisation: does a generated sample copy a training point?
+
+Gu, Du, Pang, Li, Lin and Wang (2023), "On Memorization in Diffusion Models": a sample x counts
+as memorised when its nearest training point is much nearer than the second nearest,
+
+    ||x - x_(1)|| < (1/3) ||x - x_(2)||,
+
+the "1/3 rule" (their eq. 5, after Yoon et al. 2023). The memorised fraction of a model's
+samples falls as the training set grows; the *effective model memorisation* (EMM) is the
+largest training-set size at which it is still at least 0.9 (their Sec. 3). Lesson 05.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ._core import check_batch
+
+__all__ = ["MEMORISATION_RATIO", "nn_distances", "nn_ratio", "is_memorised", "memorised_fraction",
+           "memorisation_sweep", "effective_model_memorisation", "MemorisationSweep"]
+
+#: The 1/3 rule: memorised when (distance to nearest) / (distance to second nearest) < 1/3.
+MEMORISATION_RATIO = 1.0 / 3.0
+
+
+def _check_pair(samples, train):
+    samples = check_batch(samples, name="samples")
+    train = check_batch(train, samples.shape[1], name="train")
+    if samples.shape[0] == 0:
+        raise ValueError("samples is empty: need at least one row")
+    if train.shape[0] < 2:
+        raise ValueError(f"train must have at least 2 rows (the rule needs a second nearest point); "
+                         f"got {train.shape[0]}")
+    return samples, train.to(samples.dtype)
+
+
+def nn_distances(samples, train, *, chunk: int = 4096) -> torch.Tensor:
+    """Euclidean distances from each sample to its nearest and second-nearest training points.
+
+    samples: (B, D), train: (M, D), M >= 2. Returns (B, 2), ascending per row. Computed in
+    chunks of ``chunk`` samples with exact differences (no |a|^2 - 2ab + |b|^2 cancellation).
+    """
+    samples, train = _check_pair(samples, train)
+    out = samples.new_empty(samples.shape[0], 2)
+    for i in range(0, samples.shape[0], chunk):
+        d = torch.cdist(samples[i:i + chunk], train, compute_mode="donot_use_mm_for_euclid_dist")
+        out[i:i + chunk] = torch.topk(d, 2, dim=1, largest=False).values
+    return out
+
+
+def nn_ratio(samples, train) -> torch.Tensor:
+    r"""``||x - x_(1)|| / ||x - x_(2)||`` for each sample: (B,), in [0, 1].
+
+    0 means an exact copy of a training point; two equidistant nearest points give 1. When both
+    distances are 0 (a duplicated training point copied exactly) the ratio is 0."""
+    d = nn_distances(samples, train)
+    return torch.where(d[:, 1] > 0, d[:, 0] / d[:, 1].clamp_min(torch.finfo(d.dtype).tiny), 0.0)
+
+
+def is_memorised(samples, train, *, ratio: float = MEMORISATION_RATIO) -> torch.Tensor:
+    """Boolean (B,): True where :func:`nn_ratio` is below ``ratio`` (default 1/3)."""
+    if not 0 < ratio <= 1:
+        raise ValueError(f"ratio must lie in (0, 1]; got {ratio!r}")
+    return nn_ratio(samples, train) < ratio
+
+
+def memorised_fraction(samples, train, *, ratio: float = MEMORISATION_RATIO) -> float:
+    """Fraction of samples (B, D) memorised from train (M, D) under the 1/3 rule: a float in [0, 1]."""
+    return float(is_memorised(samples, train, ratio=ratio).to(torch.float64).mean())
+
+
+def effective_model_memorisation(sizes, fractions, *, level: float = 0.9) -> int:
+    r"""EMM: the largest training-set size whose memorised fraction is still >= ``level``.
+
+    sizes: increasing training-set sizes; fractions: their memorised fractions. Returns 0 when
+    no size reaches ``level`` (Gu et al. 2023, Sec. 3, at level 0.9)."""
+    sizes, fractions = list(sizes), [float(f) for f in fractions]
+    if len(sizes) != len(fractions) or not sizes:
+        raise ValueError(f"sizes and fractions must be non-empty and of equal length; got "
+                         f"{len(sizes)} and {len(fractions)}")
+    if any(b <= a for a, b in zip(sizes, sizes[1:])):
+        raise ValueError(f"sizes must be strictly increasing; got {sizes}")
+    if not 0 < level <= 1:
+        raise ValueError(f"level must lie in (0, 1]; got {level!r}")
+    hits = [int(m) for m, f in zip(sizes, fractions) if f >= level]
+    return max(hits) if hits else 0
+
+
+@dataclass(frozen=True)
+class MemorisationSweep:
+    """sizes (list of M), fractions (memorised fraction of the samples for each M), emm (int)."""
+
+    sizes: list
+    fractions: list
+    emm: int
+
+
+def memorisation_sweep(fit_and_sample: Callable, data, sizes, *, n_samples: int = 200,
+                       generator: torch.Generator | None = None, level: float = 0.9) -> MemorisationSweep:
+    r"""Memorised fraction of a model's samples against training-set size M, and the EMM.
+
+    For each M in ``sizes`` (increasing), the training set is the first M rows of one seeded
+    permutation of ``data`` (N, D), so the sets are nested; ``fit_and_sample(train, n, generator)``
+    must train a model on ``train`` (M, D) and return n samples (n, D) from it. The fraction is
+    :func:`memorised_fraction` against that training set.
+    """
+    data = check_batch(data, name="data")
+    sizes = [int(m) for m in sizes]
+    if not sizes or min(sizes) < 2 or max(sizes) > data.shape[0]:
+        raise ValueError(f"sizes must lie in [2, {data.shape[0]}] (the number of data rows); got {sizes}")
+    if not callable(fit_and_sample):
+        raise TypeError(f"fit_and_sample must be callable (train, n, generator) -> samples; "
+                        f"got {type(fit_and_sample).__name__}")
+    perm = torch.randperm(data.shape[0], generator=generator)
+    fractions = []
+    for m in sizes:
+        train = data[perm[:m]]
+        fractions.append(memorised_fraction(fit_and_sample(train, n_samples, generator), train))
+    return MemorisationSweep(sizes, fractions, effective_model_memorisation(sizes, fractions, level=level))

@@ -1,0 +1,424 @@
+r"""Subspace clustering and diffusion models on a mixture of low-rank Gaussians (MoLRG).
+
+Wang, Zhang, Zhang, Chen, Ma and Qu (2024), "Diffusion Models Learn Low-Dimensional
+Distributions via Subspace Clustering": data ``x_0 = U_k a`` with ``a ~ N(0, I_r)`` and ``U_k``
+(D, r) orthonormal, component ``k`` uniform. The exact denoiser is
+:class:`diffedu.mixtures.LowRankMixture`'s; parameterising a denoiser in that form and training
+it by denoising score matching is subspace clustering (the paper's Theorem 3). Lesson 07.
+
+Contents: planted bases and exact per-subspace samples; principal angles and the subspace error
+``||P - P*||_F / sqrt(2d)``; the K-subspaces estimator :class:`SubspaceClustering`; the
+low-rank denoiser :class:`LowRankDenoiser` and its DSM training; and :func:`phase_transition`,
+recovery success against samples per subspace over seeded trials.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from ._core import check_process, coefs
+from .mixtures import LowRankMixture
+
+__all__ = [
+    "random_bases", "sample_subspaces", "principal_angles", "subspace_error", "match_subspaces",
+    "fit_subspace", "SubspaceClustering", "LowRankDenoiser", "train_low_rank_denoiser",
+    "phase_transition", "PhaseTransition", "SUCCESS_THRESHOLD",
+]
+
+#: A subspace counts as recovered when its error ``||P - P*||_F / sqrt(2d)`` is below this.
+SUCCESS_THRESHOLD = 0.2
+
+
+def _pos_int(v, name, minimum=1):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {v!r}")
+    return int(v)
+
+
+def _generator(seed=None, generator=None):
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+        return generator
+    g = torch.Generator()
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(_pos_int(seed, "seed", 0))
+    return g
+
+
+def _as_data(X, name="X") -> torch.Tensor:
+    """(n, D) float64 CPU tensor with n >= 1 from a tensor or array."""
+    if isinstance(X, torch.Tensor):
+        T = X.detach()
+    else:
+        try:
+            T = torch.as_tensor(np.asarray(X, dtype=np.float64))
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name} must be a tensor or array of numbers; got {type(X).__name__}") from e
+    if not T.is_floating_point():
+        T = T.to(torch.float64)
+    if T.dim() != 2:
+        raise ValueError(f"{name} must have shape (n, D); got {tuple(T.shape)}")
+    if T.shape[0] == 0 or T.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(T.shape)}; need at least one row of D >= 1 numbers")
+    if not torch.isfinite(T).all():
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return T.to("cpu", torch.float64)
+
+
+def _as_bases(U, name) -> torch.Tensor:
+    """(K, D, r) or (D, r) -> (K, D, r) float64 with orthonormalised columns."""
+    T = U.detach() if isinstance(U, torch.Tensor) else torch.as_tensor(np.asarray(U, dtype=np.float64))
+    if T.dim() == 2:
+        T = T[None]
+    if T.dim() != 3 or T.shape[2] > T.shape[1] or T.shape[2] < 1:
+        raise ValueError(f"{name} must have shape (D, r) or (K, D, r) with 1 <= r <= D; got {tuple(U.shape)}")
+    return torch.linalg.qr(T.to("cpu", torch.float64))[0]
+
+
+# --- planted subspaces ------------------------------------------------------------------------
+def random_bases(n_subspaces: int, dim: int, rank: int, *, orthogonal: bool = False,
+                 generator=None) -> torch.Tensor:
+    r"""Orthonormal bases of ``n_subspaces`` random ``rank``-dimensional subspaces of R^dim.
+
+    Returns (K, D, r) float64, Haar-distributed (QR of a Gaussian matrix). With
+    ``orthogonal=True`` the subspaces are mutually orthogonal (needs ``K r <= D``).
+    """
+    K, D, r = (_pos_int(n_subspaces, "n_subspaces"), _pos_int(dim, "dim"), _pos_int(rank, "rank"))
+    if r > D:
+        raise ValueError(f"rank must be <= dim; got rank={r} > dim={D}")
+    if orthogonal and K * r > D:
+        raise ValueError(f"orthogonal subspaces need n_subspaces * rank <= dim; got {K} * {r} > {D}")
+    g = _generator(generator=generator) if generator is not None else None
+    if orthogonal:
+        Q = torch.linalg.qr(torch.randn(D, K * r, generator=g, dtype=torch.float64))[0]
+        return Q.T.reshape(K, r, D).transpose(1, 2).contiguous()
+    return torch.linalg.qr(torch.randn(K, D, r, generator=g, dtype=torch.float64))[0]
+
+
+def sample_subspaces(mixture: LowRankMixture, n_per_subspace: int, *, generator=None,
+                     dtype=torch.float64):
+    r"""Exactly ``n_per_subspace`` draws from each component of a :class:`LowRankMixture`.
+
+    Returns ``X`` (K n, D), ordered component by component, and the labels (K n,) long.
+    (``mixture.sample`` draws the components at random; a phase transition needs exact counts.)
+    """
+    if not isinstance(mixture, LowRankMixture):
+        raise TypeError(f"mixture must be a diffedu.LowRankMixture; got {type(mixture).__name__}")
+    n = _pos_int(n_per_subspace, "n_per_subspace", 0)
+    draws = mixture._c.sample(n, generator, dtype, torch.device("cpu"))  # (n, K, D)
+    K = mixture.K
+    X = draws.transpose(0, 1).reshape(K * n, mixture.dim)
+    return X, torch.arange(K).repeat_interleave(n)
+
+
+# --- comparing subspaces ----------------------------------------------------------------------
+def principal_angles(U, V) -> torch.Tensor:
+    r"""Principal angles (radians, ascending) between span(U) and span(V).
+
+    U: (D, r1), V: (D, r2) (columns need not be orthonormal; they are orthonormalised).
+    cos(theta_i) are the singular values of ``Q_U^T Q_V``. Returns (min(r1, r2),) float64.
+    """
+    QU, QV = _as_bases(U, "U")[0], _as_bases(V, "V")[0]
+    if QU.shape[0] != QV.shape[0]:
+        raise ValueError(f"U and V must have the same number of rows (ambient dimension); got "
+                         f"{QU.shape[0]} and {QV.shape[0]}")
+    cos = torch.linalg.svdvals(QU.T @ QV).clamp(-1.0, 1.0)
+    return torch.arccos(cos)  # singular values descend, so the angles ascend
+
+
+def subspace_error(U, V) -> torch.Tensor:
+    r"""``||P_U - P_V||_F / sqrt(r_U + r_V)``: 0 for equal subspaces, 1 for orthogonal ones.
+
+    With equal ranks d this is the paper's ``||P - P*||_F / sqrt(2d)`` and equals
+    ``sqrt(mean_i sin^2 theta_i)`` over the principal angles. U, V: (D, r) or batched (K, D, r).
+    Returns a 0-d tensor, or (K,) when batched.
+    """
+    batched = (U.dim() if isinstance(U, torch.Tensor) else np.ndim(U)) == 3
+    QU, QV = _as_bases(U, "U"), _as_bases(V, "V")
+    if QU.shape[1] != QV.shape[1]:
+        raise ValueError(f"U and V must have the same ambient dimension; got {QU.shape[1]} and {QV.shape[1]}")
+    r1, r2 = QU.shape[2], QV.shape[2]
+    # ||P_U - P_V||_F^2 = ||(I - P_V) U||_F^2 + ||(I - P_U) V||_F^2 (both = r - ||U^T V||_F^2);
+    # the residual form keeps small errors accurate (no cancellation in r1 + r2 - 2 ||U^T V||^2)
+    G = QU.transpose(1, 2) @ QV
+    sq = (QU - QV @ G.transpose(1, 2)).pow(2).sum((1, 2)) + (QV - QU @ G).pow(2).sum((1, 2))
+    err = (sq / (r1 + r2)).sqrt()
+    return err if batched else err[0]
+
+
+def match_subspaces(estimate, truth):
+    r"""Pair estimated subspaces with true ones to minimise the total error (Hungarian method).
+
+    estimate, truth: (K, D, r). Returns ``(perm, errors)``: ``estimate[perm[k]]`` is matched to
+    ``truth[k]`` and ``errors[k]`` (K,) is their :func:`subspace_error`.
+    """
+    E, T = _as_bases(estimate, "estimate"), _as_bases(truth, "truth")
+    if E.shape[0] != T.shape[0] or E.shape[1] != T.shape[1]:
+        raise ValueError(f"estimate and truth must both be (K, D, r) with the same K and D; got "
+                         f"{tuple(E.shape)} and {tuple(T.shape)}")
+    cost = torch.stack([subspace_error(E, T[k].expand(E.shape[0], -1, -1)) for k in range(T.shape[0])])
+    rows, cols = linear_sum_assignment(cost.numpy())  # rows: truth index, cols: estimate index
+    perm = torch.as_tensor(cols[np.argsort(rows)])
+    return perm, cost[torch.arange(T.shape[0]), perm]
+
+
+def fit_subspace(X, rank: int) -> torch.Tensor:
+    r"""Best ``rank``-dimensional subspace through the origin for the rows of X (uncentred PCA).
+
+    X: (n, D). Returns (D, r) orthonormal: the top eigenvectors of ``X^T X``. With n < r the
+    data span only n dimensions and the remaining columns are arbitrary (not recoverable).
+    """
+    X = _as_data(X)
+    r = _pos_int(rank, "rank")
+    if r > X.shape[1]:
+        raise ValueError(f"rank must be <= the data dimension {X.shape[1]}; got {r}")
+    _, V = torch.linalg.eigh(X.T @ X)
+    return V[:, -r:].flip(1).contiguous()
+
+
+def _fit_bases(X, labels, K, r, g):
+    """Per-cluster uncentred PCA; an empty cluster gets a random subspace."""
+    D = X.shape[1]
+    out = torch.empty(K, D, r, dtype=torch.float64)
+    for k in range(K):
+        Xk = X[labels == k]
+        if Xk.shape[0] == 0:
+            out[k] = torch.linalg.qr(torch.randn(D, r, generator=g, dtype=torch.float64))[0]
+        else:
+            _, V = torch.linalg.eigh(Xk.T @ Xk)
+            out[k] = V[:, -r:]
+    return out
+
+
+def _residuals(X, bases):
+    """Squared distance of each row to each subspace, ``|x|^2 - |U_k^T x|^2``: (n, K)."""
+    proj = torch.einsum("nd,kdr->nkr", X, bases).pow(2).sum(-1)
+    return ((X * X).sum(1, keepdim=True) - proj).clamp_min(0)
+
+
+class SubspaceClustering:
+    r"""K-subspaces clustering (Bradley and Mangasarian 2000; Tseng 2000), scikit-learn style.
+
+    Alternates (1) assign each point to the subspace nearest to it, ``argmin_k |x - U_k U_k^T x|``,
+    and (2) refit each ``U_k`` as the top-``rank`` eigenvectors of ``X_k^T X_k``; every step lowers
+    ``sum_i min_k |x_i - P_k x_i|^2``. Subspaces pass through the origin (MoLRG). Each of
+    ``n_init`` restarts begins from ``rank`` random data points per cluster; the best is kept.
+
+    Parameters
+    ----------
+    n_clusters : int >= 1.  rank : int, 1 <= rank <= D.  n_init : int >= 1 restarts.
+    max_iter : int >= 1 per restart.  seed : int or None; equal seeds give equal fits.
+
+    Attributes (after :meth:`fit`)
+    ----------
+    bases_ (K, D, r) float64 orthonormal, labels_ (n,) long, inertia_ float (the objective),
+    n_iter_ int (iterations of the best restart).
+    """
+
+    def __init__(self, n_clusters: int = 2, rank: int = 1, *, n_init: int = 10, max_iter: int = 100,
+                 seed: int | None = None):
+        self.n_clusters, self.rank, self.n_init, self.max_iter, self.seed = n_clusters, rank, n_init, max_iter, seed
+
+    def __repr__(self):
+        return (f"SubspaceClustering(n_clusters={self.n_clusters}, rank={self.rank}, n_init={self.n_init}, "
+                f"max_iter={self.max_iter}, seed={self.seed})")
+
+    def _check(self, X):
+        K = _pos_int(self.n_clusters, "n_clusters")
+        r = _pos_int(self.rank, "rank")
+        _pos_int(self.n_init, "n_init")
+        _pos_int(self.max_iter, "max_iter")
+        X = _as_data(X)
+        if r > X.shape[1]:
+            raise ValueError(f"rank must be <= the data dimension D = {X.shape[1]}; got rank={r}")
+        return X, K, r
+
+    def fit(self, X, y=None) -> "SubspaceClustering":
+        """Cluster the rows of X (n, D) (tensor or array). ``y`` is ignored. Returns self."""
+        X, K, r = self._check(X)
+        g = _generator(self.seed)
+        n = X.shape[0]
+        best = None
+        for _ in range(self.n_init):
+            idx = torch.randint(n, (K, r), generator=g)
+            bases = torch.linalg.qr(X[idx].transpose(1, 2) + 1e-9 * torch.randn(K, X.shape[1], r, generator=g,
+                                                                              dtype=torch.float64))[0]
+            labels = None
+            for it in range(1, self.max_iter + 1):
+                new = _residuals(X, bases).argmin(1)
+                if labels is not None and torch.equal(new, labels):
+                    break
+                labels = new
+                bases = _fit_bases(X, labels, K, r, g)
+            inertia = float(_residuals(X, bases).min(1).values.sum())
+            if best is None or inertia < best[0] - 1e-12 * max(1.0, abs(best[0])):
+                best = (inertia, bases, labels, it)
+        self.inertia_, self.bases_, self.labels_, self.n_iter_ = best
+        self.labels_ = _residuals(X, self.bases_).argmin(1)
+        return self
+
+    def predict(self, X) -> torch.Tensor:
+        """Index of the nearest fitted subspace for each row of X (n, D): (n,) long."""
+        return self.residuals(X).argmin(1)
+
+    def residuals(self, X) -> torch.Tensor:
+        """Squared distances ``|x - U_k U_k^T x|^2`` to every fitted subspace: (n, K) float64."""
+        if not hasattr(self, "bases_"):
+            raise RuntimeError("SubspaceClustering is not fitted yet; call fit(X) first")
+        X = _as_data(X)
+        if X.shape[1] != self.bases_.shape[1]:
+            raise ValueError(f"X must have {self.bases_.shape[1]} columns like the data it was fitted on; "
+                             f"got {X.shape[1]}")
+        return _residuals(X, self.bases_)
+
+
+# --- the low-rank denoiser trained by DSM -----------------------------------------------------
+class LowRankDenoiser(torch.nn.Module):
+    r"""The paper's denoiser parameterisation (its eq. 9, in this project's notation).
+
+    With orthonormal ``U_k = qr(W_k)`` (K, D, r) learnable and unit-variance latents,
+
+        D_theta(x, t) = sum_k w_k(x, t) (alpha_t / (alpha_t^2 + sigma_t^2)) U_k U_k^T x,
+        w(x, t) = softmax_k( alpha_t^2 |U_k^T x|^2 / (2 sigma_t^2 (alpha_t^2 + sigma_t^2)) ),
+
+    which is exactly :class:`LowRankMixture`'s posterior mean when the ``U_k`` are the true
+    bases (uniform weights, zero means, no noise). ``process`` is bound here, so the module is
+    a denoiser ``D(x, t)`` for the samplers. x: (B, D); t: float, 0-d or (B,) tensor, t > 0.
+    ``init`` (K, D, r) sets W (random normal from ``generator`` otherwise); ``dtype`` of W
+    defaults to torch's default dtype.
+    """
+
+    def __init__(self, dim: int, n_components: int, rank: int, process, *, init=None, generator=None,
+                 dtype: torch.dtype | None = None):
+        super().__init__()
+        D, K, r = _pos_int(dim, "dim"), _pos_int(n_components, "n_components"), _pos_int(rank, "rank")
+        if r > D:
+            raise ValueError(f"rank must be <= dim; got rank={r} > dim={D}")
+        self.process = check_process(process)
+        if init is None:
+            W = torch.randn(K, D, r, generator=generator, dtype=torch.float64)
+        else:
+            W = torch.as_tensor(init, dtype=torch.float64).clone()
+            if W.shape != (K, D, r):
+                raise ValueError(f"init must have shape ({K}, {D}, {r}); got {tuple(W.shape)}")
+        self.weight = torch.nn.Parameter(W.to(dtype or torch.get_default_dtype()))
+
+    def bases(self) -> torch.Tensor:
+        """Current orthonormal bases (K, D, r), differentiable."""
+        return torch.linalg.qr(self.weight)[0]
+
+    def forward(self, x, t):
+        if x.dim() != 2 or x.shape[1] != self.weight.shape[1]:
+            raise ValueError(f"x must have shape (B, {self.weight.shape[1]}); got {tuple(x.shape)}")
+        U = self.bases().to(x.dtype)
+        a, s = coefs(self.process, t, x)
+        z = torch.einsum("bd,kdr->bkr", x, U)                       # U_k^T x
+        c = a**2 / (2 * s**2 * (a**2 + s**2))
+        w = torch.softmax(c * z.pow(2).sum(-1), dim=1)              # (B, K)
+        return (a / (a**2 + s**2)) * torch.einsum("bk,bkr,kdr->bd", w, z, U)
+
+
+def train_low_rank_denoiser(X, n_components: int, rank: int, process, *, steps: int = 500,
+                            batch_size: int = 128, lr: float = 3e-2, t_range=(0.02, 0.3),
+                            n_init: int = 1, seed: int = 0) -> LowRankDenoiser:
+    r"""Fit :class:`LowRankDenoiser` to data X (n, D) by denoising score matching.
+
+    Minimises ``E |D_theta(alpha_t x_0 + sigma_t eps, t) - x_0|^2`` with x_0 from X, eps ~ N(0, I)
+    and t uniform in ``t_range`` (fractions of ``process.t_max``), by Adam. At small noise this
+    loss is a soft K-subspaces objective (the paper's Theorem 3): training is subspace clustering,
+    with the same local minima (e.g. each learned subspace taking half of two true ones). So,
+    like :class:`SubspaceClustering`, each of ``n_init`` runs starts from the span of ``rank``
+    random training points per component, and the run with the lowest DSM loss on one fixed
+    batch of 1,024 draws is returned.
+    """
+    X = _as_data(X).to(torch.get_default_dtype())
+    check_process(process)
+    lo, hi = (float(v) * process.t_max for v in t_range)
+    if not 0 < lo < hi <= process.t_max:
+        raise ValueError(f"t_range must satisfy 0 < t_range[0] < t_range[1] <= 1; got {t_range!r}")
+    K, r = _pos_int(n_components, "n_components"), _pos_int(rank, "rank")
+    if r > X.shape[1]:
+        raise ValueError(f"rank must be <= the data dimension D = {X.shape[1]}; got rank={r}")
+    steps, batch_size = _pos_int(steps, "steps"), _pos_int(batch_size, "batch_size")
+    g = _generator(seed)
+
+    def draw(n):
+        x0 = X[torch.randint(X.shape[0], (n,), generator=g)]
+        t = lo + (hi - lo) * torch.rand(n, generator=g, dtype=torch.float64)
+        a, s = coefs(process, t, x0)
+        return x0, t, a * x0 + s * torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+
+    x0_ev, t_ev, xt_ev = draw(1024)
+    best = None
+    for _ in range(_pos_int(n_init, "n_init")):
+        init = X[torch.randint(X.shape[0], (K, r), generator=g)].transpose(1, 2).to(torch.float64)
+        init = init + 1e-3 * init.abs().max() * torch.randn(init.shape, generator=g, dtype=torch.float64)
+        model = LowRankDenoiser(X.shape[1], K, r, process, init=init)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        for _ in range(steps):
+            x0, t, xt = draw(batch_size)
+            loss = (model(xt, t) - x0).pow(2).sum(1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            final = float((model(xt_ev, t_ev) - x0_ev).pow(2).sum(1).mean())
+        if best is None or final < best[0]:
+            best = (final, model)
+    return best[1]
+
+
+# --- the phase transition ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class PhaseTransition:
+    """n_per_subspace (len N,), errors (N, trials) worst matched subspace error per trial,
+    success (N,) the fraction of trials with every subspace's error under ``threshold``."""
+
+    n_per_subspace: list
+    errors: torch.Tensor
+    success: torch.Tensor
+    threshold: float
+
+
+def phase_transition(n_per_subspace, *, dim: int, n_subspaces: int, rank: int, noise: float = 0.0,
+                     labels: bool = True, n_trials: int = 10, n_init: int = 10, seed: int = 0,
+                     threshold: float = SUCCESS_THRESHOLD) -> PhaseTransition:
+    r"""Recovery success against samples per subspace, over seeded trials.
+
+    Trial j (seed ``seed + j``) plants ``n_subspaces`` random ``rank``-dimensional subspaces of
+    R^dim, draws exactly n points from each (``x = U_k a + sqrt(noise) e_perp``, noise off the subspace), and estimates the
+    subspaces: with ``labels=True`` by PCA of each labelled group (:func:`fit_subspace`), else by
+    :class:`SubspaceClustering` (``n_init`` restarts). A trial succeeds when every matched
+    subspace error is below ``threshold``. Noiseless with labels, success is 0 for n < rank and
+    1 for n >= rank, whatever ``dim``.
+    """
+    ns = [_pos_int(n, "n_per_subspace", 0) for n in n_per_subspace]
+    T = _pos_int(n_trials, "n_trials")
+    if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a non-negative variance; got {noise!r}")
+    errors = torch.empty(len(ns), T, dtype=torch.float64)
+    for j in range(T):
+        g = _generator(seed + j)
+        U = random_bases(n_subspaces, dim, rank, generator=g)
+        mix = LowRankMixture(U, noise=float(noise))
+        for i, n in enumerate(ns):
+            if n == 0:
+                errors[i, j] = 1.0
+                continue
+            X, y = sample_subspaces(mix, n, generator=g)
+            if labels:
+                est = torch.stack([fit_subspace(X[y == k], rank) for k in range(n_subspaces)])
+                err = subspace_error(est, U)
+            else:
+                est = SubspaceClustering(n_subspaces, rank, n_init=n_init, seed=seed + j).fit(X).bases_
+                err = match_subspaces(est, U)[1]
+            errors[i, j] = err.max()
+    return PhaseTransition(ns, errors, (errors < threshold).to(torch.float64).mean(1), float(threshold))

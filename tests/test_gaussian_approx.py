@@ -1,0 +1,79 @@
+"""diffedu.gaussian_approx: the fitted Gaussian vs numpy, explained variance exactly 1 for a
+Gaussian target and rising to 1 with noise for a mixture, reproducibility, bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffedu import EDM, VP, Empirical, Gaussian, GaussianMixture
+from diffedu.gaussian_approx import explained_variance, fit_gaussian
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_fit_gaussian_matches_numpy():
+    X = torch.randn(200, 4, generator=gen(), dtype=torch.float64) @ torch.tensor(
+        [[1.0, 0.5, 0, 0], [0, 1, 0, 0], [0, 0, 2, 0], [0, 0, 0, 0.1]], dtype=torch.float64) + 3
+    G = fit_gaussian(X)
+    np.testing.assert_allclose(G.mean.numpy(), X.numpy().mean(0), rtol=1e-12)
+    np.testing.assert_allclose(G.cov.numpy(), np.cov(X.numpy().T), rtol=1e-10, atol=1e-12)
+    S = fit_gaussian(X, shrinkage=1.0).cov
+    torch.testing.assert_close(S, torch.eye(4, dtype=torch.float64) * float(np.trace(np.cov(X.numpy().T)) / 4))
+    fit_gaussian(X[:, :2].repeat(1, 2))  # rank-deficient covariance is allowed
+
+
+@pytest.mark.parametrize("process", [VP(), EDM()], ids=["VP", "EDM"])
+def test_explained_variance_is_one_for_a_gaussian(process):
+    G = Gaussian([1.0, -1.0], [[2.0, 0.3], [0.3, 0.5]])
+    F = fit_gaussian(G.sample(200_000, generator=gen(), dtype=torch.float64))
+    ts = [0.05 * process.t_max, 0.5 * process.t_max]
+    ev_exact = explained_variance(G.bind(process).score, G.bind(process).score, G, process, ts, generator=gen(1))
+    assert ev_exact.tolist() == [1.0, 1.0]
+    ev_fit = explained_variance(G.bind(process).score, F.bind(process).score, G, process, ts, generator=gen(1))
+    assert float(ev_fit.min()) > 0.99
+    zero = explained_variance(G.bind(process).score, lambda x, t: torch.zeros_like(x), G, process, ts,
+                              generator=gen(1))
+    torch.testing.assert_close(zero, torch.zeros(2, dtype=torch.float64))
+
+
+def test_explained_variance_of_a_mixture_rises_with_noise():
+    P = VP()
+    mix = GaussianMixture([0.5, 0.5], [[-2.0, 0.0], [2.0, 0.0]], [[0.1, 0.1], [0.1, 0.1]])
+    G = Gaussian(mix.mean(), mix.cov())
+    ts = [0.02, 0.1, 0.3, 0.6, 1.0]
+    ev = explained_variance(mix.bind(P).score, G.bind(P).score, mix, P, ts, n=4000, generator=gen())
+    assert float(ev[0]) < 0.6 and float(ev[-1]) > 0.999  # the y-direction is Gaussian: about half
+    assert all(b >= a - 0.02 for a, b in zip(ev.tolist(), ev.tolist()[1:]))
+    again = explained_variance(mix.bind(P).score, G.bind(P).score, mix, P, ts, n=4000, generator=gen())
+    assert torch.equal(ev, again)
+
+
+def test_explained_variance_on_training_points():
+    X = torch.randn(50, 6, generator=gen(), dtype=torch.float64)
+    E, P = Empirical(X), VP()
+    ev = explained_variance(E.bind(P).score, fit_gaussian(X).bind(P).score, E, P, [0.1, 0.9], n=300,
+                            generator=gen(1))
+    assert float(ev[0]) < float(ev[1]) and float(ev[1]) > 0.99
+
+
+def test_bad_input_names_the_argument():
+    G, P = Gaussian([0.0], [1.0]), VP()
+    s = G.bind(P).score
+    with pytest.raises(ValueError, match="data must have at least 2 rows"):
+        fit_gaussian(torch.ones(1, 3))
+    with pytest.raises(ValueError, match="data must have shape"):
+        fit_gaussian(torch.ones(3))
+    with pytest.raises(ValueError, match="shrinkage"):
+        fit_gaussian(torch.randn(5, 2), shrinkage=2.0)
+    with pytest.raises(ValueError, match="ts must"):
+        explained_variance(s, s, G, P, [0.0, 0.5])
+    with pytest.raises(ValueError, match="n must"):
+        explained_variance(s, s, G, P, [0.5], n=0)
+    with pytest.raises(TypeError, match="dist"):
+        explained_variance(s, s, "G", P, [0.5])
+    with pytest.raises(TypeError, match="process"):
+        explained_variance(s, s, G, "VP", [0.5])
+    with pytest.raises(TypeError, match="score and approx"):
+        explained_variance(s, None, G, P, [0.5])

@@ -1,0 +1,81 @@
+"""diffedu.memorisation: nearest-neighbour distances vs brute force, the 1/3 rule at its
+boundary, memorised fractions, the EMM, the sweep's nesting and reproducibility, bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffedu import Empirical, VP
+from diffedu.memorisation import (effective_model_memorisation, is_memorised, memorisation_sweep,
+                                  memorised_fraction, nn_distances, nn_ratio)
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_nn_distances_match_brute_force():
+    S = torch.randn(37, 5, generator=gen(), dtype=torch.float64)
+    T = torch.randn(11, 5, generator=gen(1), dtype=torch.float64)
+    d = np.sort(np.linalg.norm(S.numpy()[:, None] - T.numpy()[None], axis=-1), axis=1)[:, :2]
+    np.testing.assert_allclose(nn_distances(S, T, chunk=8).numpy(), d, rtol=1e-12)
+
+
+def test_one_third_rule_boundary():
+    train = torch.tensor([[0.0, 0.0], [4.0, 0.0]], dtype=torch.float64)
+    x = torch.tensor([[0.0, 0.0], [0.9, 0.0], [1.1, 0.0], [2.0, 0.0]], dtype=torch.float64)
+    # ratios 0, 0.9/3.1, 1.1/2.9, 1
+    torch.testing.assert_close(nn_ratio(x, train), torch.tensor([0, 0.9 / 3.1, 1.1 / 2.9, 1.0],
+                                                                dtype=torch.float64))
+    assert is_memorised(x, train).tolist() == [True, True, False, False]
+    assert memorised_fraction(x, train) == 0.5
+    assert memorised_fraction(x, train, ratio=0.5) == 0.75
+
+
+def test_empirical_denoiser_at_small_noise_returns_training_points():
+    # the memorising optimal denoiser maps a slightly noised training point back onto it
+    train = torch.randn(20, 8, generator=gen(), dtype=torch.float64)
+    E, P = Empirical(train), VP()
+    t = float(P.t_of_lam(np.log(50.0)))
+    xt = E.sample_marginal(100, t, P, generator=gen(1), dtype=torch.float64)
+    assert memorised_fraction(E.denoiser(xt, t, P), train) == 1.0
+    assert memorised_fraction(torch.randn(100, 8, generator=gen(2), dtype=torch.float64), train) < 0.2
+
+
+def test_emm_and_sweep():
+    assert effective_model_memorisation([10, 20, 40, 80], [1.0, 0.95, 0.5, 0.0]) == 20
+    assert effective_model_memorisation([10, 20], [0.3, 0.1]) == 0
+    data = torch.randn(64, 3, generator=gen(), dtype=torch.float64)
+    seen = []
+
+    def copy_small(train, n, generator):  # copies training points when M <= 16, else noise
+        seen.append(train)
+        if train.shape[0] <= 16:
+            return train[torch.randint(train.shape[0], (n,), generator=generator)]
+        return torch.randn(n, 3, generator=generator, dtype=torch.float64) * 3
+
+    sweep = memorisation_sweep(copy_small, data, [4, 16, 64], n_samples=50, generator=gen(3))
+    assert sweep.fractions[:2] == [1.0, 1.0] and sweep.fractions[2] < 0.5 and sweep.emm == 16
+    assert torch.equal(seen[1][:4], seen[0]) and torch.equal(seen[2][:16], seen[1])  # nested
+    again = memorisation_sweep(copy_small, data, [4, 16, 64], n_samples=50, generator=gen(3))
+    assert again.fractions == sweep.fractions
+
+
+def test_bad_input_names_the_argument():
+    x = torch.randn(3, 2)
+    with pytest.raises(ValueError, match="train must have at least 2 rows"):
+        nn_ratio(x, x[:1])
+    with pytest.raises(ValueError, match="train must have shape"):
+        nn_ratio(x, torch.randn(3, 4))
+    with pytest.raises(ValueError, match="samples is empty"):
+        nn_ratio(torch.empty(0, 2), x)
+    with pytest.raises(TypeError, match="samples"):
+        nn_ratio(np.ones((3, 2)), x)
+    with pytest.raises(ValueError, match="ratio"):
+        is_memorised(x, x, ratio=0.0)
+    with pytest.raises(ValueError, match="sizes"):
+        memorisation_sweep(lambda *a: x, x, [1, 2])
+    with pytest.raises(TypeError, match="fit_and_sample"):
+        memorisation_sweep(None, x, [2])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        effective_model_memorisation([2, 2], [1, 1])

@@ -1,0 +1,184 @@
+"""diffedu.subspace: planted subspaces, principal angles vs scipy, the low-rank denoiser vs the
+closed form and Monte Carlo, K-subspaces recovery above / failure below the threshold, the phase
+transition, reproducibility, bad input."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from diffedu import EDM, VP, LowRankMixture
+from diffedu.subspace import (SubspaceClustering, LowRankDenoiser, fit_subspace, match_subspaces,
+                              phase_transition, principal_angles, random_bases, sample_subspaces,
+                              subspace_error, train_low_rank_denoiser)
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+# --- planted subspaces ------------------------------------------------------------------------
+def test_random_bases_orthonormal_and_orthogonal():
+    U = random_bases(3, 12, 4, orthogonal=True, generator=gen())
+    assert U.shape == (3, 12, 4)
+    flat = U.transpose(0, 1).reshape(12, 12)  # all 12 columns together
+    torch.testing.assert_close(flat.T @ flat, torch.eye(12, dtype=torch.float64), atol=1e-12, rtol=0)
+    V = random_bases(2, 12, 4, generator=gen())
+    torch.testing.assert_close(V.transpose(1, 2) @ V, torch.eye(4, dtype=torch.float64).expand(2, 4, 4),
+                               atol=1e-12, rtol=0)
+    assert torch.equal(random_bases(2, 12, 4, generator=gen(5)), random_bases(2, 12, 4, generator=gen(5)))
+
+
+def test_sample_subspaces_exact_counts_on_the_subspaces():
+    U = random_bases(3, 10, 2, generator=gen())
+    X, y = sample_subspaces(LowRankMixture(U), 7, generator=gen(1))
+    assert X.shape == (21, 10) and torch.equal(torch.bincount(y), torch.tensor([7, 7, 7]))
+    for k in range(3):
+        Xk = X[y == k]
+        torch.testing.assert_close(Xk @ U[k] @ U[k].T, Xk, atol=1e-12, rtol=0)
+    Xn, _ = sample_subspaces(LowRankMixture(U, noise=0.1), 500, generator=gen(2))
+    off = Xn[:500] - Xn[:500] @ U[0] @ U[0].T
+    assert abs(float(off.pow(2).sum(1).mean()) - 0.1 * 8) < 0.1  # noise variance 0.1 in 8 directions
+
+
+# --- comparing subspaces ----------------------------------------------------------------------
+def test_principal_angles_match_scipy_and_error_formula():
+    A = torch.randn(15, 3, generator=gen(), dtype=torch.float64)
+    B = torch.randn(15, 3, generator=gen(1), dtype=torch.float64)
+    ours = principal_angles(A, B).numpy()
+    ref = np.sort(scipy.linalg.subspace_angles(A.numpy(), B.numpy()))
+    np.testing.assert_allclose(ours, ref, atol=1e-10)
+    # ||P - P*||_F / sqrt(2d) = sqrt(mean sin^2 theta)
+    QA, QB = torch.linalg.qr(A)[0], torch.linalg.qr(B)[0]
+    direct = torch.linalg.norm(QA @ QA.T - QB @ QB.T) / np.sqrt(2 * 3)
+    torch.testing.assert_close(subspace_error(A, B), direct, atol=1e-12, rtol=0)
+    assert abs(float(direct) - np.sqrt(np.mean(np.sin(ref) ** 2))) < 1e-10
+
+
+def test_subspace_error_extremes_and_matching():
+    U = random_bases(3, 9, 3, orthogonal=True, generator=gen())
+    assert float(subspace_error(U[0], U[0] @ torch.linalg.qr(torch.randn(3, 3, generator=gen(),
+                                                                        dtype=torch.float64))[0])) < 1e-12
+    assert abs(float(subspace_error(U[0], U[1])) - 1.0) < 1e-12
+    perm, err = match_subspaces(U[[2, 0, 1]], U)
+    assert perm.tolist() == [1, 2, 0] and float(err.max()) < 1e-12
+
+
+def test_fit_subspace_exact_from_d_samples_whatever_the_dimension():
+    for D in (10, 200):
+        U = random_bases(1, D, 4, generator=gen(D))
+        X, _ = sample_subspaces(LowRankMixture(U), 4, generator=gen(1))
+        assert float(subspace_error(fit_subspace(X, 4), U[0])) < 1e-8
+        assert float(subspace_error(fit_subspace(X[:3], 4), U[0])) > 0.2  # d - 1 samples: impossible
+
+
+# --- the denoiser: closed form vs Monte Carlo, parameterisation vs closed form ----------------
+@pytest.mark.parametrize("process", [VP(), EDM()], ids=["VP", "EDM"])
+def test_low_rank_denoiser_is_the_closed_form(process):
+    U = random_bases(3, 6, 2, generator=gen())
+    mix = LowRankMixture(U)
+    model = LowRankDenoiser(6, 3, 2, process, init=U, dtype=torch.float64)
+    for frac in (0.05, 0.3, 0.9):
+        t = frac * process.t_max
+        x = mix.sample_marginal(16, t, process, generator=gen(1), dtype=torch.float64)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x, t), mix.denoiser(x, t, process), atol=1e-10, rtol=1e-10)
+
+
+def test_closed_form_denoiser_matches_monte_carlo_posterior_mean():
+    # E[x0 | x_t = x] = sum_i x0_i N(x; alpha x0_i, sigma^2 I) / sum_i N(...) over prior draws x0_i
+    process = VP()
+    U = random_bases(2, 3, 1, generator=gen(3))
+    mix = LowRankMixture(U, weights=[0.3, 0.7])
+    x0 = mix.sample(400_000, generator=gen(4), dtype=torch.float64)
+    t = 0.3
+    a, s = float(process.alpha(t)), float(process.sigma(t))
+    x = mix.sample_marginal(5, t, process, generator=gen(5), dtype=torch.float64)
+    logw = -((x[:, None, :] - a * x0[None]) ** 2).sum(-1) / (2 * s**2)
+    mc = torch.softmax(logw, 1) @ x0
+    torch.testing.assert_close(mix.denoiser(x, t, process), mc, atol=0.02, rtol=0)
+
+
+def test_dsm_training_recovers_planted_subspaces():
+    U = random_bases(2, 8, 2, orthogonal=True, generator=gen())
+    X, _ = sample_subspaces(LowRankMixture(U), 60, generator=gen(1))
+    model = train_low_rank_denoiser(X, 2, 2, VP(), steps=120, n_init=2, seed=0)
+    assert float(match_subspaces(model.bases().detach().double(), U)[1].max()) < 0.1
+
+
+# --- K-subspaces ------------------------------------------------------------------------------
+def test_ksubspaces_recovers_planted_orthogonal_subspaces():
+    U = random_bases(3, 20, 3, orthogonal=True, generator=gen())
+    X, y = sample_subspaces(LowRankMixture(U, noise=1e-4), 30, generator=gen(1))
+    est = SubspaceClustering(3, 3, seed=0).fit(X)
+    perm, err = match_subspaces(est.bases_, U)
+    assert float(err.max()) < 0.05
+    inv = torch.argsort(perm)
+    assert torch.equal(inv[est.labels_], y)                  # labels recovered up to permutation
+    assert torch.equal(est.predict(X), est.labels_)
+    assert est.residuals(X).shape == (90, 3)
+
+
+def test_ksubspaces_fails_below_threshold():
+    U = random_bases(3, 20, 3, orthogonal=True, generator=gen())
+    X, _ = sample_subspaces(LowRankMixture(U), 2, generator=gen(1))  # 2 < d = 3 points each
+    est = SubspaceClustering(3, 3, seed=0).fit(X)
+    assert float(match_subspaces(est.bases_, U)[1].max()) > 0.2
+
+
+def test_ksubspaces_reproducible_and_sklearn_style():
+    U = random_bases(2, 10, 2, generator=gen())
+    X, _ = sample_subspaces(LowRankMixture(U, noise=0.01), 15, generator=gen(1))
+    a = SubspaceClustering(2, 2, n_init=3, seed=7)
+    assert a.fit(X) is a
+    b = SubspaceClustering(2, 2, n_init=3, seed=7).fit(X.numpy())  # arrays too
+    assert torch.equal(a.bases_, b.bases_) and torch.equal(a.labels_, b.labels_)
+    assert a.inertia_ == b.inertia_ and a.n_iter_ >= 1
+    assert "n_clusters=2" in repr(a)
+
+
+def test_phase_transition_labelled_noiseless_is_sharp():
+    for dim in (8, 40):
+        pt = phase_transition([1, 2, 3, 6], dim=dim, n_subspaces=2, rank=3, n_trials=3, seed=0)
+        assert pt.success.tolist() == [0.0, 0.0, 1.0, 1.0]
+        assert float(pt.errors[2:].max()) < 1e-8
+
+
+def test_phase_transition_noise_and_reproducibility():
+    kw = dict(dim=20, n_subspaces=2, rank=2, noise=0.01, n_trials=4, seed=3)
+    pt = phase_transition([2, 40], **kw)
+    assert pt.success[0] < pt.success[1] == 1.0
+    assert torch.equal(pt.errors, phase_transition([2, 40], **kw).errors)
+    un = phase_transition([1, 40], dim=12, n_subspaces=2, rank=2, labels=False, n_trials=2, n_init=3, seed=0)
+    assert un.success.tolist() == [0.0, 1.0]
+
+
+# --- bad input --------------------------------------------------------------------------------
+def test_bad_input_names_the_argument():
+    X = torch.randn(10, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="n_clusters"):
+        SubspaceClustering(0, 1).fit(X)
+    with pytest.raises(ValueError, match="rank"):
+        SubspaceClustering(2, 5).fit(X)
+    with pytest.raises(ValueError, match="X is empty"):
+        SubspaceClustering(2, 1).fit(torch.empty(0, 4))
+    with pytest.raises(ValueError, match="X must have shape"):
+        SubspaceClustering(2, 1).fit(torch.randn(4))
+    with pytest.raises(TypeError, match="X must be"):
+        SubspaceClustering(2, 1).fit([["a", "b"]])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        SubspaceClustering(2, 1).predict(X)
+    with pytest.raises(ValueError, match="rank must be <= dim"):
+        random_bases(2, 3, 4)
+    with pytest.raises(ValueError, match="n_subspaces"):
+        random_bases(0, 3, 1)
+    with pytest.raises(ValueError, match="orthogonal"):
+        random_bases(3, 5, 2, orthogonal=True)
+    with pytest.raises(ValueError, match="rank"):
+        LowRankDenoiser(3, 2, 4, VP())
+    with pytest.raises(ValueError, match="rank"):
+        fit_subspace(X, 5)
+    with pytest.raises(TypeError, match="mixture"):
+        sample_subspaces(X, 3)
+    with pytest.raises(ValueError, match="noise"):
+        phase_transition([2], dim=4, n_subspaces=1, rank=1, noise=-1.0)
