@@ -10,6 +10,8 @@ from .gaussian_approx import explained_variance
 from .memorisation import memorised_fraction, nn_ratio
 from .mixtures import Empirical, GaussianMixture, LowRankMixture
 from .processes import EDM, VE, VP, Linear, Process, VPCosine, time_grid
+from .samplers import (ddim, ddpm_ancestral, dpmpp_2m, dpmpp_3m, euler, euler_maruyama, heun,
+                       log_likelihood, multistep3, predictor_corrector, teleport, trajectory)
 from .subspace import SubspaceClustering
 
 __version__ = "0.1.0"
@@ -19,4 +21,6 @@ __all__ = [
     "Gaussian", "GaussianMixture", "LowRankMixture", "Empirical",
     "load_digits", "explained_variance", "nn_ratio", "memorised_fraction",
     "SubspaceClustering",
+    "euler", "heun", "ddim", "dpmpp_2m", "dpmpp_3m", "multistep3", "euler_maruyama",
+    "ddpm_ancestral", "predictor_corrector", "trajectory", "teleport", "log_likelihood",
 ]

@@ -1,0 +1,546 @@
+r"""Samplers: integrate the reverse-time dynamics from noise at ``ts[0]`` to data at ``ts[-1]``.
+
+Every sampler has one signature and one return type::
+
+    x0 = sampler(D, process, x, ts, *, generator=None, callback=None, progress=False)
+
+* ``D(x, t)``: a denoiser (B, D) -> (B, D) (see :mod:`diffedu.flows` to convert eps-, score- and
+  velocity-models); ``process``: a :class:`~diffedu.processes.Process`;
+* ``x``: (B, D) start at ``ts[0]``; ``ts``: (N+1,) strictly decreasing times, as from
+  :func:`~diffedu.processes.time_grid`; the result is (B, D) at ``ts[-1]``;
+* ``callback(i, t, x)`` is called with the start (i = 0) and after every step (i = 1..N);
+  :func:`trajectory` uses it to return the whole path (N+1, B, D);
+* ``generator`` draws the noise of the stochastic samplers (the deterministic ones ignore it);
+  ``progress=True`` shows a tqdm bar.
+
+Every sampler is written through ``alpha_t``, ``sigma_t`` (and their derivatives) and
+``lambda_t = log(alpha_t / sigma_t)`` only, so one code path serves VP, VE, EDM, the linear
+interpolant and any other :class:`Process`. The coefficients depend only on the grid and are
+computed once in float64 before the loop; the loop does tensor arithmetic with Python floats, so
+it never synchronises with a GPU.
+
+**The final jump.** When ``ts[-1] == 0`` the last step runs from ``t_eps = ts[-2]`` (sigma > 0)
+to 0, where ``(x - alpha D)/sigma`` and ``log sigma`` are undefined. Every sampler takes it as
+``x_0 = D(x, t_eps)``: the exact DDIM / DPM-Solver step to sigma = 0, the Euler step for EDM
+(EDM's Heun takes an Euler last step), and the Tweedie "denoise" step of Song et al. (2021) for
+the stochastic samplers. Grids that end at ``t_eps > 0`` take no jump (the convergence tests
+measure there).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ._core import check_batch, check_process
+from .calculus import divergence as _divergence, hutchinson_probes
+from .flows import pf_ode_velocity
+from .gaussian import Gaussian
+from .processes import SIGMA_RATIO_MIN
+
+__all__ = [
+    "euler", "heun", "ddim", "dpmpp_2m", "dpmpp_3m", "multistep3",
+    "euler_maruyama", "ddpm_ancestral", "predictor_corrector",
+    "trajectory", "teleport", "fit_gaussian", "time_grid_from", "log_likelihood",
+    "DETERMINISTIC", "STOCHASTIC",
+]
+
+
+# --- shared helpers (checks, grid coefficients, progress) ------------------------------------
+class _Grid:
+    """The grid and its float64 coefficients as Python lists (no device work in the loop).
+
+    t, a (alpha), s (sigma), da (alpha'), ds (sigma'), lam (lambda; inf where sigma = 0),
+    n (number of steps) and jump (True when the grid ends at t = 0).
+    """
+
+    def __init__(self, process, ts):
+        tt = torch.as_tensor(ts, dtype=torch.float64).cpu()
+        self.n = tt.numel() - 1
+        self.jump = bool(tt[-1] == 0)                 # only the last time may be 0
+        inner = tt[:-1] if self.jump else tt          # sigma > 0 here
+        pad = [0.0] if self.jump else []
+        self.t = tt.tolist()
+        self.a = process.alpha(tt).tolist()
+        self.da = process.d_alpha(tt).tolist()
+        self.s = process.sigma(inner).tolist() + pad
+        self.ds = process.d_sigma(inner).tolist() + pad
+        self.lam = process.lam(inner).tolist() + [math.inf] * len(pad)
+
+    def h(self, i):
+        """Step in lambda, ``lambda_{i+1} - lambda_i`` (> 0)."""
+        return self.lam[i + 1] - self.lam[i]
+
+    def velocity_coefs(self, i):
+        """``(A, B)`` with PF-ODE velocity ``v = A x + B D`` at t_i: A = sigma'/sigma, B = alpha' - A alpha."""
+        A = self.ds[i] / self.s[i]
+        return A, self.da[i] - A * self.a[i]
+
+    def ddim_coefs(self, i):
+        """``(r, c)`` with the DDIM step ``x_{i+1} = r x_i + c D``: r = sigma_{i+1}/sigma_i, c = alpha_{i+1} - alpha_i r."""
+        r = self.s[i + 1] / self.s[i]
+        return r, self.a[i + 1] - self.a[i] * r
+
+    def sde_coefs(self, i, process):
+        """``f, g^2`` at t_i (float64 Python floats)."""
+        t = torch.tensor(self.t[i], dtype=torch.float64)
+        return float(process.f(t)), float(process.g2(t))
+
+
+def _check(D, process, x, ts, generator=None):
+    """Validate the common arguments; return the checked x and the grid coefficients."""
+    if not callable(D):
+        raise TypeError(f"D must be a callable denoiser D(x, t) -> (B, D); got {type(D).__name__}")
+    process = check_process(process)
+    x = check_batch(x)
+    if not isinstance(ts, torch.Tensor):
+        try:
+            ts = torch.as_tensor(ts, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"ts must be a 1-D tensor or sequence of times; got {type(ts).__name__}") from e
+    if ts.dim() != 1 or ts.numel() < 2:
+        raise ValueError(f"ts must have shape (N+1,) with N >= 1; got {tuple(ts.shape)}")
+    tc = ts.detach().to("cpu", torch.float64)
+    if not torch.isfinite(tc).all():
+        raise ValueError("ts must be finite (no NaN or inf)")
+    if not (tc[1:] < tc[:-1]).all():
+        k = int(torch.nonzero(tc[1:] >= tc[:-1])[0])
+        raise ValueError(f"ts must be strictly decreasing (from noise to data); got ts[{k}] = "
+                         f"{float(tc[k])} <= ts[{k + 1}] = {float(tc[k + 1])}")
+    process.check_t(tc, "ts")
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+        if generator.device.type != x.device.type:
+            raise ValueError(f"generator lives on {generator.device} but x is on {x.device}; "
+                             f"pass torch.Generator(device='{x.device.type}')")
+    return x, _Grid(process, tc)
+
+
+def _steps(n, progress):
+    if progress:
+        from tqdm.auto import tqdm  # imported only when asked for
+        return tqdm(range(n), desc="sampling")
+    return range(n)
+
+
+def _noise(x, generator):
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
+# --- deterministic samplers ------------------------------------------------------------------
+def euler(D, process, x, ts, *, generator=None, callback=None, progress=False):
+    r"""Euler's method on the probability-flow ODE ``dx/dt = v(x, t)`` (order 1).
+
+    ``v = alpha' D + (sigma'/sigma)(x - alpha D)`` (:func:`diffedu.flows.pf_ode_velocity`);
+    for EDM (alpha = 1, sigma = t) this is Karras et al. (2022), Alg. 1 without the Heun
+    correction, and it coincides with DDIM. x: (B, D) at ts[0]; returns (B, D) at ts[-1].
+    """
+    x, g = _check(D, process, x, ts, generator)
+    coef = [g.velocity_coefs(i) for i in range(g.n - g.jump)]  # v_i = A_i x + B_i D
+    if callback is not None:
+        callback(0, g.t[0], x)
+    for i in _steps(g.n, progress):
+        d = D(x, g.t[i])                              # denoise at t_i
+        if g.jump and i == g.n - 1:
+            x = d                                     # final jump to t = 0
+        else:
+            A, B = coef[i]
+            x = x + (g.t[i + 1] - g.t[i]) * (A * x + B * d)   # x_{i+1} = x_i + h_i v_i
+        if callback is not None:
+            callback(i + 1, g.t[i + 1], x)
+    return x
+
+
+def heun(D, process, x, ts, *, generator=None, callback=None, progress=False):
+    r"""Heun's second-order method on the PF-ODE (Karras et al. 2022, Alg. 1, no churn; order 2).
+
+    Two denoiser calls per step; the last step to t = 0 is the Euler step (the final jump
+    ``x = D(x, t_eps)``), as in EDM. x: (B, D) at ts[0]; returns (B, D) at ts[-1].
+    """
+    x, g = _check(D, process, x, ts, generator)
+    coef = [g.velocity_coefs(i) for i in range(g.n + 1 - g.jump)]
+    if callback is not None:
+        callback(0, g.t[0], x)
+    for i in _steps(g.n, progress):
+        t_cur, t_next = g.t[i], g.t[i + 1]
+        d_cur = D(x, t_cur)
+        if g.jump and i == g.n - 1:
+            x = d_cur                                 # final jump (Euler step) to t = 0
+        else:
+            A, B = coef[i]
+            v_cur = A * x + B * d_cur                 # dx/dt at t_i
+            x_next = x + (t_next - t_cur) * v_cur     # Euler step
+            A, B = coef[i + 1]
+            v_next = A * x_next + B * D(x_next, t_next)
+            x = x + (t_next - t_cur) * (0.5 * v_cur + 0.5 * v_next)   # 2nd-order correction
+        if callback is not None:
+            callback(i + 1, t_next, x)
+    return x
+
+
+def ddim(D, process, x, ts, *, generator=None, callback=None, progress=False):
+    r"""Deterministic DDIM (Song, Meng and Ermon 2021, eq. 12 with eta = 0; order 1).
+
+    ``x_{i+1} = (sigma_{i+1}/sigma_i) x_i + (alpha_{i+1} - alpha_i sigma_{i+1}/sigma_i) D(x_i, t_i)``,
+    the first-order exponential integrator in lambda (DPM-Solver++(1), Lu et al. 2022b, eq. 9).
+    At sigma_{i+1} = 0 it is exactly the final jump ``x = D``. Returns (B, D) at ts[-1].
+    """
+    x, g = _check(D, process, x, ts, generator)
+    coef = [g.ddim_coefs(i) for i in range(g.n)]      # (r_i, c_i); (0, 1) for the final jump
+    if callback is not None:
+        callback(0, g.t[0], x)
+    for i in _steps(g.n, progress):
+        r, c = coef[i]
+        x = r * x + c * D(x, g.t[i])
+        if callback is not None:
+            callback(i + 1, g.t[i + 1], x)
+    return x
+
+
+def dpmpp_2m(D, process, x, ts, *, generator=None, callback=None, progress=False):
+    r"""DPM-Solver++(2M) (Lu et al. 2022b, Alg. 2; order 2).
+
+    With ``h_i = lambda_{i+1} - lambda_i`` and ``r_i = h_{i-1} / h_i``:
+    ``x_{i+1} = (sigma_{i+1}/sigma_i) x_i - alpha_{i+1} (e^{-h_i} - 1) [(1 + 1/(2 r_i)) D_i - D_{i-1}/(2 r_i)]``;
+    the first step is DDIM and the last is the final jump. Returns (B, D) at ts[-1].
+    """
+    x, g = _check(D, process, x, ts, generator)
+    coef = [g.ddim_coefs(i) for i in range(g.n)]      # (sigma ratio, alpha_{i+1}(1 - e^{-h}))
+    half_inv_r = [0.0] + [0.5 * g.h(i) / g.h(i - 1) for i in range(1, g.n - g.jump)]
+    if callback is not None:
+        callback(0, g.t[0], x)
+    d_prev = None
+    for i in _steps(g.n, progress):
+        d = D(x, g.t[i])
+        r, c = coef[i]
+        if d_prev is None or (g.jump and i == g.n - 1):
+            x = r * x + c * d                          # DDIM step (first step; final jump)
+        else:
+            k = half_inv_r[i]
+            x = r * x + c * ((1 + k) * d - k * d_prev)  # linear extrapolation of D in lambda
+        d_prev = d
+        if callback is not None:
+            callback(i + 1, g.t[i + 1], x)
+    return x
+
+
+def _ab3_weights_exact(g, i):
+    r"""Weights of ``D_i, D_{i-1}, D_{i-2}`` in ``alpha_{i+1} int_0^h e^{tau - h} P(tau) dtau``.
+
+    P is the polynomial through the available past denoisings (nodes tau = 0, -h_{i-1},
+    -h_{i-1} - h_{i-2} in lambda); the integrals ``I_k = int_0^h e^{tau-h} tau^k dtau`` are
+    I_0 = 1 - e^{-h}, I_1 = h - I_0, I_2 = h^2 - 2 I_1. Exponential Adams-Bashforth of order q.
+    """
+    h = g.h(i)
+    q = min(i, 2) + 1
+    nodes = np.array([0.0, -g.h(i - 1) if i >= 1 else 0.0, -(g.h(i - 1) + g.h(i - 2)) if i >= 2 else 0.0])[:q]
+    I0 = -math.expm1(-h)
+    I1 = h + math.expm1(-h)
+    I = np.array([I0, I1, h * h - 2 * I1])[:q]
+    V = np.vander(nodes, q, increasing=True)          # V[m, k] = tau_m^k
+    w = np.linalg.solve(V.T, I)                       # sum_m w_m tau_m^k = I_k
+    return [g.a[i + 1] * float(v) for v in w] + [0.0] * (3 - q)
+
+
+def _dpmpp_3m_weights_published(g, i):
+    r"""Weights of ``D_i, D_{i-1}, D_{i-2}`` in DPM-Solver++(3M) as published.
+
+    DPM-Solver's ``multistep_dpm_solver_third_update`` (and k-diffusion's
+    ``sample_dpmpp_3m_sde`` with eta = 0): with phi_1 = e^{-h} - 1, phi_2 = phi_1/h + 1,
+    phi_3 = phi_2/h - 1/2, ``x += alpha (-phi_1 D_i + phi_2 D1 - phi_3 D2)``.
+    """
+    h = g.h(i)
+    e = np.eye(3)
+    phi1 = math.expm1(-h)
+    phi2 = phi1 / h + 1
+    phi3 = phi2 / h - 0.5
+    if i == 0:
+        w = -phi1 * e[0]
+    elif i == 1:
+        r0 = g.h(i - 1) / h
+        w = -phi1 * e[0] + phi2 * (e[0] - e[1]) / r0
+    else:
+        r0, r1 = g.h(i - 1) / h, g.h(i - 2) / h
+        d1_0, d1_1 = (e[0] - e[1]) / r0, (e[1] - e[2]) / r1
+        D1 = d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1)
+        D2 = (d1_0 - d1_1) / (r0 + r1)
+        w = -phi1 * e[0] + phi2 * D1 - phi3 * D2
+    return [g.a[i + 1] * float(v) for v in w]
+
+
+def _exp_multistep(D, process, x, ts, weights, generator, callback, progress):
+    """The loop shared by the three-step exponential integrators (they differ only in weights)."""
+    x, g = _check(D, process, x, ts, generator)
+    coef = [(g.ddim_coefs(i)[0], weights(g, i)) for i in range(g.n - g.jump)]
+    if callback is not None:
+        callback(0, g.t[0], x)
+    d1 = d2 = None                                     # D_{i-1}, D_{i-2}
+    for i in _steps(g.n, progress):
+        d = D(x, g.t[i])
+        if g.jump and i == g.n - 1:
+            x = d                                      # final jump to t = 0
+        else:
+            r, (w0, w1, w2) = coef[i]
+            x = r * x + w0 * d                         # the DDIM part ...
+            if d1 is not None:
+                x = x + w1 * d1                        # ... + first ...
+            if d2 is not None:
+                x = x + w2 * d2                        # ... and second differences of D in lambda
+        d1, d2 = d, d1
+        if callback is not None:
+            callback(i + 1, g.t[i + 1], x)
+    return x
+
+
+def dpmpp_3m(D, process, x, ts, *, generator=None, callback=None, progress=False):
+    r"""DPM-Solver++(3M) with the published coefficients (DPM-Solver code; k-diffusion, eta = 0).
+
+    Warm-up: DDIM, then the second-order step. Measured order against the exact Gaussian flow
+    is **2**, not 3 (``tests/test_samplers.py``): the second-difference term
+    ``-phi_3 D2`` is half of the exact ``alpha int_0^h e^{tau-h} c_2 tau^2 dtau = -2 phi_3 D2``,
+    a local error ``h^3 c_2 / 6``. :func:`multistep3` has the exact coefficient.
+    """
+    return _exp_multistep(D, process, x, ts, _dpmpp_3m_weights_published, generator, callback, progress)
+
+
+def multistep3(D, process, x, ts, *, generator=None, callback=None, progress=False):
+    r"""Third-order exponential Adams-Bashforth multistep in lambda (measured order 3).
+
+    ``x_{i+1} = (sigma_{i+1}/sigma_i) x_i + alpha_{i+1} int_0^h e^{tau - h} P(tau) dtau`` with P
+    the quadratic in lambda through ``D_i, D_{i-1}, D_{i-2}`` (the exact variation-of-constants
+    formula of DPM-Solver++, Lu et al. 2022b, eq. 8, with D interpolated); the integrals are
+    exact, so it is DPM-Solver++(3M) with the second-difference coefficient corrected to
+    ``-2 phi_3`` (see :func:`dpmpp_3m`). Warm-up: orders 1 and 2 with exact integrals.
+    """
+    return _exp_multistep(D, process, x, ts, _ab3_weights_exact, generator, callback, progress)
+
+
+# --- stochastic samplers ---------------------------------------------------------------------
+def euler_maruyama(D, process, x, ts, *, generator=None, callback=None, progress=False):
+    r"""Euler-Maruyama on the reverse SDE ``dx = [f x - g^2 s] dt + g dW_bar`` (weak order 1).
+
+    ``s = (alpha D - x)/sigma^2`` (Tweedie), so with h_i = t_{i+1} - t_i < 0
+    ``x_{i+1} = x_i + h_i [f x_i - g^2 s] + sqrt(g^2 |h_i|) z`` (Song et al. 2021, eq. 6).
+    Final jump ``x = D(x, t_eps)``. Returns (B, D) at ts[-1].
+    """
+    x, g = _check(D, process, x, ts, generator)
+    coef = []
+    for i in range(g.n - g.jump):                     # x_{i+1} = A x + B D + C z
+        h = g.t[i + 1] - g.t[i]
+        f, g2 = g.sde_coefs(i, process)
+        coef.append((1 + h * (f + g2 / g.s[i] ** 2), -h * g2 * g.a[i] / g.s[i] ** 2, math.sqrt(-h * g2)))
+    if callback is not None:
+        callback(0, g.t[0], x)
+    for i in _steps(g.n, progress):
+        d = D(x, g.t[i])
+        if g.jump and i == g.n - 1:
+            x = d                                      # final jump to t = 0, no noise
+        else:
+            A, B, C = coef[i]
+            x = A * x + B * d + C * _noise(x, generator)
+        if callback is not None:
+            callback(i + 1, g.t[i + 1], x)
+    return x
+
+
+def ddpm_ancestral(D, process, x, ts, *, generator=None, callback=None, progress=False):
+    r"""Ancestral sampling from the DDPM posterior ``q(x_{t_{i+1}} | x_{t_i}, x_0 = D)`` (weak order 1).
+
+    Ho et al. 2020, eqs. 6-7, for any process: with ``h = lambda_{i+1} - lambda_i``,
+    ``x_{i+1} = (sigma_{i+1}/sigma_i) e^{-h} x_i + alpha_{i+1} (1 - e^{-2h}) D + sigma_{i+1} sqrt(1 - e^{-2h}) z``
+    (DDIM with eta = 1). Final jump ``x = D(x, t_eps)``. Returns (B, D) at ts[-1].
+    """
+    x, g = _check(D, process, x, ts, generator)
+    coef = []
+    for i in range(g.n - g.jump):
+        h = g.h(i)
+        coef.append((g.s[i + 1] / g.s[i] * math.exp(-h), -g.a[i + 1] * math.expm1(-2 * h),
+                     g.s[i + 1] * math.sqrt(-math.expm1(-2 * h))))
+    if callback is not None:
+        callback(0, g.t[0], x)
+    for i in _steps(g.n, progress):
+        d = D(x, g.t[i])
+        if g.jump and i == g.n - 1:
+            x = d                                      # final jump to t = 0, no noise
+        else:
+            A, B, C = coef[i]
+            x = A * x + B * d + C * _noise(x, generator)
+        if callback is not None:
+            callback(i + 1, g.t[i + 1], x)
+    return x
+
+
+def predictor_corrector(D, process, x, ts, *, generator=None, callback=None, progress=False,
+                        snr: float = 0.16, n_corrector: int = 1):
+    r"""Predictor-corrector sampling (Song et al. 2021, Algs. 2-3): Langevin corrector, EM predictor.
+
+    At each t_i, ``n_corrector`` Langevin steps ``x <- x + e s(x, t_i) + sqrt(2 e) z`` with
+    ``e = 2 (snr mean_b |z_b| / mean_b |s_b|)^2`` with batch-averaged norms, as in Song et al.'s
+    code (per-sample norms diverge in low dimension, where |s_b| can be near 0), then one
+    Euler-Maruyama step to t_{i+1}. The corrector's step does not shrink
+    with the grid, so its bias (of order snr^2) remains as N grows. Final jump ``x = D(x, t_eps)``.
+    """
+    if not (isinstance(snr, (int, float)) and math.isfinite(snr) and snr >= 0):
+        raise ValueError(f"snr must be a non-negative number; got {snr!r}")
+    if isinstance(n_corrector, bool) or not isinstance(n_corrector, int) or n_corrector < 0:
+        raise ValueError(f"n_corrector must be a non-negative integer; got {n_corrector!r}")
+    x, g = _check(D, process, x, ts, generator)
+    coef = []
+    for i in range(g.n - g.jump):
+        h = g.t[i + 1] - g.t[i]
+        f, g2 = g.sde_coefs(i, process)
+        coef.append((1 + h * (f + g2 / g.s[i] ** 2), -h * g2 * g.a[i] / g.s[i] ** 2, math.sqrt(-h * g2)))
+    if callback is not None:
+        callback(0, g.t[0], x)
+    for i in _steps(g.n, progress):
+        t, a, s = g.t[i], g.a[i], g.s[i]
+        if g.jump and i == g.n - 1:
+            x = D(x, t)                                # final jump to t = 0
+        else:
+            for _ in range(n_corrector):               # corrector: Langevin MCMC on p_{t_i}
+                score = (a * D(x, t) - x) / s**2
+                z = _noise(x, generator)
+                e = 2 * (snr * z.norm(dim=1).mean() / score.norm(dim=1).mean()) ** 2
+                x = x + e * score + (2 * e).sqrt() * z
+            A, B, C = coef[i]                          # predictor: Euler-Maruyama to t_{i+1}
+            x = A * x + B * D(x, t) + C * _noise(x, generator)
+        if callback is not None:
+            callback(i + 1, g.t[i + 1], x)
+    return x
+
+
+DETERMINISTIC = {"euler": euler, "heun": heun, "ddim": ddim, "dpmpp_2m": dpmpp_2m,
+                 "dpmpp_3m": dpmpp_3m, "multistep3": multistep3}
+"""The deterministic samplers by name."""
+STOCHASTIC = {"euler_maruyama": euler_maruyama, "ddpm_ancestral": ddpm_ancestral,
+              "predictor_corrector": predictor_corrector}
+"""The stochastic samplers by name."""
+
+
+# --- paths, grids, teleportation -------------------------------------------------------------
+def trajectory(sampler, D, process, x, ts, **kw):
+    """Run ``sampler`` and return every state, (N+1, B, D) (index 0 is the start x)."""
+    if not callable(sampler):
+        raise TypeError(f"sampler must be a sampler function; got {type(sampler).__name__}")
+    if "callback" in kw:
+        raise TypeError("trajectory records through callback; do not pass callback")
+    path = []
+    sampler(D, process, x, ts, callback=lambda i, t, xi: path.append(xi.detach().clone()), **kw)
+    return torch.stack(path)
+
+
+def time_grid_from(process, t_start: float, n: int, spacing: str = "karras", *,
+                   t_eps: float | None = None, rho: float = 7.0) -> torch.Tensor:
+    r"""Like :func:`~diffedu.processes.time_grid`, but starting at ``t_start`` (< t_max).
+
+    (n+1,) float64 decreasing times: n points from t_start to t_eps (uniform in t, in lambda,
+    or in ``(sigma/alpha)^(1/rho)``), then 0. For teleportation, which starts sampling late.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer number of steps; got {n!r}")
+    if spacing not in ("uniform", "lambda", "karras"):
+        raise ValueError(f"spacing must be 'uniform', 'lambda' or 'karras'; got {spacing!r}")
+    if t_eps is None:
+        t_eps = float(process.t_of_lam(math.log(1 / SIGMA_RATIO_MIN)))
+    if not (t_eps < t_start <= process.t_max):
+        raise ValueError(f"t_start must lie in (t_eps = {t_eps}, t_max = {process.t_max}]; got {t_start}")
+    if n == 1:
+        return torch.tensor([float(t_start), 0.0], dtype=torch.float64)
+    u = torch.linspace(0, 1, n, dtype=torch.float64)
+    if spacing == "uniform":
+        ts = t_start + u * (t_eps - t_start)
+    else:
+        lam_hi, lam_lo = process.lam(float(t_start)), process.lam(float(t_eps))
+        if spacing == "lambda":
+            lam = lam_hi + u * (lam_lo - lam_hi)
+        else:
+            k_hi, k_lo = torch.exp(-lam_hi / rho), torch.exp(-lam_lo / rho)
+            lam = -rho * torch.log(k_hi + u * (k_lo - k_hi))
+        ts = process.t_of_lam(lam)
+        ts[0], ts[-1] = t_start, t_eps
+    return torch.cat([ts, ts.new_zeros(1)])
+
+
+def fit_gaussian(data) -> Gaussian:
+    """The Gaussian with the mean and covariance of ``data`` (M, D) (unbiased covariance, float64)."""
+    X = check_batch(torch.as_tensor(data) if not isinstance(data, torch.Tensor) else data, name="data")
+    if X.shape[0] < 2:
+        raise ValueError(f"data must have at least 2 rows to fit a covariance; got {X.shape[0]}")
+    X = X.detach().to("cpu", torch.float64)
+    return Gaussian(X.mean(0), torch.cov(X.T).reshape(X.shape[1], X.shape[1]))
+
+
+def teleport(sampler, D, process, x, ts, target, *, t_from: float | None = None, **kw):
+    r"""Gaussian teleportation: skip the early steps with the exact flow of a matching Gaussian.
+
+    Wang and Vastola (2024), "The Unreasonable Effectiveness of Gaussian Score Approximation
+    for Diffusion Models and its Applications": early in sampling the true score is close to
+    that of the Gaussian with the data's mean and covariance, whose PF-ODE map is exact
+    (:meth:`Gaussian.flow`). x (B, D) at ``t_from`` (default ``process.t_max``) is carried to
+    ``ts[0]`` by that map, then ``sampler`` runs on ``ts``. ``target``: a :class:`Gaussian`, or
+    data (M, D) to fit one (:func:`fit_gaussian`). Returns (B, D) at ts[-1].
+    """
+    G = target if isinstance(target, Gaussian) else fit_gaussian(target)
+    t_from = process.t_max if t_from is None else t_from
+    ts = torch.as_tensor(ts, dtype=torch.float64)
+    x = G.flow(check_batch(x), float(t_from), float(ts[0]), check_process(process))
+    return sampler(D, process, x, ts, **kw)
+
+
+# --- likelihood ------------------------------------------------------------------------------
+def log_likelihood(denoiser, process, x, *, t_start: float | None = None, prior=None,
+                   divergence: str = "exact", n_probes: int = 1, generator=None,
+                   rtol: float = 1e-6, atol: float = 1e-8, method: str = "RK45"):
+    r"""``log p_{t_start}(x)`` by the PF-ODE and the instantaneous change of variables: (B,).
+
+    Solves ``dx/dt = v(x, t)``, ``dl/dt = div v(x, t)`` from t_start to t_max with
+    :func:`scipy.integrate.solve_ivp`, then
+    ``log p_{t_start}(x) = log p_T(x_T) + int_{t_start}^{T} div v dt`` (Chen et al. 2018;
+    Song et al. 2021, eq. 39). t_start defaults to the grid's t_eps (sigma/alpha = 0.002), where
+    v is finite; the result is the density of the marginal there (close to p_0 for smooth data).
+    ``prior(x_T) -> (B,)`` is log p_T; by default ``N(0, (alpha_T^2 + sigma_T^2) I)`` (unit-variance
+    data). ``divergence``: "exact" (D backward passes) or "hutchinson" (``n_probes`` Rademacher
+    probes drawn once with ``generator``, fixed through the solve, as in FFJORD).
+    x: (B, D). Computes in x's dtype and device; the solver state is float64 NumPy.
+    """
+    from scipy.integrate import solve_ivp
+
+    x = check_batch(x)
+    process = check_process(process)
+    if divergence not in ("exact", "hutchinson"):
+        raise ValueError(f"divergence must be 'exact' or 'hutchinson'; got {divergence!r}")
+    if t_start is None:
+        t_start = float(process.t_of_lam(math.log(1 / SIGMA_RATIO_MIN)))
+    T = float(process.t_max)
+    if not (process.t_min < t_start < T):
+        raise ValueError(f"t_start must lie in ({process.t_min}, {T}) where sigma > 0; got {t_start}")
+    B, Dm = x.shape
+    probes = None
+    if divergence == "hutchinson":
+        probes = hutchinson_probes(x.shape, x, n_probes=n_probes, generator=generator)
+
+    def rhs(t, y):
+        xt = torch.as_tensor(y[:B * Dm].reshape(B, Dm), dtype=x.dtype, device=x.device)
+        with torch.no_grad():
+            v = pf_ode_velocity(xt, t, denoiser, process)
+        div = _divergence(lambda z: pf_ode_velocity(z, t, denoiser, process), xt,
+                          method=divergence, probes=probes)
+        return torch.cat([v.reshape(-1), div.detach()]).to("cpu", torch.float64).numpy()
+
+    y0 = np.concatenate([x.detach().to("cpu", torch.float64).reshape(-1).numpy(), np.zeros(B)])
+    sol = solve_ivp(rhs, (float(t_start), T), y0, method=method, rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(f"solve_ivp failed: {sol.message}")
+    yT = sol.y[:, -1]
+    xT = torch.as_tensor(yT[:B * Dm].reshape(B, Dm), dtype=x.dtype, device=x.device)
+    integral = torch.as_tensor(yT[B * Dm:], dtype=x.dtype, device=x.device)
+    if prior is None:
+        a, s = float(process.alpha(T)), float(process.sigma(T))
+        var = a * a + s * s
+        log_pT = -0.5 * (xT**2).sum(1) / var - 0.5 * Dm * math.log(2 * math.pi * var)
+    else:
+        log_pT = prior(xT)
+    return log_pT + integral
