@@ -66,10 +66,11 @@ def _sha(path: Path) -> str:
 
 
 def student_copy(nb: dict) -> dict:
-    """A copy of a notebook (as a dict) without the cells tagged ``solution``."""
-    out = dict(nb)
-    out["cells"] = [c for c in nb["cells"] if "solution" not in c.get("metadata", {}).get("tags", [])]
-    return out
+    """A copy of a notebook (as a dict) without the cells tagged ``solution``; the outputs stored
+    from the first solution on are cleared too (see :func:`diffedu.student.student_notebook`)."""
+    from .student import student_notebook
+
+    return student_notebook(nb)
 
 
 def copy_lessons(dest, *, student: bool = False, source: Path | None = None, out=print) -> dict:
