@@ -80,14 +80,20 @@ def resolve_device(generator, device, dtype):
     return device, dtype
 
 
-def coefs(process: Process, t, x: torch.Tensor):
+def coefs(process: Process, t, x: torch.Tensor, *, positive: bool = False):
     """``alpha_t, sigma_t`` in x's dtype and device, shaped () or (B, 1) to broadcast with x.
 
     ``t`` may be a float, a 0-d tensor or a (B,) tensor; it is checked against the process
-    range. The coefficients are computed in float64 and then cast.
+    range (and, with ``positive=True``, required to be > 0, for distributions whose marginal
+    is singular at t = 0). The coefficients are computed in float64 and then cast.
     """
     check_process(process)
     process.check_t(t)
+    if positive and not (isinstance(t, torch.Tensor) and t.device.type != "cpu"):
+        lo = float(t.detach().min()) if isinstance(t, torch.Tensor) and t.numel() else float(t)
+        if lo <= process.t_min:
+            raise ValueError(f"t must be > {process.t_min} here: p_0 has no density (its marginal is "
+                             f"singular at t = 0); got t = {lo}")
     if isinstance(t, torch.Tensor):
         if t.dim() > 1 or (t.dim() == 1 and t.shape[0] != x.shape[0]):
             raise ValueError(

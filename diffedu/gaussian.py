@@ -50,6 +50,8 @@ class _Components:
         self.mean, self.U, self.ev, self.iso = mean, U, ev, iso
         self.K, self.D, self.r = U.shape
         self.full = self.r == self.D
+        #: some covariance is singular, so p_0 has no density and t = 0 is excluded
+        self.singular = bool((ev == 0).any() or (not self.full and (iso == 0).any()))
         self._cache: dict = {}
 
     def params(self, x: torch.Tensor):
@@ -204,19 +206,19 @@ class Gaussian(Distribution):
     def log_prob(self, x, t, process):
         """``log p_t(x)``: (B,)."""
         x = check_batch(x, self.dim)
-        a, s = coefs(process, t, x)
+        a, s = coefs(process, t, x, positive=self._c.singular)
         return self._c.log_normal(x, a, s)[:, 0]
 
     def score(self, x, t, process):
         """``grad log p_t(x) = -(alpha^2 Sigma + sigma^2 I)^{-1} (x - alpha mu)``: (B, D)."""
         x = check_batch(x, self.dim)
-        a, s = coefs(process, t, x)
+        a, s = coefs(process, t, x, positive=self._c.singular)
         return self._c.score_and_denoiser(x, a, s, want_denoiser=False)[1][:, 0]
 
     def denoiser(self, x, t, process):
         """Tweedie posterior mean ``mu + Sigma alpha (alpha^2 Sigma + sigma^2 I)^{-1} (x - alpha mu)``."""
         x = check_batch(x, self.dim)
-        a, s = coefs(process, t, x)
+        a, s = coefs(process, t, x, positive=self._c.singular)
         return self._c.score_and_denoiser(x, a, s, want_score=False)[2][:, 0]
 
     def flow(self, x, t_from, t_to, process):

@@ -71,18 +71,18 @@ class _ComponentMixture(Distribution):
     def responsibilities(self, x, t, process):
         """Posterior probabilities ``P(component k | x_t = x)``: (B, K)."""
         x = check_batch(x, self.dim)
-        a, s = coefs(process, t, x)
+        a, s = coefs(process, t, x, positive=self._c.singular)
         return torch.softmax(self._logw_for(x) + self._c.log_normal(x, a, s), dim=1)
 
     def log_prob(self, x, t, process):
         """``log p_t(x) = logsumexp_k (log w_k + log N_k(x))``: (B,)."""
         x = check_batch(x, self.dim)
-        a, s = coefs(process, t, x)
+        a, s = coefs(process, t, x, positive=self._c.singular)
         return torch.logsumexp(self._logw_for(x) + self._c.log_normal(x, a, s), dim=1)
 
     def _combine(self, x, t, process, which):
         x = check_batch(x, self.dim)
-        a, s = coefs(process, t, x)
+        a, s = coefs(process, t, x, positive=self._c.singular)
         logn, sc, den = self._c.score_and_denoiser(x, a, s, want_score=which == "score",
                                                      want_denoiser=which == "denoiser")
         r = torch.softmax(self._logw_for(x) + logn, dim=1)
@@ -210,7 +210,7 @@ class Empirical(Distribution):
         if isinstance(points, torch.Tensor):
             if not points.is_floating_point():
                 raise TypeError(f"points must have a floating dtype; got {points.dtype}")
-            X = points.detach()
+            X = points.detach().clone()  # a copy: the cached keys must not go stale
         else:
             X = as_param(points, "points")
         if X.dim() != 2 or X.shape[0] < 1:
@@ -219,7 +219,9 @@ class Empirical(Distribution):
             raise ValueError("points must be finite (no NaN or inf)")
         self.points = X
         self.M, self.dim = X.shape
-        self.chunk_elems = int(chunk_elems)
+        if isinstance(chunk_elems, bool) or not isinstance(chunk_elems, int) or chunk_elems < 1:
+            raise ValueError(f"chunk_elems must be a positive integer; got {chunk_elems!r}")
+        self.chunk_elems = chunk_elems
         if matmul_precision not in ("highest", "high", "medium"):
             raise ValueError(f"matmul_precision must be 'highest', 'high' or 'medium'; got {matmul_precision!r}")
         self.matmul_precision = matmul_precision
@@ -266,7 +268,7 @@ class Empirical(Distribution):
     def denoiser(self, x, t, process):
         """Memorising optimal denoiser ``E[x_0 | x_t = x]``: (B, D). Needs t > 0."""
         x = check_batch(x, self.dim)
-        a, s = coefs(process, t, x)
+        a, s = coefs(process, t, x, positive=True)
         keys = self._keys(x)
         q = self._queries(x, a, s, keys.shape[1])
         out = torch.empty_like(x)
@@ -282,7 +284,7 @@ class Empirical(Distribution):
     def log_prob(self, x, t, process):
         """``log p_t(x) = logsumexp_m log N(x; alpha x_m, sigma^2 I) - log M``: (B,)."""
         x = check_batch(x, self.dim)
-        a, s = coefs(process, t, x)
+        a, s = coefs(process, t, x, positive=True)
         keys = self._keys(x)
         q = self._queries(x, a, s, keys.shape[1])
         sq = (x**2).sum(1, keepdim=True) / (2 * s**2)

@@ -119,7 +119,7 @@ class Process:
 
 
 def _positive(name, value):
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive finite number; got {value!r}")
 
 
@@ -186,7 +186,7 @@ class VPCosine(Process):
 
     ``alpha_t = cos(pi/2 (t+s)/(1+s)) / cos(pi/2 s/(1+s))``, ``sigma_t = sqrt(1 - alpha_t^2)``.
     alpha reaches 0 at t = 1, where lambda, f and g^2 diverge, so ``t_max`` defaults to 0.9946
-    (lambda about -5.0, the value DPM-Solver uses for this schedule).
+    (lambda about -4.78; DPM-Solver uses the same end time for this schedule).
     """
 
     s: float = 0.008
@@ -380,6 +380,8 @@ def time_grid(process: Process, n: int, spacing: str = "karras", *, t_eps: float
       * ``"karras"``: uniform in ``(sigma/alpha)^(1/rho)`` with ``rho = 7`` (Karras et al. 2022,
         eq. 5, applied to the EDM-equivalent noise level ``sigma_t / alpha_t = exp(-lambda_t)``).
     """
+    if not isinstance(process, Process):
+        raise TypeError(f"process must be a diffedu Process (VP(), EDM(), ...); got {type(process).__name__}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer number of steps; got {n!r}")
     if spacing not in _SPACINGS:
