@@ -441,6 +441,12 @@ def decompose(field, grid: Grid2D, *, t=None, log_p=None, p_floor: float = 1e-12
     log_p: None, a callable ``x -> (B,)`` log-density (any additive constant), or a tensor (n, n)
     of log p at the nodes. p is scaled to maximum 1 and floored at ``p_floor`` so the system stays
     nonsingular where p underflows (such regions carry no weight in any p-weighted norm).
+    dtype: the dtype the callables are evaluated in (float32 for a float32 network); the results
+    are float64.
+
+    The box must hold nearly all of p's mass for the result to approximate the decomposition on
+    the whole plane: where p is not negligible on the edge, the zero-flux condition is the box's,
+    not the plane's (the tests use boxes whose edge density is below 1e-6 of the peak).
 
     Discretisation (finite volumes on a staggered grid): phi at the nodes, gradients on the cell
     edges, so the weighted Laplacian is the compact 5-point one and the discrete
