@@ -1,0 +1,360 @@
+r"""The Fokker-Planck equation of the forward process, for densities and for scores.
+
+The forward SDE ``dx = f(t) x dt + g(t) dW`` moves its density by
+
+    d_t p = - div( f(t) x p ) + 1/2 g(t)^2 Laplacian p,
+
+so, with ``div(f x) = D f(t)`` (D the data dimension), the log-density obeys
+
+    R_log(x, t) = d_t log p + D f + f x . grad log p - 1/2 g^2 (Laplacian log p + |grad log p|^2) = 0,
+
+and its gradient, the score ``s = grad log p``, obeys the *score Fokker-Planck equation*
+(Lai et al. 2023, "FP-Diffusion", eq. 6; Deveney et al. 2023)
+
+    R_score(x, t) = d_t s - grad[ 1/2 g^2 div s + 1/2 g^2 |s|^2 - f x . s - D f ] = 0.
+
+The exact marginals of :mod:`diffedu.gaussian` and :mod:`diffedu.mixtures` make both residuals
+vanish up to rounding for every process; a learned or perturbed score does not. Divergences
+and Laplacians come from :mod:`diffedu.calculus` (exact: D backward passes; Hutchinson: one per
+probe), time derivatives from autograd. An *unnormalised* log-density ``log p~ = log p + log Z_t``
+(an energy model) has ``R_log[p~] = R_log[p] + d_t log Z_t``: the residual is then constant in x
+rather than zero, and only its x-variation (or the score residual) is meaningful.
+
+:func:`solve_fp_grid` integrates the density equation on a 1-D or 2-D grid (finite volumes,
+Crank-Nicolson in 1-D, Peaceman-Rachford ADI in 2-D), so the PDE can be watched moving a
+density next to the closed-form marginal. Lesson 04 derives all of this.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+import torch
+from scipy.linalg import solve_banded
+
+from . import calculus
+from ._core import check_batch, check_process
+
+__all__ = ["div", "laplacian", "log_density_residual", "score_residual", "time_derivative",
+           "solve_fp_grid", "density_on_grid", "grid_mesh", "perturb_score", "residual_rms",
+           "GapReport", "ode_sde_gap"]
+
+
+# --- operators on (x, t) fields, from diffedu.calculus ------------------------------------------
+def div(field, x, t, *, method: str = "exact", n_probes: int = 1, probe: str = "rademacher",
+        generator=None, create_graph: bool = False) -> torch.Tensor:
+    r"""Divergence ``sum_i d field_i / d x_i`` of a field ``field(x, t)`` at fixed t: (B,).
+
+    x: (B, D). ``method="exact"`` (D backward passes) or ``"hutchinson"`` (unbiased,
+    ``n_probes`` Rademacher or Gaussian probes drawn with ``generator``); see
+    :func:`diffedu.calculus.divergence`, which this wraps.
+    """
+    return calculus.divergence(lambda y: field(y, t), x, method=method, n_probes=n_probes,
+                               probe=probe, generator=generator, create_graph=create_graph)
+
+
+def laplacian(scalar_field, x, t, *, method: str = "exact", n_probes: int = 1,
+              probe: str = "rademacher", generator=None, create_graph: bool = False) -> torch.Tensor:
+    r"""Laplacian of a scalar field ``scalar_field(x, t) -> (B,)`` at fixed t: (B,).
+
+    Wraps :func:`diffedu.calculus.laplacian` (divergence of the autograd gradient)."""
+    return calculus.laplacian(lambda y: scalar_field(y, t), x, method=method, n_probes=n_probes,
+                              probe=probe, generator=generator, create_graph=create_graph)
+
+
+# --- helpers -------------------------------------------------------------------------------
+def _t_leaf(t, x, process):
+    """t as a (B,) leaf in x's dtype that requires grad, checked against the process range."""
+    process.check_t(t)
+    if isinstance(t, torch.Tensor):
+        if t.dim() > 1 or (t.dim() == 1 and t.shape[0] != x.shape[0]):
+            raise ValueError(f"t must be a float, a 0-d tensor or a ({x.shape[0]},) tensor; "
+                             f"got shape {tuple(t.shape)}")
+        tt = t.detach().to(device=x.device, dtype=x.dtype)
+        tt = tt.expand(x.shape[0]).clone() if tt.dim() == 0 else tt.clone()
+    else:
+        tt = x.new_full((x.shape[0],), float(t))
+    return tt.requires_grad_(True)
+
+
+def _fg(process, tt, x):
+    """f(t) and g(t)^2 as (B,) tensors in x's dtype (no graph: t is data, not a parameter)."""
+    td = tt.detach().to(torch.float64)
+    return process.f(td).to(x.dtype), process.g2(td).to(x.dtype)
+
+
+def time_derivative(y, t, *, create_graph: bool = False) -> torch.Tensor:
+    r"""``d y_b / d t_b`` for y (B, ...) computed from a (B,) time t that requires grad: y's shape.
+
+    Row b of y must depend on t_b only. Two backward passes whatever y's width (the
+    double-backward trick for a Jacobian-vector product)."""
+    u = torch.zeros_like(y, requires_grad=True)
+    (gt,) = torch.autograd.grad(y, t, grad_outputs=u, create_graph=True, allow_unused=True)
+    if gt is None:  # y does not depend on t
+        return torch.zeros_like(y)
+    (dy,) = torch.autograd.grad(gt, u, grad_outputs=torch.ones_like(gt), create_graph=create_graph,
+                                allow_unused=True)
+    return torch.zeros_like(y) if dy is None else dy
+
+
+def _check_out(val, want, name):
+    if not isinstance(val, torch.Tensor) or tuple(val.shape) != tuple(want):
+        got = tuple(val.shape) if isinstance(val, torch.Tensor) else type(val).__name__
+        raise ValueError(f"{name} must return a tensor of shape {tuple(want)}; got {got}")
+    return val
+
+
+# --- residuals -----------------------------------------------------------------------------
+def log_density_residual(log_p: Callable, process, *, method: str = "exact", n_probes: int = 1,
+                         probe: str = "rademacher", generator=None,
+                         create_graph: bool = False) -> Callable:
+    r"""The log-density Fokker-Planck residual as a function ``R(x, t) -> (B,)``.
+
+    log_p: ``(x (B, D), t (B,)) -> (B,)``, differentiable in x and t and *normalised* (an energy
+    model adds ``d_t log Z_t``, constant in x). ``R`` is
+
+        d_t log p + D f(t) + f(t) x . grad log p - 1/2 g(t)^2 (Laplacian log p + |grad log p|^2),
+
+    zero for an exact marginal. The Laplacian is exact or Hutchinson (``method``, ``n_probes``,
+    ``probe``, ``generator``); ``create_graph=True`` keeps the graph to the model's parameters.
+    """
+    check_process(process)
+
+    def R(x, t):
+        x = check_batch(x)
+        B, D = x.shape
+        with torch.enable_grad():
+            xr = x.detach().requires_grad_(True)
+            tt = _t_leaf(t, xr, process)
+            lp = _check_out(log_p(xr, tt), (B,), "log_p")
+            dt_lp, g = torch.autograd.grad(lp.sum(), (tt, xr), create_graph=create_graph)
+            lap = calculus.laplacian(lambda y: log_p(y, tt), xr, method=method, n_probes=n_probes,
+                                     probe=probe, generator=generator, create_graph=create_graph)
+        f, g2 = _fg(process, tt, x)
+        return dt_lp + D * f + f * (xr.detach() * g).sum(1) - 0.5 * g2 * (lap + (g * g).sum(1))
+
+    return R
+
+
+def score_residual(score: Callable, process, *, method: str = "exact", n_probes: int = 1,
+                   probe: str = "rademacher", generator=None, create_graph: bool = False) -> Callable:
+    r"""The score Fokker-Planck residual as a function ``R(x, t) -> (B, D)``.
+
+    score: ``(x (B, D), t (B,)) -> (B, D)``. ``R`` is
+
+        d_t s - grad[ 1/2 g^2 div s + 1/2 g^2 |s|^2 - f x . s - D f ],
+
+    zero for the exact score of a marginal (FP-Diffusion, Lai et al. 2023, eq. 6). ``d_t s`` by
+    autograd in t, ``div s`` by :func:`diffedu.calculus.divergence` (exact or Hutchinson), and
+    the outer gradient by autograd through it (third derivatives of a net when training).
+    """
+    check_process(process)
+
+    def R(x, t):
+        x = check_batch(x)
+        B, D = x.shape
+        with torch.enable_grad():
+            xr = x.detach().requires_grad_(True)
+            tt = _t_leaf(t, xr, process)
+            s = _check_out(score(xr, tt), (B, D), "score")
+            dt_s = time_derivative(s, tt, create_graph=create_graph)
+            # calculus differentiates at a detached copy y of x; re-attaching x through
+            # x + (y - y.detach()) keeps div s a function of x, so its gradient can follow
+            divs = calculus.divergence(lambda y: score(xr + (y - y.detach()), tt), xr, method=method,
+                                       n_probes=n_probes, probe=probe, generator=generator,
+                                       create_graph=True)
+            f, g2 = _fg(process, tt, x)
+            phi = 0.5 * g2 * (divs + (s * s).sum(1)) - f * (xr * s).sum(1)
+            (grad_phi,) = torch.autograd.grad(phi.sum(), xr, create_graph=create_graph)
+        return dt_s - grad_phi
+
+    return R
+
+
+# --- grid solver ---------------------------------------------------------------------------
+def grid_mesh(grid) -> np.ndarray:
+    """2-D cell centres ``(n*n, 2)`` for a 1-D grid, in ``indexing="ij"`` order (row = first axis)."""
+    g = np.asarray(grid, dtype=np.float64)
+    X, Y = np.meshgrid(g, g, indexing="ij")
+    return np.stack([X.ravel(), Y.ravel()], 1)
+
+
+def density_on_grid(dist, process, grid, t) -> np.ndarray:
+    """The closed-form marginal ``p_t`` of a 1-D or 2-D distribution on a grid: (n,) or (n, n).
+
+    dist: a :class:`diffedu.gaussian.Gaussian` or a mixture (anything with ``log_prob(x, t, process)``
+    and ``dim`` 1 or 2); grid: (n,) cell centres, the same on both axes."""
+    g = np.asarray(grid, dtype=np.float64)
+    if dist.dim == 1:
+        pts = g[:, None]
+    elif dist.dim == 2:
+        pts = grid_mesh(g)
+    else:
+        raise ValueError(f"dist must be 1-D or 2-D for a grid; got dim {dist.dim}")
+    lp = dist.log_prob(torch.as_tensor(pts), t, process)
+    return torch.exp(lp).numpy().reshape((g.size,) * dist.dim)
+
+
+def _operators(grid):
+    """1-D finite-volume drift and diffusion matrices A, B (n, n) on uniform cell centres.
+
+    Fluxes at interior faces x_{j+1/2}: drift ``x (p_j + p_{j+1}) / 2``, diffusion
+    ``-(p_{j+1} - p_j) / h``; no flux through the two outer faces, so mass is conserved."""
+    g = np.asarray(grid, dtype=np.float64)
+    if g.ndim != 1 or g.size < 3:
+        raise ValueError(f"grid must be a 1-D array of at least 3 cell centres; got shape {g.shape}")
+    h = np.diff(g)
+    if not np.allclose(h, h[0], rtol=1e-8, atol=0) or h[0] <= 0:
+        raise ValueError("grid must be uniform and increasing")
+    h, n = h[0], g.size
+    xf = 0.5 * (g[:-1] + g[1:])  # interior faces
+    A = np.zeros((n, n))
+    B = np.zeros((n, n))
+    for j, xj in enumerate(xf):  # flux through face j+1/2 leaves cell j and enters cell j+1
+        drift = np.zeros(n)
+        drift[j] = drift[j + 1] = xj / 2
+        diff = np.zeros(n)
+        diff[j], diff[j + 1] = 1 / h, -1 / h
+        for row, sign in ((j, -1 / h), (j + 1, 1 / h)):
+            A[row] += sign * drift
+            B[row] += sign * diff
+    return A, B
+
+
+def solve_fp_grid(p0, grid, process, ts, *, max_dt: float | None = None) -> np.ndarray:
+    r"""Evolve a density under the forward Fokker-Planck equation on a 1-D or 2-D grid.
+
+    p0: (n,) or (n, n) density at time ``ts[0]`` on cell centres ``grid`` (n,) (both axes alike,
+    ``indexing="ij"``); ts: increasing times (T,). Solves ``d_t p = f(t) A p + 1/2 g^2(t) B p`` with
+    finite-volume fluxes (:func:`_operators`, zero flux at the edges, mass conserved) by the
+    implicit midpoint rule (Crank-Nicolson) in 1-D and Peaceman-Rachford ADI in 2-D, both second
+    order, with steps of at most ``max_dt`` (default ``(ts[-1] - ts[0]) / 200``).
+    Returns the densities at every ``ts``: (T, n) or (T, n, n), float64.
+    """
+    check_process(process)
+    p = np.array(p0, dtype=np.float64)
+    ts = np.asarray(ts, dtype=np.float64).reshape(-1)
+    A, B = _operators(grid)
+    n = A.shape[0]
+    if p.ndim not in (1, 2) or any(s != n for s in p.shape):
+        raise ValueError(f"p0 must have shape ({n},) or ({n}, {n}) to match grid; got {p.shape}")
+    if ts.size < 1 or np.any(np.diff(ts) <= 0):
+        raise ValueError("ts must be a non-empty increasing sequence of times")
+    process.check_t(torch.as_tensor(ts), "ts")
+    if max_dt is None:
+        max_dt = max((ts[-1] - ts[0]) / 200, 1e-12)
+    out = [p.copy()]
+    for t0, t1 in zip(ts[:-1], ts[1:]):
+        k = int(np.ceil((t1 - t0) / max_dt - 1e-9))
+        dt = (t1 - t0) / k
+        for i in range(k):
+            tm = torch.tensor(t0 + (i + 0.5) * dt, dtype=torch.float64)
+            L = float(process.f(tm)) * A + 0.5 * float(process.g2(tm)) * B  # tridiagonal
+            M_plus = 0.5 * dt * L
+            M_plus[np.diag_indices(n)] += 1
+            band = -0.5 * dt * np.stack([np.r_[0, np.diag(L, 1)], np.diag(L), np.r_[np.diag(L, -1), 0]])
+            band[1] += 1  # (I - dt/2 L) in scipy's banded storage
+
+            def solve(rhs):
+                return solve_banded((1, 1), band, rhs, check_finite=False)
+            if p.ndim == 1:
+                p = solve(M_plus @ p)
+            else:  # x-implicit / y-explicit, then y-implicit / x-explicit
+                q = solve(p @ M_plus.T)
+                p = solve((M_plus @ q).T).T
+        out.append(p.copy())
+    return np.stack(out)
+
+
+# --- perturbed scores and the ODE-SDE gap ---------------------------------------------------
+_KINDS = ("scale", "gradient", "rotation")
+
+
+def perturb_score(score: Callable, kind: str, size: float) -> Callable:
+    r"""A perturbed score ``s~(x, t)`` from an exact one, for the lesson's gap experiments.
+
+    kind ``"scale"``: ``(1 + size) s``; ``"gradient"``: ``s + size grad(sum_i cos x_i) =
+    s - size sin(x)`` (a conservative error, the same at every t); ``"rotation"``:
+    ``s + size J s`` with J the rotation by +90 degrees in the first two coordinates. The
+    rotation keeps ``div(p_t J s) = div(J grad p_t) = 0``, so the PF-ODE and the reverse SDE
+    still produce the exact marginals, although the score residual is far from zero.
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}; got {kind!r}")
+    size = float(size)
+
+    def perturbed(x, t):
+        s = score(x, t)
+        if kind == "scale":
+            return (1 + size) * s
+        if kind == "gradient":
+            return s - size * torch.sin(x)
+        rot = torch.zeros_like(s)
+        rot[:, 0], rot[:, 1] = -s[:, 1], s[:, 0]
+        return s + size * rot
+    return perturbed
+
+
+def _marginal_sampler(data, process, t, n, generator, dtype):
+    """n draws of x_t = alpha_t x_0 + sigma_t eps with x_0 from the sampler ``data``: (n, D)."""
+    x0 = data(n, generator=generator).to(dtype)
+    a, s = process.alpha(torch.tensor(float(t), dtype=torch.float64)), process.sigma(torch.tensor(float(t), dtype=torch.float64))
+    eps = torch.randn(x0.shape, generator=generator, dtype=dtype)
+    return float(a) * x0 + float(s) * eps
+
+
+def residual_rms(score: Callable, process, data, ts, *, n: int = 256, method: str = "exact",
+                 generator=None, dtype=torch.float64) -> torch.Tensor:
+    r"""Size of the score FP residual at each time, ``sqrt(E_{p_t} |sigma_t^3 R(x, t) / g_t^2|^2)``: (len(ts),).
+
+    data: a sampler ``data(n, generator=...) -> (n, D)`` of p_0 (a data set's sampler, a
+    mixture's ``.sample``); x ~ p_t is drawn as ``alpha_t x_0 + sigma_t eps``. The weight
+    ``sigma^3 / g^2`` makes the residual of a score error of fixed relative size O(1) at every t
+    (the same weight as the training penalty of :func:`diffedu.nets.train_dsm`)."""
+    check_process(process)
+    R = score_residual(score, process, method=method, generator=generator)
+    out = []
+    for t in torch.as_tensor(ts, dtype=torch.float64).reshape(-1).tolist():
+        x = _marginal_sampler(data, process, t, n, generator, dtype)
+        w = float(process.sigma(torch.tensor(t, dtype=torch.float64)) ** 3 / process.g2(torch.tensor(t, dtype=torch.float64)))
+        out.append(float(torch.sqrt(((w * R(x, t).detach()) ** 2).sum(1).mean())))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+class GapReport(NamedTuple):
+    """Result of :func:`ode_sde_gap`: three W2 distances, the noise floor, and the samples."""
+
+    w2_ode_sde: float
+    w2_ode_data: float
+    w2_sde_data: float
+    w2_floor: float
+    x_ode: torch.Tensor
+    x_sde: torch.Tensor
+    x_data: torch.Tensor
+
+
+def ode_sde_gap(denoiser: Callable, process, data, n: int = 1000, *, ode_steps: int = 100,
+                sde_steps: int = 400, generator=None, dtype=torch.float64) -> GapReport:
+    r"""Sample the PF-ODE (Heun, ``ode_steps``, Karras grid) and the reverse SDE (Euler-Maruyama,
+    ``sde_steps``, uniform grid) from independent draws of the exact ``p_T``, and compare.
+
+    denoiser: ``D(x, t)`` (use :func:`diffedu.flows.denoiser_from_score` for a score);
+    data: a sampler of p_0, ``data(n, generator=...) -> (n, D)``. Returns the exact-OT
+    distances :func:`diffedu.metrics.w2` between the n ODE samples, the n SDE samples and n data
+    samples, and the noise floor W2 between two further independent n-point data sets.
+    """
+    from .metrics import w2
+    from .processes import time_grid
+    from .samplers import euler_maruyama, heun
+
+    check_process(process)
+    x_T1 = _marginal_sampler(data, process, process.t_max, n, generator, dtype)
+    x_T2 = _marginal_sampler(data, process, process.t_max, n, generator, dtype)
+    with torch.no_grad():
+        x_ode = heun(denoiser, process, x_T1, time_grid(process, ode_steps))
+        x_sde = euler_maruyama(denoiser, process, x_T2, time_grid(process, sde_steps, "uniform"),
+                               generator=generator)
+    x_data = data(n, generator=generator).to(dtype)
+    floor = w2(data(n, generator=generator), data(n, generator=generator))
+    return GapReport(w2(x_ode, x_sde), w2(x_ode, x_data), w2(x_sde, x_data), floor, x_ode, x_sde, x_data)
