@@ -88,19 +88,20 @@ def _fmt(v) -> str:
 
 
 def _figure_of(result, before):
-    """The Figure a callback drew: its return value, else the newest pyplot figure it opened."""
+    """The Figure a callback drew: its return value (a Figure or an Axes), else the newest pyplot
+    figure it opened."""
     from matplotlib.figure import Figure
 
     if isinstance(result, Figure):
-        return result, False
+        return result
     fig = getattr(result, "figure", None)  # an Axes
     if isinstance(fig, Figure):
-        return fig, False
+        return fig
     import matplotlib.pyplot as plt
 
     new = [n for n in plt.get_fignums() if n not in before]
     if new:
-        return plt.figure(new[-1]), True
+        return plt.figure(new[-1])
     raise TypeError(f"the widget callback returned {type(result).__name__}, not a matplotlib Figure")
 
 
@@ -129,11 +130,12 @@ def fallback_frames(widget, *, n_first: int = 4, n_other: int = 2, dpi: int = 56
         for v in representative_values(s, n_first if k == 0 else n_other):
             kwargs = dict(current, **{s._kwarg: v})
             before = set(plt.get_fignums())
-            result = widget.f(**kwargs)
-            fig, from_pyplot = _figure_of(result, before)
-            frames.append((f"{_label(s)} = {_fmt(v)}", _png(fig, dpi)))
-            if from_pyplot:
-                plt.close(fig)
+            try:
+                fig = _figure_of(widget.f(**kwargs), before)
+                frames.append((f"{_label(s)} = {_fmt(v)}", _png(fig, dpi)))
+            finally:  # pyplot must not hold (and the inline backend then show) any frame
+                for num in set(plt.get_fignums()) - before:
+                    plt.close(num)
         rows.append((_label(s), frames))
     return rows
 

@@ -35,6 +35,20 @@ def test_frames_come_from_the_widget_callback_at_each_value():
     assert w.children[0].value == 16  # the live widget was not moved
 
 
+def test_frames_leave_no_pyplot_figure_open():
+    import matplotlib.pyplot as plt
+
+    def draw(a):
+        fig, ax = plt.subplots()
+        ax.plot([0, a])
+        return fig
+
+    w = W.interactive(draw, a=W.FloatSlider(min=0.0, max=1.0, value=0.5))  # draws once itself
+    before = plt.get_fignums()
+    rows = fb.fallback_frames(w, dpi=20)
+    assert len(rows[0][1]) == 4 and plt.get_fignums() == before
+
+
 def test_every_slider_gets_a_row_and_other_controls_are_held():
     mix = de.GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [[0.2], [0.2]])
     w = dw.marginal_density_widget(mix, {"VP": de.VP(), "VE": de.VE()})
