@@ -18,7 +18,7 @@ import torch
 from ._core import Distribution, check_batch, check_process
 from .gaussian import Gaussian
 
-__all__ = ["fit_gaussian", "explained_variance"]
+__all__ = ["fit_gaussian", "explained_variance", "teleport_sweep"]
 
 
 def fit_gaussian(data, *, shrinkage: float = 0.0) -> Gaussian:
@@ -66,4 +66,31 @@ def explained_variance(score, approx, dist: Distribution, process, ts, *, n: int
         x = dist.sample_marginal(n, t, process, generator=generator, dtype=dtype)
         s, a = score(x, t), approx(x, t)
         out[i] = 1 - float(((s - a) ** 2).sum()) / float((s**2).sum())
+    return out
+
+
+def teleport_sweep(sampler, D, process, x, ts, target, skips) -> torch.Tensor:
+    r"""How far teleported samples land from the full sampler's, for each number of skipped steps.
+
+    x: (B, D) at ``ts[0] = t_max``; ts: (N+1,) decreasing grid; target: a :class:`Gaussian` (or
+    data to fit one). For each k in ``skips`` (0 <= k < N) the first k steps are replaced by the
+    exact flow of the target from ``ts[0]`` to ``ts[k]`` (:func:`diffedu.samplers.teleport`) and
+    the sampler runs on ``ts[k:]``. Returns (len(skips),) float64: the root-mean-square distance
+    ``sqrt(mean_b |x_full - x_k|^2)`` to the samples of the full run from the same x. Lesson 06.
+    """
+    from .samplers import teleport  # samplers imports this package's Gaussian; import late
+
+    ts = torch.as_tensor(ts, dtype=torch.float64)
+    x = check_batch(x)
+    N = ts.numel() - 1
+    ks = [int(k) for k in skips]
+    if any(k < 0 or k >= N for k in ks):
+        raise ValueError(f"skips must lie in [0, {N - 1}] (the grid has N = {N} steps); got {ks}")
+    if float(ts[0]) != float(process.t_max):
+        raise ValueError(f"ts must start at t_max = {process.t_max}; got ts[0] = {float(ts[0])}")
+    full = sampler(D, process, x, ts)
+    out = torch.empty(len(ks), dtype=torch.float64)
+    for i, k in enumerate(ks):
+        xk = full if k == 0 else teleport(sampler, D, process, x, ts[k:], target, t_from=float(ts[0]))
+        out[i] = float(((xk - full) ** 2).sum(1).mean().sqrt())
     return out

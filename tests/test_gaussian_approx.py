@@ -77,3 +77,50 @@ def test_bad_input_names_the_argument():
         explained_variance(s, s, G, "VP", [0.5])
     with pytest.raises(TypeError, match="score and approx"):
         explained_variance(s, None, G, P, [0.5])
+
+
+# --- teleportation (diffedu.samplers.teleport) ------------------------------------------------
+def test_teleporting_a_gaussian_target_loses_nothing():
+    import diffedu as de
+    from diffedu.gaussian_approx import teleport_sweep
+    P = VP()
+    G = Gaussian([1.0, -1.0], [[2.0, 0.3], [0.3, 0.5]])
+    ts = de.time_grid(P, 20)
+    x = G.sample_marginal(300, P.t_max, P, generator=gen(), dtype=torch.float64)
+    D = G.bind(P).denoiser
+    exact = G.flow(x, P.t_max, float(ts[-2]), P)  # the exact PF-ODE map down to t_eps
+    errs = []
+    for k in (0, 5, 10, 15, 18):
+        out = de.teleport(de.dpmpp_2m, D, P, x, ts[k:-1], G) if k else de.dpmpp_2m(D, P, x, ts[:-1])
+        errs.append(float((out - exact).norm(dim=1).max()))
+    # the teleported part is exact, so skipping more steps never adds error: it removes it
+    assert all(b <= a + 1e-12 for a, b in zip(errs, errs[1:])) and errs[-1] < 1e-3 * errs[0]
+    sweep = teleport_sweep(de.dpmpp_2m, D, P, x, ts, G, [0, 5, 10])
+    assert sweep[0] == 0 and float(sweep.max()) < 0.3
+
+
+def test_teleport_sweep_on_a_mixture_grows_with_the_skipped_steps():
+    import diffedu as de
+    from diffedu.gaussian_approx import teleport_sweep
+    P = VP()
+    mix = GaussianMixture([0.5, 0.5], [[-2.0, 0.0], [2.0, 0.0]], [[0.1, 0.1], [0.1, 0.1]])
+    ts = de.time_grid(P, 12)
+    x = mix.sample_marginal(200, P.t_max, P, generator=gen(), dtype=torch.float64)
+    d = teleport_sweep(de.dpmpp_2m, mix.bind(P).denoiser, P, x, ts, Gaussian(mix.mean(), mix.cov()), [0, 3, 9])
+    assert d[0] == 0 and float(d[1]) < 0.01 and float(d[2]) > 10 * float(d[1])
+    with pytest.raises(ValueError, match="skips"):
+        teleport_sweep(de.dpmpp_2m, mix.bind(P).denoiser, P, x, ts, mix.sample(10, generator=gen()), [12])
+    with pytest.raises(ValueError, match="ts must start at t_max"):
+        teleport_sweep(de.dpmpp_2m, mix.bind(P).denoiser, P, x, ts[1:], mix.sample(10, generator=gen()), [1])
+
+
+def test_flow_and_explained_variance_checkers():
+    from diffedu import exercises_generalisation as exg
+    P = VP()
+    a0, s0, a1, s1 = (float(v) for v in (P.alpha(0.8), P.sigma(0.8), P.alpha(0.2), P.sigma(0.2)))
+    assert exg.check_flow_scale(((a1**2 * 3 + s1**2) / (a0**2 * 3 + s0**2)) ** 0.5, 3.0, 0.8, 0.2, P)
+    assert not exg.check_flow_scale(1.0, 3.0, 0.8, 0.2, P)
+    G_d, G_m = Gaussian([0.0], [2.0]), Gaussian([0.0], [0.5])
+    ev = explained_variance(G_d.bind(P).score, G_m.bind(P).score, G_d, P, [0.3], n=200_000, generator=gen())
+    assert exg.check_explained_variance(float(ev[0]), 2.0, 0.5, 0.3, P, rtol=0.02)
+    assert exg.check_explained_variance(None, 2.0, 0.5, 0.3, P).status == "unanswered"

@@ -79,3 +79,31 @@ def test_bad_input_names_the_argument():
         memorisation_sweep(None, x, [2])
     with pytest.raises(ValueError, match="strictly increasing"):
         effective_model_memorisation([2, 2], [1, 1])
+
+
+def test_empirical_denoiser_samples_are_all_memorised():
+    import diffedu as de
+    P = VP()
+    for M, D in ((5, 2), (12, 16)):
+        train = torch.randn(M, D, generator=gen(M), dtype=torch.float64)
+        xT = torch.randn(200, D, generator=gen(1), dtype=torch.float64) * float(P.sigma(P.t_max))
+        x0 = de.dpmpp_2m(Empirical(train).bind(P).denoiser, P, xT, de.time_grid(P, 30))
+        assert memorised_fraction(x0, train) == 1.0
+        assert float(nn_distances(x0, train)[:, 0].max()) < 1e-2
+
+
+def test_memorisation_widget_and_checker():
+    from diffedu import exercises_generalisation as exg
+    from diffedu import widgets_generalisation as wg
+    data = torch.randn(30, 2, generator=gen(), dtype=torch.float64)
+    w = wg.memorisation_widget(data, VP())
+    before = w.result.axes[0].collections[1].get_offsets().copy()
+    w.children[1].value = 0.8  # more noise: the denoised points move towards the mean
+    after = w.result.axes[0].collections[1].get_offsets()
+    assert not np.allclose(before, after)
+    assert "memorised" in w.result.axes[0].get_title()
+    x = torch.randn(4, 2, generator=gen(1), dtype=torch.float64)
+    assert exg.check_nn_ratio(nn_ratio(x, data), x, data)
+    assert not exg.check_nn_ratio(1 / nn_ratio(x, data), x, data)
+    with pytest.raises(TypeError, match="process"):
+        wg.memorisation_widget(data, "VP")
