@@ -266,7 +266,10 @@ class SequenceDistribution:
         x = _check_tokens(x, self.V)
         if x.shape[1] != self.L:
             raise ValueError(f"x must have shape (B, {self.L}); got {tuple(x.shape)}")
-        x = x.cpu()
+        # a batch repeats states: work on the distinct ones (codes in base V + 1)
+        base = (self.V + 1) ** torch.arange(self.L - 1, -1, -1)
+        codes, inverse = torch.unique((x.cpu() * base).sum(1), return_inverse=True)
+        x = codes[:, None] // base % (self.V + 1)
         out = torch.empty(x.shape[0], self.L * self.V, dtype=_F64)
         step = max(1, 2**24 // (self.table.numel() * self.L))
         for i in range(0, x.shape[0], step):
@@ -276,7 +279,7 @@ class SequenceDistribution:
             z = w.sum(1, keepdim=True)
             w = torch.where(z > 0, w / z.clamp(min=1e-300), torch.full_like(w, 1.0 / w.shape[1]))
             out[i:i + step] = w @ self._onehot
-        return out.reshape(-1, self.L, self.V)
+        return out[inverse].reshape(-1, self.L, self.V)
 
     def marginal_denoiser(self, x, t=None) -> torch.Tensor:
         """Context-free denoiser: every masked position gets its marginal, (B, L, V).
