@@ -134,12 +134,19 @@ def lesson_meta(path) -> dict:
 
 
 def lesson_index(directory: Path | None = None) -> str:
-    """The README's lesson index (a Markdown table), generated from lesson metadata."""
-    rows = ["| # | lesson | what it teaches | assumes | CPU time |", "|---|---|---|---|---|"]
-    for p in lesson_files(directory):
+    """The README's lesson index (a Markdown table), generated from lesson metadata, with the peak
+    memory and wall time measured by ``python3 -m diffedu.site measure`` (lessons/costs.json)."""
+    from .site import cost_cells, lesson_costs
+
+    files = lesson_files(directory)
+    costs = lesson_costs(files[0].parent) if files else {}
+    rows = ["| # | lesson | what it teaches | assumes | CPU time | peak memory | measured time |",
+            "|---|---|---|---|---|---|---|"]
+    for p in files:
         m = lesson_meta(p)
+        mem, wall = cost_cells(p.name, costs)
         rows.append(f"| {m['number']:02d} | [{m['title']}](lessons/{p.name}) | {m['teaches']} | "
-                    f"{m['assumes']} | about {m['cpu_seconds']} s |")
+                    f"{m['assumes']} | about {m['cpu_seconds']} s | {mem} | {wall} |")
     return "\n".join(rows)
 
 

@@ -35,6 +35,12 @@ def widget_outputs(path):
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_every_stored_widget_has_a_static_fallback(path):
+    nb = json.loads(Path(path).read_text())
+    for cell in nb["cells"]:
+        outs = cell.get("outputs", [])
+        if any(WIDGET_VIEW in o.get("data", {}) for o in outs):
+            extra = [o for o in outs if "image/png" in o.get("data", {})]
+            assert not extra, f"{path.name}: a widget cell stores {len(extra)} stray figure(s); regenerate it"
     for out in widget_outputs(path):
         html = "".join(out["data"].get("text/html", ""))  # nbformat may store it as a list of lines
         assert FALLBACK_CLASS in html and "data:image/png;base64," in html, (
@@ -178,3 +184,16 @@ def test_pages_render_offline_in_chromium(served):
     assert failed == [], f"failed requests: {failed}"
     assert any("mathjax/tex-chtml.js" in u for u in requests)
     assert any(u.endswith(".woff") for u in requests), "MathJax fonts were not loaded from the site"
+
+
+def test_measure_counts_the_kernel_memory(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import numpy as np\nx = np.ones(40_000_000)  # 320 MB\nx.sum()")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "01_probe.ipynb"
+    nbformat.write(nb, path)
+    cost = site.measure_one(path)
+    assert cost["peak_mb"] >= 320, cost  # the kernel, a grandchild, is what the number reports
+    assert 0 < cost["wall_s"] < 300
