@@ -1,0 +1,323 @@
+"""Benchmark diffedu's samplers: convergence orders, per-step overhead, accuracy, precision, GPU.
+
+    python3 benchmarks/samplers.py orders      # measured orders per sampler and process
+    python3 benchmarks/samplers.py overhead    # per-step overhead vs k-diffusion and a bare loop
+    python3 benchmarks/samplers.py accuracy    # error at 5 / 10 calls on a 64-D mixture vs peers
+    python3 benchmarks/samplers.py precision   # float32-vs-float64 error vs k-diffusion's
+    python3 benchmarks/samplers.py gpu         # 2-D (K=8, 10^6) and 64-D (K=16, 10^5) Heun on CUDA
+    python3 benchmarks/samplers.py all         # all but gpu (gpu too when CUDA is there)
+
+Peers are optional and never project dependencies: install them in a benchmark environment with
+``pip install --no-deps k-diffusion torchsde trampoline torchdiffeq smalldiffusion`` (check that
+torch was not replaced). k-diffusion's ``sampling`` module and smalldiffusion's ``diffusion``
+module are loaded without their package ``__init__`` (which pull in torchvision, accelerate,
+...); a peer that is missing is skipped with a note. Every ratio is measured in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from diffedu import EDM, VE, VP, Gaussian, GaussianMixture, Linear, VPCosine, time_grid  # noqa: E402
+from diffedu import samplers as S  # noqa: E402
+
+
+# --- optional peers --------------------------------------------------------------------------
+def load_k_diffusion():
+    """k_diffusion.sampling without k_diffusion/__init__ (needs torchsde, torchdiffeq, scipy)."""
+    spec = importlib.util.find_spec("k_diffusion")
+    if spec is None:
+        return None
+    root = Path(list(spec.submodule_search_locations)[0])
+    pkg = types.ModuleType("k_diffusion")
+    pkg.__path__ = [str(root)]
+    utils = types.ModuleType("k_diffusion.utils")
+    utils.append_dims = lambda x, n: x[(...,) + (None,) * (n - x.ndim)]
+    sys.modules.setdefault("k_diffusion", pkg)
+    sys.modules.setdefault("k_diffusion.utils", utils)
+    try:
+        mspec = importlib.util.spec_from_file_location("k_diffusion.sampling", root / "sampling.py")
+        mod = importlib.util.module_from_spec(mspec)
+        mspec.loader.exec_module(mod)
+        return mod
+    except ImportError as e:
+        print(f"  [k-diffusion skipped: {e}]")
+        return None
+
+
+def load_smalldiffusion():
+    """smalldiffusion.diffusion.samples (gradient-estimation sampler) without accelerate."""
+    spec = importlib.util.find_spec("smalldiffusion")
+    if spec is None:
+        return None
+    root = Path(list(spec.submodule_search_locations)[0])
+    if "accelerate" not in sys.modules:
+        acc = types.ModuleType("accelerate")
+        acc.Accelerator = lambda: types.SimpleNamespace(device="cpu")
+        sys.modules["accelerate"] = acc
+    try:
+        mspec = importlib.util.spec_from_file_location("_sd_diffusion", root / "diffusion.py")
+        mod = importlib.util.module_from_spec(mspec)
+        mspec.loader.exec_module(mod)
+        return mod
+    except ImportError as e:
+        print(f"  [smalldiffusion skipped: {e}]")
+        return None
+
+
+def k_model(D):
+    """k-diffusion's model(x, sigma (B,)) from our EDM denoiser D(x, t)."""
+    return lambda x, sigma: D(x, sigma[0])
+
+
+def k_samplers(K):
+    """name -> (call(model, x, sigmas), NFE for n grid intervals)."""
+    none = lambda a, b: None  # noqa: E731  (eta = 0: never called; avoids building a Brownian tree)
+    q = dict(disable=True)
+    return {
+        "k.euler": (lambda m, x, s: K.sample_euler(m, x, s, **q), lambda n: n),
+        "k.heun": (lambda m, x, s: K.sample_heun(m, x, s, **q), lambda n: 2 * n - 1),
+        "k.dpm_2": (lambda m, x, s: K.sample_dpm_2(m, x, s, **q), lambda n: 2 * n - 1),
+        "k.lms": (lambda m, x, s: K.sample_lms(m, x, s, **q), lambda n: n),
+        "k.dpmpp_2m": (lambda m, x, s: K.sample_dpmpp_2m(m, x, s, **q), lambda n: n),
+        "k.dpmpp_3m": (lambda m, x, s: K.sample_dpmpp_3m_sde(m, x, s, eta=0.0, noise_sampler=none, **q),
+                       lambda n: n),
+    }
+
+
+def timeit(fn, repeat=5):
+    fn()
+    best = math.inf
+    for _ in range(repeat):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+# --- orders ----------------------------------------------------------------------------------
+def orders(args):
+    """Slope of log max-error vs log N at t_eps against Gaussian.flow (karras grids)."""
+    A = torch.tensor([[1.0, 0.3, -0.5], [0.2, 0.8, 0.1], [-0.4, 0.6, 1.2]], dtype=torch.float64)
+    G = Gaussian(torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64), A @ A.T / 3 + 0.05 * torch.eye(3, dtype=torch.float64))
+    ns = (64, 128, 256, 512)
+    procs = {"VP": VP(), "VPCosine": VPCosine(), "VE": VE(), "EDM": EDM(), "Linear": Linear()}
+    print(f"measured order (least-squares slope over N = {ns}, karras grid, error at t_eps)")
+    print(f"{'sampler':12s}" + "".join(f"{p:>10s}" for p in procs))
+    for name, smp in S.DETERMINISTIC.items():
+        row = []
+        for p in procs.values():
+            D = G.bind(p).denoiser
+            x = G.bind(p).sample_marginal(8, p.t_max, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+            errs = []
+            for n in ns:
+                ts = time_grid(p, n + 1, "karras")[:-1]
+                errs.append(float((smp(D, p, x, ts) - G.flow(x, p.t_max, float(ts[-1]), p)).norm(dim=1).max()))
+            row.append(-np.polyfit(np.log(ns), np.log(errs), 1)[0])
+        print(f"{name:12s}" + "".join(f"{v:10.2f}" for v in row))
+
+
+# --- per-step overhead -----------------------------------------------------------------------
+def overhead(args):
+    K = load_k_diffusion()
+    p = EDM()
+    n = args.steps
+    ts = time_grid(p, n)
+    D = lambda x, t: x * 0.5  # noqa: E731  trivial denoiser
+    print(f"per-step overhead, trivial denoiser, EDM, {n} steps, float32 (us/step; ratio = diffedu / peer)")
+    for B in (10_000, 16):
+        x = torch.randn(B, 64, generator=torch.Generator().manual_seed(0))
+        ours = {"euler": S.euler, "heun": S.heun, "dpmpp_2m": S.dpmpp_2m, "dpmpp_3m": S.dpmpp_3m,
+                "ddpm_ancestral": S.ddpm_ancestral}
+        kname = {"euler": "k.euler", "heun": "k.heun", "dpmpp_2m": "k.dpmpp_2m", "dpmpp_3m": "k.dpmpp_3m"}
+        ks = k_samplers(K) if K else {}
+        sig = ts.to(torch.float32)
+        for name, smp in ours.items():
+            t_ours = timeit(lambda: smp(D, p, x, ts, generator=torch.Generator().manual_seed(0))) / n * 1e6
+            line = f"  B={B:6d} {name:15s} diffedu {t_ours:8.1f}"
+            if name in kname and K:
+                call = ks[kname[name]][0]
+                t_k = timeit(lambda: call(k_model(D), x, sig)) / n * 1e6
+                line += f"   k-diffusion {t_k:8.1f}   ratio {t_ours / t_k:5.2f}"
+            elif name == "ddpm_ancestral" and K:
+                t_k = timeit(lambda: K.sample_euler_ancestral(k_model(D), x, sig, disable=True)) / n * 1e6
+                line += f"   k.euler_anc {t_k:8.1f}   ratio {t_ours / t_k:5.2f}"
+            if B == 16 and name == "euler":
+                tl = ts.tolist()
+
+                def bare():
+                    y = x
+                    for i in range(n - 1):
+                        d = D(y, tl[i])
+                        y = y + (tl[i + 1] - tl[i]) * ((y - d) / tl[i])
+                    return D(y, tl[n - 1])
+                t_b = timeit(bare) / n * 1e6
+                line += f"   bare loop {t_b:8.1f}   ratio {t_ours / t_b:5.2f}"
+            print(line)
+
+
+# --- accuracy at 5 and 10 calls --------------------------------------------------------------
+def mixture64(K=8, D=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    means = 3 * torch.randn(K, D, generator=g, dtype=torch.float64) / math.sqrt(D) * 2
+    A = torch.randn(K, D, D, generator=g, dtype=torch.float64) / math.sqrt(D)
+    covs = 0.3 * A @ A.transpose(1, 2) + 0.02 * torch.eye(D, dtype=torch.float64)
+    return GaussianMixture(torch.full((K,), 1.0 / K, dtype=torch.float64), means, covs)
+
+
+def reference_flow(D, p, x, t_end, rtol=1e-9, atol=1e-9):
+    """Tight scipy solution of the PF-ODE dx/dsigma = (x - D)/sigma (EDM) from t_max to t_end."""
+    from scipy.integrate import solve_ivp
+    B, Dm = x.shape
+
+    def rhs(t, y):
+        xt = torch.from_numpy(y).reshape(B, Dm)
+        return ((xt - D(xt, t)) / t).reshape(-1).numpy()
+    sol = solve_ivp(rhs, (p.t_max, t_end), x.reshape(-1).numpy(), method="RK45", rtol=rtol, atol=atol)
+    return torch.from_numpy(sol.y[:, -1]).reshape(B, Dm), sol.nfev
+
+
+def accuracy(args):
+    K, SD = load_k_diffusion(), load_smalldiffusion()
+    p = EDM()
+    M = mixture64()
+    D = M.bind(p).denoiser
+    B = args.n
+    x = M.bind(p).sample_marginal(B, p.t_max, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    t_eps = float(p.t_of_lam(math.log(500)))  # the grids' t_eps (sigma = 0.002)
+    t0 = time.perf_counter()
+    ref_eps, nfev = reference_flow(D, p, x, t_eps)
+    ref = D(ref_eps, t_eps)  # the final jump, as every sampler here takes it
+    print(f"accuracy on a 64-D mixture (K=8), EDM, {B} trajectories; reference: RK45 rtol 1e-9 "
+          f"({nfev} calls, {time.perf_counter() - t0:.0f} s). Error |x_0 - ref| at t = 0: median / p90")
+    G = S.fit_gaussian(M.sample(20_000, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
+    for nfe in (5, 10):
+        rows = []
+        for name, smp in S.DETERMINISTIC.items():
+            n = (nfe + 1) // 2 if name == "heun" else nfe
+            for spacing in ("karras", "lambda"):
+                out = smp(D, p, x, time_grid(p, n, spacing))
+                rows.append((f"{name}/{spacing}", out))
+                for t_start in (20.0, 10.0, 5.0):
+                    ts = S.time_grid_from(p, t_start, n, spacing)
+                    rows.append((f"{name}/{spacing}/tele@{t_start:g}", S.teleport(smp, D, p, x, ts, G)))
+        if K:
+            for name, (call, calls) in k_samplers(K).items():
+                n = next(m for m in range(nfe, 0, -1) if calls(m) <= nfe)
+                sig = time_grid(p, n, "karras")  # k-diffusion's karras grid, same sigma_min/max
+                rows.append((f"{name} ({calls(n)} calls)", call(k_model(D), x.clone(), sig)))
+        if SD:
+            class Model:
+                def rand_input(self, b):
+                    return torch.randn(b, 64, dtype=torch.float64)
+
+                def predict_eps_cfg(self, xt, sig, cond, cfg):
+                    s = float(sig.reshape(-1)[0])
+                    return (xt - D(xt, s)) / s
+
+                def eval(self):
+                    return self
+            sig = time_grid(p, nfe, "karras")
+            *_, out = SD.samples(Model(), sig, gam=2.0, xt=x.clone(), batchsize=B)
+            # smalldiffusion's last step to sigma = 0 is the Euler step, i.e. x - sigma eps = D
+            rows.append(("smalldiffusion gam=2", out))
+        errs = {k: (v - ref).norm(dim=1) for k, v in rows}
+        best = sorted(errs.items(), key=lambda kv: float(kv[1].median()))
+        print(f"  {nfe} calls: best 8 by median")
+        for k, e in best[:8]:
+            print(f"    {k:38s} {float(e.median()):.4f} / {float(e.quantile(0.9)):.4f}")
+        peers = [(k, e) for k, e in errs.items() if k.startswith(("k.", "smalldiffusion"))]
+        if peers:
+            print("  peers")
+            for k, e in sorted(peers, key=lambda kv: float(kv[1].median())):
+                print(f"    {k:38s} {float(e.median()):.4f} / {float(e.quantile(0.9)):.4f}")
+            bk, be = best[0]
+            bp = min(peers, key=lambda kv: float(kv[1].median()))
+            print(f"  ratio best diffedu ({bk}) / best peer ({bp[0]}): median "
+                  f"{float(be.median()) / float(bp[1].median()):.2f}, p90 "
+                  f"{float(be.quantile(0.9)) / float(bp[1].quantile(0.9)):.2f}")
+
+
+# --- float32 vs float64 ----------------------------------------------------------------------
+def precision(args):
+    K = load_k_diffusion()
+    p = EDM()
+    M = mixture64()
+    D = M.bind(p).denoiser
+    x = M.bind(p).sample_marginal(500, p.t_max, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ts = time_grid(p, 50)
+    print("float32 vs float64 of the same sampler, 64-D mixture, 50 steps: median |x32 - x64|")
+    pairs = {"euler": "k.euler", "heun": "k.heun", "dpmpp_2m": "k.dpmpp_2m", "dpmpp_3m": "k.dpmpp_3m"}
+    ks = k_samplers(K) if K else {}
+    for name, kn in pairs.items():
+        smp = S.DETERMINISTIC[name]
+        e = float((smp(D, p, x.float(), ts).double() - smp(D, p, x, ts)).norm(dim=1).median())
+        line = f"  {name:10s} diffedu {e:.2e}"
+        if K:
+            call = ks[kn][0]
+            ek = float((call(k_model(D), x.float(), ts.float()).double() - call(k_model(D), x, ts)).norm(dim=1).median())
+            line += f"   k-diffusion {ek:.2e}   ratio {e / ek:.2f}"
+        print(line)
+
+
+# --- GPU throughput --------------------------------------------------------------------------
+def gpu(args):
+    if not torch.cuda.is_available():
+        print("gpu: no CUDA device; skipped")
+        return
+    K = load_k_diffusion()
+    dev = torch.device("cuda")
+    p = EDM()
+    ts = time_grid(p, 25)  # 25 Heun intervals, the last an Euler step: 49 calls
+    g = torch.Generator().manual_seed(0)
+    m2 = GaussianMixture(torch.full((8,), 1 / 8), 4 * torch.randn(8, 2, generator=g), 0.1 + torch.rand(8, 2, generator=g))
+    A = torch.randn(16, 64, 64, generator=g, dtype=torch.float64) / 8
+    m64 = GaussianMixture(torch.full((16,), 1 / 16), torch.randn(16, 64, generator=g, dtype=torch.float64),
+                          A @ A.transpose(1, 2) + 0.05 * torch.eye(64, dtype=torch.float64))
+    print(f"GPU: {torch.cuda.get_device_name()}, float32, EDM, 25 Heun intervals (49 calls)")
+    for label, M, B in (("2-D K=8", m2, 1_000_000), ("64-D K=16 full", m64, 100_000)):
+        D = M.bind(p).denoiser
+        x = M.bind(p).sample_marginal(B, p.t_max, generator=torch.Generator(dev).manual_seed(0),
+                                      dtype=torch.float32, device=dev)
+        t_ours = timeit(lambda: S.heun(D, p, x, ts), repeat=3)
+        t_den = timeit(lambda: [D(x, t) for t in ts[:-1].tolist() for _ in (0, 1)][:49], repeat=3)
+        line = (f"  {label:15s} B={B:8d} diffedu heun {t_ours:.3f} s ({B / t_ours:,.0f} samples/s), "
+                f"denoiser alone {t_den:.3f} s, outside the denoiser {max(0.0, 1 - t_den / t_ours):.1%}")
+        if K:
+            t_k = timeit(lambda: K.sample_heun(k_model(D), x, ts.float().to(dev), disable=True), repeat=3)
+            line += f"; k-diffusion heun {t_k:.3f} s (ratio {t_ours / t_k:.2f})"
+        print(line)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["orders", "overhead", "accuracy", "precision", "gpu", "all"])
+    ap.add_argument("--n", type=int, default=2000, help="trajectories for accuracy (default 2000)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
+    ap.add_argument("--steps", type=int, default=100, help="grid steps for the overhead timing")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    todo = ["orders", "overhead", "accuracy", "precision", "gpu"] if args.what == "all" else [args.what]
+    for w in todo:
+        globals()[w](args)
+
+
+if __name__ == "__main__":
+    main()
