@@ -262,3 +262,10 @@ def plot_samples(x, ax=None, *, dims=(0, 1), max_points: int = 2000, **scatter_k
     ax.scatter(xs[:, dims[0]], xs[:, dims[1]], **scatter_kw)
     ax.set_aspect("equal")
     return ax
+
+
+# Static fallbacks (issue 9): every widget module draws through this one, so registering here gives
+# each displayed interactive its image grid when DIFFEDU_STATIC_FALLBACKS=1 (diffedu regenerate).
+from . import fallbacks as _fallbacks  # noqa: E402
+
+_fallbacks.register()

@@ -15,7 +15,7 @@ LESSONS = cli.lesson_files(REPO / "lessons")
 IDS = [p.stem for p in LESSONS]
 # nbval on the student copies re-runs lessons: by default only as many as fit in this many seconds
 # of the lessons' stated CPU time (lesson 01 always); DIFFEDU_STUDENT_NBVAL_BUDGET=0 runs them all.
-BUDGET = float(os.environ.get("DIFFEDU_STUDENT_NBVAL_BUDGET", "60"))
+BUDGET = float(os.environ.get("DIFFEDU_STUDENT_NBVAL_BUDGET", "25"))
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=IDS)
