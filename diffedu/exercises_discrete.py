@@ -13,7 +13,8 @@ from . import interpolants as di
 from .exercises import Feedback, check_close
 
 __all__ = ["check_first_hit_alpha_prob", "check_marginal_elbo", "check_one_step_prob",
-           "check_interpolant_velocity", "check_interpolant_variance", "check_divergence"]
+           "check_interpolant_velocity", "check_interpolant_variance", "check_pf_divergence",
+           "check_hutchinson_term"]
 
 
 # --- lesson 08 ---------------------------------------------------------------------------------
@@ -56,6 +57,19 @@ def check_interpolant_variance(answer, bridge: di.GaussianMixtureInterpolant, t,
 
 
 # --- lesson 10 ---------------------------------------------------------------------------------
-def check_divergence(answer, expected, *, rtol: float = 1e-6) -> Feedback:
-    r"""``answer`` = the divergence of a linear velocity field ``A x + c``: ``trace(A)`` (lesson 10)."""
-    return check_close(answer, torch.as_tensor(expected, dtype=torch.float64), name="divergence", rtol=rtol)
+def check_pf_divergence(answer, gaussian, process, t, *, rtol: float = 1e-6) -> Feedback:
+    r"""``answer`` = the divergence of the PF-ODE velocity ``v = f x - g^2 s / 2`` for Gaussian
+    data: ``D f + 1/2 g^2 tr((alpha^2 C + sigma^2 I)^{-1})``, the same at every x (lesson 10)."""
+    from ._core import check_process
+
+    check_process(process)
+    cov = gaussian.marginal_cov(t, process)
+    expected = gaussian.dim * process.f(float(t)) + 0.5 * process.g2(float(t)) * torch.linalg.inv(cov).trace()
+    return check_close(answer, expected, name=f"div v at t={float(t):g}", rtol=rtol)
+
+
+def check_hutchinson_term(answer, jacobian, probe, *, rtol: float = 1e-9) -> Feedback:
+    r"""``answer`` = one Hutchinson term ``eps^T J eps`` for the matrix J and probe eps (lesson 10)."""
+    J = torch.as_tensor(jacobian, dtype=torch.float64)
+    e = torch.as_tensor(probe, dtype=torch.float64)
+    return check_close(answer, e @ J @ e, name="eps^T J eps", rtol=rtol, atol=1e-12)

@@ -1,4 +1,5 @@
-r"""Plots and sliders for lesson 08 (masked diffusion) and lesson 09 (stochastic interpolants).
+r"""Plots and sliders for lessons 08 (masked diffusion), 09 (stochastic interpolants) and 10
+(likelihood from the probability-flow ODE).
 
 As in :mod:`diffedu.widgets`: each ``*_widget`` builds an ``ipywidgets.interactive`` around a
 plain drawing function that returns a fresh Figure (kept in ``.result``); tests move a slider
@@ -15,11 +16,12 @@ import torch
 from . import discrete as dd
 from . import interpolants as di
 from . import plotting as P
+from . import samplers as ds
 from . import widgets as _widgets  # noqa: F401  (registers the static fallbacks)
 
 __all__ = ["zipf_tokens", "unmasked_token_law", "plot_truncated_unmasking", "truncation_widget", "plot_entropy_vs_q",
            "plot_stepwise_law", "stepwise_widget", "plot_elbo_integrands",
-           "plot_interpolant_paths", "interpolant_widget"]
+           "plot_interpolant_paths", "interpolant_widget", "plot_ode_likelihood", "likelihood_widget"]
 
 _SLIDER = dict(continuous_update=False, style={"description_width": "initial"},
                layout=W.Layout(width="420px"))
@@ -182,4 +184,42 @@ def interpolant_widget(rho0, rho1, *, eps: float = 0.5, a: float = 0.5):
         a=W.FloatSlider(value=a, min=0.0, max=2.0, step=0.25, description="gamma^2 / (t(1-t))", **_SLIDER),
         rho0=W.fixed(rho0), rho1=W.fixed(rho1), n_paths=W.fixed(12), n_hist=W.fixed(1500),
         steps=W.fixed(100), seed=W.fixed(0),
+    )
+
+
+def plot_ode_likelihood(log10_rtol: float, n_probes: int, *, dist, process, points, seed: int = 0):
+    r"""``log p(x)`` along a line of points: exact (curve) against the PF-ODE change of variables
+    (:func:`diffedu.samplers.log_likelihood`, dots) at solver tolerance ``10^log10_rtol``, with the
+    exact divergence (``n_probes = 0``) or Hutchinson with ``n_probes`` probes. The exact prior
+    ``log p_T`` is used, so the gap is the solver's and the estimator's alone."""
+    D = dist.bind(process).denoiser
+    t_eps = float(process.t_of_lam(np.log(500.0)))
+    T = float(process.t_max)
+    rtol = 10.0**log10_rtol
+    kw = dict(divergence="exact") if n_probes == 0 else dict(
+        divergence="hutchinson", n_probes=int(n_probes), generator=torch.Generator().manual_seed(seed))
+    ll = ds.log_likelihood(D, process, points, t_start=t_eps, prior=lambda z: dist.log_prob(z, T, process),
+                           rtol=rtol, atol=rtol * 1e-2, **kw)
+    exact = dist.log_prob(points, t_eps, process)
+    s = torch.linspace(0, 1, points.shape[0], dtype=torch.float64).numpy()
+    ax = P.new_axes(figsize=(6.4, 3.6))
+    ax.plot(s, exact.numpy(), "k-", label="exact log p")
+    ax.plot(s, ll.numpy(), "C1o", ms=4, label="PF-ODE change of variables")
+    err = float((ll - exact).abs().max())
+    how = "exact divergence" if n_probes == 0 else f"Hutchinson, {n_probes} probe(s)"
+    ax.set_title(f"rtol = 1e{log10_rtol:g}, {how}: max error {err:.2g} nats", fontsize="small")
+    ax.set_xlabel("position along the line")
+    ax.set_ylabel("log p(x)")
+    ax.legend(fontsize="x-small")
+    return ax.figure
+
+
+def likelihood_widget(dist, process, points, *, log10_rtol: float = -3.0, n_probes: int = 0):
+    """Sliders: solver tolerance (the adaptive solver's number of steps follows it) and the number
+    of Hutchinson probes, 0 meaning the exact divergence (lesson 10)."""
+    return W.interactive(
+        plot_ode_likelihood,
+        log10_rtol=W.FloatSlider(value=log10_rtol, min=-8.0, max=-1.0, step=1.0, description="log10 rtol", **_SLIDER),
+        n_probes=W.IntSlider(value=n_probes, min=0, max=16, step=1, description="probes (0 = exact)", **_SLIDER),
+        dist=W.fixed(dist), process=W.fixed(process), points=W.fixed(points), seed=W.fixed(0),
     )
