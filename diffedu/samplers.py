@@ -139,7 +139,11 @@ def euler(D, process, x, ts, *, generator=None, callback=None, progress=False):
     correction, and it coincides with DDIM. x: (B, D) at ts[0]; returns (B, D) at ts[-1].
     """
     x, g = _check(D, process, x, ts, generator)
-    coef = [g.velocity_coefs(i) for i in range(g.n - g.jump)]  # v_i = A_i x + B_i D
+    coef = []                                         # x_{i+1} = x_i + h_i v_i, v_i = A_i x_i + B_i D
+    for i in range(g.n - g.jump):                     # grouped: (1 + h_i A_i) x_i + h_i B_i D
+        A, B = g.velocity_coefs(i)
+        h = g.t[i + 1] - g.t[i]
+        coef.append((1 + h * A, h * B))
     if callback is not None:
         callback(0, g.t[0], x)
     for i in _steps(g.n, progress):
@@ -147,8 +151,8 @@ def euler(D, process, x, ts, *, generator=None, callback=None, progress=False):
         if g.jump and i == g.n - 1:
             x = d                                     # final jump to t = 0
         else:
-            A, B = coef[i]
-            x = x + (g.t[i + 1] - g.t[i]) * (A * x + B * d)   # x_{i+1} = x_i + h_i v_i
+            cx, cd = coef[i]
+            x = torch.add(cx * x, d, alpha=cd)        # x_{i+1} = x_i + h_i v(x_i, t_i)
         if callback is not None:
             callback(i + 1, g.t[i + 1], x)
     return x
@@ -194,7 +198,7 @@ def ddim(D, process, x, ts, *, generator=None, callback=None, progress=False):
         callback(0, g.t[0], x)
     for i in _steps(g.n, progress):
         r, c = coef[i]
-        x = r * x + c * D(x, g.t[i])
+        x = torch.add(r * x, D(x, g.t[i]), alpha=c)   # r x + c D
         if callback is not None:
             callback(i + 1, g.t[i + 1], x)
     return x
@@ -209,7 +213,7 @@ def dpmpp_2m(D, process, x, ts, *, generator=None, callback=None, progress=False
     """
     x, g = _check(D, process, x, ts, generator)
     coef = [g.ddim_coefs(i) for i in range(g.n)]      # (sigma ratio, alpha_{i+1}(1 - e^{-h}))
-    half_inv_r = [0.0] + [0.5 * g.h(i) / g.h(i - 1) for i in range(1, g.n - g.jump)]
+    half_inv_r = [0.0] + [0.5 * g.h(i) / g.h(i - 1) for i in range(1, g.n - g.jump)]  # 1/(2 r_i)
     if callback is not None:
         callback(0, g.t[0], x)
     d_prev = None
@@ -217,10 +221,10 @@ def dpmpp_2m(D, process, x, ts, *, generator=None, callback=None, progress=False
         d = D(x, g.t[i])
         r, c = coef[i]
         if d_prev is None or (g.jump and i == g.n - 1):
-            x = r * x + c * d                          # DDIM step (first step; final jump)
-        else:
-            k = half_inv_r[i]
-            x = r * x + c * ((1 + k) * d - k * d_prev)  # linear extrapolation of D in lambda
+            x = torch.add(r * x, d, alpha=c)           # DDIM step (first step; final jump)
+        else:                                          # r x + c [(1 + k) D_i - k D_{i-1}], k = 1/(2 r_i):
+            k = half_inv_r[i]                          # D extrapolated linearly in lambda
+            x = torch.add(r * x, d, alpha=c * (1 + k)).add_(d_prev, alpha=-c * k)
         d_prev = d
         if callback is not None:
             callback(i + 1, g.t[i + 1], x)
@@ -284,11 +288,11 @@ def _exp_multistep(D, process, x, ts, weights, generator, callback, progress):
             x = d                                      # final jump to t = 0
         else:
             r, (w0, w1, w2) = coef[i]
-            x = r * x + w0 * d                         # the DDIM part ...
+            x = torch.add(r * x, d, alpha=w0)          # the DDIM part ...
             if d1 is not None:
-                x = x + w1 * d1                        # ... + first ...
+                x.add_(d1, alpha=w1)                   # ... + first ...
             if d2 is not None:
-                x = x + w2 * d2                        # ... and second differences of D in lambda
+                x.add_(d2, alpha=w2)                   # ... and second differences of D in lambda
         d1, d2 = d, d1
         if callback is not None:
             callback(i + 1, g.t[i + 1], x)
@@ -339,8 +343,8 @@ def euler_maruyama(D, process, x, ts, *, generator=None, callback=None, progress
         if g.jump and i == g.n - 1:
             x = d                                      # final jump to t = 0, no noise
         else:
-            A, B, C = coef[i]
-            x = A * x + B * d + C * _noise(x, generator)
+            A, B, C = coef[i]                          # A x + B D + C z
+            x = torch.add(A * x, d, alpha=B).add_(_noise(x, generator), alpha=C)
         if callback is not None:
             callback(i + 1, g.t[i + 1], x)
     return x
@@ -366,8 +370,8 @@ def ddpm_ancestral(D, process, x, ts, *, generator=None, callback=None, progress
         if g.jump and i == g.n - 1:
             x = d                                      # final jump to t = 0, no noise
         else:
-            A, B, C = coef[i]
-            x = A * x + B * d + C * _noise(x, generator)
+            A, B, C = coef[i]                          # A x + B D + C z
+            x = torch.add(A * x, d, alpha=B).add_(_noise(x, generator), alpha=C)
         if callback is not None:
             callback(i + 1, g.t[i + 1], x)
     return x
