@@ -66,8 +66,8 @@ def plot_gap_samples(report: fp.GapReport, axs=None, *, lim=(-3.5, 3.5), title="
         ax.set_ylim(*lim)
         w = report.w2_ode_data if name == "PF-ODE" else report.w2_sde_data
         ax.set_title(f"{name}: W2 to data {w:.3f}", fontsize="small")
-    axs[0].figure.suptitle(f"{title}W2(ODE, SDE) = {report.w2_ode_sde:.3f}, noise floor {report.w2_floor:.3f}",
-                           fontsize="small")
+    floor = "" if np.isnan(report.w2_floor) else f", noise floor {report.w2_floor:.3f}"
+    axs[0].figure.suptitle(f"{title}W2(ODE, SDE) = {report.w2_ode_sde:.3f}{floor}", fontsize="small")
     return axs
 
 
