@@ -12,7 +12,6 @@ r"""Sample-based distances and model errors.
 from __future__ import annotations
 
 import numpy as np
-import ot
 import torch
 
 from ._core import check_batch, check_n, check_process
@@ -25,6 +24,7 @@ def w2(x, y) -> float:
 
     ``W2^2 = min_P sum_ij P_ij |x_i - y_j|^2`` over couplings P with uniform marginals,
     solved exactly by ``ot.emd2`` in float64 (O(n^3); fine up to a few thousand points)."""
+    import ot  # POT, imported here so the score metrics work without it
     x = check_batch(torch.as_tensor(x), name="x")
     y = check_batch(torch.as_tensor(y), x.shape[1], name="y")
     xa = x.detach().cpu().double().numpy()
