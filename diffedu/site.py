@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -132,25 +131,28 @@ CPU time is the lesson author's estimate; peak memory and wall time are measured
 def build(out=None, *, solutions: bool = False, lessons_dir=None, quiet: bool = True) -> Path:
     """Build the static site; returns the folder holding ``index.html``.
 
-    Stages the site notebooks and the generated index in ``docs/_build/src`` and runs
-    ``sphinx-build -b html`` with ``docs/`` as the configuration folder. No notebook is executed.
+    Stages the site notebooks and the generated index in a temporary folder and runs
+    ``sphinx-build -b html`` on it with ``docs/`` as the configuration folder. No notebook is
+    executed. Default output: ``docs/_build/html``.
     """
+    import tempfile
+
     docs = docs_dir()
     lessons = cli.lesson_files(lessons_dir)
     if not lessons:
         raise FileNotFoundError("no lessons to build")
     costs = lesson_costs(lessons[0].parent)
     out = Path(out) if out is not None else docs / "_build" / "html"
-    src = docs / "_build" / "src"
-    shutil.rmtree(src, ignore_errors=True)
-    (src / "lessons").mkdir(parents=True)
-    for p in lessons:
-        nb = site_notebook(json.loads(p.read_text()), solutions=solutions)
-        (src / "lessons" / p.name).write_text(json.dumps(nb, ensure_ascii=False))
-    (src / "index.md").write_text(index_markdown(lessons, costs, solutions=solutions))
-    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(docs), "-E", "-j", "1",
-           str(src), str(out)] + (["-q"] if quiet else [])
-    subprocess.run(cmd, check=True)
+    with tempfile.TemporaryDirectory(prefix="diffedu-site-") as tmp:
+        src = Path(tmp)
+        (src / "lessons").mkdir()
+        for p in lessons:
+            nb = site_notebook(json.loads(p.read_text()), solutions=solutions)
+            (src / "lessons" / p.name).write_text(json.dumps(nb, ensure_ascii=False))
+        (src / "index.md").write_text(index_markdown(lessons, costs, solutions=solutions))
+        cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(docs), "-E", "-j", "1",
+               "-d", str(src / ".doctrees"), str(src), str(out)] + (["-q"] if quiet else [])
+        subprocess.run(cmd, check=True)
     return out
 
 

@@ -29,5 +29,6 @@ html_static_path = [str(Path(__file__).resolve().parent / "_static")]
 html_css_files = ["diffedu.css"]
 html_title = "diffedu lessons"
 html_show_sourcelink = False
+html_copy_source = False         # the notebooks are in the repository; keep the site small
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 suppress_warnings = ["mystnb.unknown_mime_type", "myst.header"]
