@@ -318,6 +318,9 @@ def multistep3(D, process, x, ts, *, generator=None, callback=None, progress=Fal
     formula of DPM-Solver++, Lu et al. 2022b, eq. 8, with D interpolated); the integrals are
     exact, so it is DPM-Solver++(3M) with the second-difference coefficient corrected to
     ``-2 phi_3`` (see :func:`dpmpp_3m`). Warm-up: orders 1 and 2 with exact integrals.
+    The first (DDIM) step has local error O(h^2), so strictly the global order is 2 with a tiny
+    constant: on Karras grids the first step sits where D barely moves in lambda and the measured
+    slope is 3.0 up to N = 1024; on uniform-lambda grids that term shows below errors of ~1e-6.
     """
     return _exp_multistep(D, process, x, ts, _ab3_weights_exact, generator, callback, progress)
 
