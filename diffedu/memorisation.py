@@ -19,7 +19,7 @@ import torch
 
 from ._core import check_batch
 
-__all__ = ["MEMORISATION_RATIO", "nn_distances", "nn_ratio", "is_memorised", "memorised_fraction",
+__all__ = ["mlp_fit_and_sample", "empirical_fit_and_sample", "MEMORISATION_RATIO", "nn_distances", "nn_ratio", "is_memorised", "memorised_fraction",
            "memorisation_sweep", "effective_model_memorisation", "MemorisationSweep"]
 
 #: The 1/3 rule: memorised when (distance to nearest) / (distance to second nearest) < 1/3.
@@ -120,3 +120,43 @@ def memorisation_sweep(fit_and_sample: Callable, data, sizes, *, n_samples: int 
         train = data[perm[:m]]
         fractions.append(memorised_fraction(fit_and_sample(train, n_samples, generator), train))
     return MemorisationSweep(sizes, fractions, effective_model_memorisation(sizes, fractions, level=level))
+
+
+def mlp_fit_and_sample(process, *, hidden: int = 128, depth: int = 3, steps: int = 3000,
+                       batch_size: int = 128, lr: float = 3e-3, n_steps: int = 30, seed: int = 0) -> Callable:
+    r"""A ``fit_and_sample(train, n, generator)`` for :func:`memorisation_sweep`: a small network.
+
+    It trains a :class:`diffedu.nets.ScoreMLP` (denoiser parameterisation, ``hidden`` units,
+    ``depth`` layers) on ``train`` (M, D) by :func:`diffedu.nets.train_dsm` for ``steps`` Adam
+    steps, then draws n samples with DPM-Solver++(2M) on ``time_grid(process, n_steps)``. Each
+    call uses its own generator seeded with ``seed`` (the sweep's generator only chooses the
+    training sets), so the result for one M does not depend on which other sizes were run.
+    """
+    from .nets import ScoreMLP, train_dsm
+    from .processes import time_grid
+    from .samplers import dpmpp_2m
+
+    def fit_and_sample(train, n, generator=None):
+        g = torch.Generator().manual_seed(seed)
+        net = ScoreMLP(process, train.shape[1], hidden=hidden, depth=depth, param="denoiser", generator=g)
+        train_dsm(net, train.to(torch.float32), steps=steps, batch_size=batch_size, lr=lr, generator=g)
+        x_T = torch.randn(n, train.shape[1], generator=g) * float(process.sigma(process.t_max))
+        with torch.no_grad():
+            return dpmpp_2m(net.denoiser, process, x_T, time_grid(process, n_steps))
+
+    return fit_and_sample
+
+
+def empirical_fit_and_sample(process, *, n_steps: int = 30) -> Callable:
+    r"""A ``fit_and_sample(train, n, generator)`` whose "model" is the exact score of the training
+    set (:class:`diffedu.Empirical`, the memorising optimal denoiser), sampled with
+    DPM-Solver++(2M) on ``time_grid(process, n_steps)`` from ``N(0, sigma_T^2 I)`` noise."""
+    from .mixtures import Empirical
+    from .processes import time_grid
+    from .samplers import dpmpp_2m
+
+    def fit_and_sample(train, n, generator=None):
+        x_T = torch.randn(n, train.shape[1], generator=generator, dtype=train.dtype) * float(process.sigma(process.t_max))
+        return dpmpp_2m(Empirical(train).bind(process).denoiser, process, x_T, time_grid(process, n_steps))
+
+    return fit_and_sample

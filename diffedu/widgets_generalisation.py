@@ -21,7 +21,7 @@ from .subspace import SubspaceClustering, fit_subspace, match_subspaces, sample_
 from .widgets import _SLIDER
 
 __all__ = ["plot_memorising_denoiser", "memorisation_widget", "plot_subspace_fit", "subspace_widget",
-           "line_bases", "plot_images"]
+           "line_bases", "plot_images", "plot_teleport", "teleport_widget"]
 
 
 def plot_images(images, ax_row=None, *, titles=None, shape=(8, 8), ncols: int | None = None):
@@ -132,4 +132,47 @@ def subspace_widget(*, angles=(10.0, 70.0, 135.0), seed: int = 0):
         n_per_subspace=W.IntSlider(value=5, min=1, max=60, description="samples per subspace", **_SLIDER),
         noise=W.FloatSlider(value=0.01, min=0.0, max=0.3, step=0.01, description="noise variance", **_SLIDER),
         angles=W.fixed(tuple(angles)), seed=W.fixed(seed), n_init=W.fixed(10),
+    )
+
+
+# --- lesson 06: Gaussian teleportation --------------------------------------------------------
+def plot_teleport(skip: int, *, sampler, D, process: Process, x, ts, target, lim=(-3.5, 3.5)):
+    r"""2-D samples of the full sampler (grey) and with the first ``skip`` steps replaced by the
+    exact Gaussian flow (orange), joined by a segment per pair; the title gives the RMS move.
+
+    x: (B, 2) at ``ts[0] = t_max``; ts: (N+1,) grid; target: the :class:`Gaussian` teleported with.
+    """
+    from .gaussian_approx import teleport_sweep
+    from .samplers import teleport
+
+    ts = torch.as_tensor(ts, dtype=torch.float64)
+    full = sampler(D, process, x, ts)
+    tel = full if skip == 0 else teleport(sampler, D, process, x, ts[skip:], target, t_from=float(ts[0]))
+    rms = float(teleport_sweep(sampler, D, process, x, ts, target, [skip])[0])
+    ax = P.new_axes(figsize=(4.8, 4.4))
+    seg = torch.stack([full, tel], 1).numpy()
+    for s_ in seg:
+        ax.plot(s_[:, 0], s_[:, 1], color="C1", lw=0.5, alpha=0.6)
+    ax.scatter(*full.T.numpy(), s=6, color="0.5", label="full sampler")
+    ax.scatter(*tel.T.numpy(), s=6, color="C1", label="teleported")
+    ax.set_xlim(*lim)
+    ax.set_ylim(*lim)
+    ax.set_aspect("equal")
+    ax.legend(fontsize="x-small", loc="lower right")
+    n = ts.numel() - 1
+    ax.set_title(f"{skip} of {n} steps skipped (to sigma/alpha = {float(torch.exp(-process.lam(float(ts[skip])))):.3g}): "
+                 f"RMS move {rms:.3g}", fontsize="x-small")
+    return ax.figure
+
+
+def teleport_widget(sampler, D, process: Process, x, ts, target):
+    """Slider: number of sampler steps skipped by teleportation; draws :func:`plot_teleport`."""
+    if not isinstance(process, Process):
+        raise TypeError(f"process must be a Process; got {type(process).__name__}")
+    n = torch.as_tensor(ts).numel() - 1
+    return W.interactive(
+        plot_teleport,
+        skip=W.IntSlider(value=n // 4, min=0, max=n - 1, description="steps skipped", **_SLIDER),
+        sampler=W.fixed(sampler), D=W.fixed(D), process=W.fixed(process), x=W.fixed(x), ts=W.fixed(ts),
+        target=W.fixed(target), lim=W.fixed((-3.5, 3.5)),
     )
