@@ -124,3 +124,15 @@ def test_flow_and_explained_variance_checkers():
     ev = explained_variance(G_d.bind(P).score, G_m.bind(P).score, G_d, P, [0.3], n=200_000, generator=gen())
     assert exg.check_explained_variance(float(ev[0]), 2.0, 0.5, 0.3, P, rtol=0.02)
     assert exg.check_explained_variance(None, 2.0, 0.5, 0.3, P).status == "unanswered"
+
+
+def test_teleport_widget_moves_with_its_slider():
+    import diffedu as de
+    from diffedu import widgets_generalisation as wg
+    P = VP()
+    mix = GaussianMixture([0.5, 0.5], [[-2.0, 0.0], [2.0, 0.0]], [[0.1, 0.1], [0.1, 0.1]])
+    x = mix.sample_marginal(50, P.t_max, P, generator=gen(), dtype=torch.float64)
+    w = wg.teleport_widget(de.dpmpp_2m, mix.bind(P).denoiser, P, x, de.time_grid(P, 12), Gaussian(mix.mean(), mix.cov()))
+    t0 = w.result.axes[0].get_title()
+    w.children[0].value = 10
+    assert w.result.axes[0].get_title() != t0 and "10 of 12 steps skipped" in w.result.axes[0].get_title()
