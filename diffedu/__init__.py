@@ -5,8 +5,10 @@ One notation throughout (``shared/NOTATION.md``): data at t = 0 and
 """
 
 from .digits import load_digits
+from .discrete import CosineMask, LinearMask, PowerMask, SequenceDistribution
 from .gaussian import Gaussian
 from .gaussian_approx import explained_variance
+from .interpolants import GaussianMixtureInterpolant, LinearInterpolant, TrigInterpolant
 from .memorisation import memorised_fraction, nn_ratio
 from .mixtures import Empirical, GaussianMixture, LowRankMixture
 from .processes import EDM, VE, VP, Linear, Process, VPCosine, time_grid
@@ -23,4 +25,6 @@ __all__ = [
     "SubspaceClustering",
     "euler", "heun", "ddim", "dpmpp_2m", "dpmpp_3m", "multistep3", "euler_maruyama",
     "ddpm_ancestral", "predictor_corrector", "trajectory", "teleport", "log_likelihood",
+    "SequenceDistribution", "LinearMask", "CosineMask", "PowerMask",
+    "LinearInterpolant", "TrigInterpolant", "GaussianMixtureInterpolant",
 ]
