@@ -222,6 +222,11 @@ def _operators(grid):
     return A, B
 
 
+def _banded_solve(band, rhs):
+    """Solve the tridiagonal system in scipy's (3, n) banded storage for one or many right sides."""
+    return solve_banded((1, 1), band, rhs, check_finite=False)
+
+
 def solve_fp_grid(p0, grid, process, ts, *, max_dt: float | None = None) -> np.ndarray:
     r"""Evolve a density under the forward Fokker-Planck equation on a 1-D or 2-D grid.
 
@@ -255,14 +260,11 @@ def solve_fp_grid(p0, grid, process, ts, *, max_dt: float | None = None) -> np.n
             M_plus[np.diag_indices(n)] += 1
             band = -0.5 * dt * np.stack([np.r_[0, np.diag(L, 1)], np.diag(L), np.r_[np.diag(L, -1), 0]])
             band[1] += 1  # (I - dt/2 L) in scipy's banded storage
-
-            def solve(rhs):
-                return solve_banded((1, 1), band, rhs, check_finite=False)
             if p.ndim == 1:
-                p = solve(M_plus @ p)
+                p = _banded_solve(band, M_plus @ p)
             else:  # x-implicit / y-explicit, then y-implicit / x-explicit
-                q = solve(p @ M_plus.T)
-                p = solve((M_plus @ q).T).T
+                q = _banded_solve(band, p @ M_plus.T)
+                p = _banded_solve(band, (M_plus @ q).T).T
         out.append(p.copy())
     return np.stack(out)
 
