@@ -604,7 +604,9 @@ def elbo(denoiser, x0, schedule: MaskSchedule, vocab_size: int, *, n_t: int = 64
     with ``P_t(M) = (1 - alpha_t)^|M| alpha_t^(L - |M|)`` over all 2^L mask patterns (L <= 12),
     and Gauss-Legendre quadrature with ``n_t`` nodes in t. The denoiser is called as
     ``denoiser(x, None)``: time-agnostic denoisers only (then the value does not depend on the
-    schedule; for the exact denoiser it equals ``log p(x0)``).
+    schedule; for the exact denoiser it equals ``log p(x0)``). Gauss-Legendre is exact for
+    :class:`LinearMask` once ``n_t >= L / 2`` and fast for smooth schedules; a schedule whose
+    ``alpha'`` is singular at an end (``PowerMask(p)`` with p < 1) converges slowly in ``n_t``.
     """
     schedule = _check_schedule(schedule)
     V = _check_int(vocab_size, "vocab_size", 2)
