@@ -301,7 +301,8 @@ def perturb_score(score: Callable, kind: str, size: float) -> Callable:
 def _marginal_sampler(data, process, t, n, generator, dtype):
     """n draws of x_t = alpha_t x_0 + sigma_t eps with x_0 from the sampler ``data``: (n, D)."""
     x0 = data(n, generator=generator).to(dtype)
-    a, s = process.alpha(torch.tensor(float(t), dtype=torch.float64)), process.sigma(torch.tensor(float(t), dtype=torch.float64))
+    tt = torch.tensor(float(t), dtype=torch.float64)
+    a, s = process.alpha(tt), process.sigma(tt)
     eps = torch.randn(x0.shape, generator=generator, dtype=dtype)
     return float(a) * x0 + float(s) * eps
 
@@ -319,7 +320,8 @@ def residual_rms(score: Callable, process, data, ts, *, n: int = 256, method: st
     out = []
     for t in torch.as_tensor(ts, dtype=torch.float64).reshape(-1).tolist():
         x = _marginal_sampler(data, process, t, n, generator, dtype)
-        w = float(process.sigma(torch.tensor(t, dtype=torch.float64)) ** 3 / process.g2(torch.tensor(t, dtype=torch.float64)))
+        tt = torch.tensor(t, dtype=torch.float64)
+        w = float(process.sigma(tt) ** 3 / process.g2(tt))
         out.append(float(torch.sqrt(((w * R(x, t).detach()) ** 2).sum(1).mean())))
     return torch.tensor(out, dtype=torch.float64)
 
