@@ -6,6 +6,7 @@ One notation throughout (``shared/NOTATION.md``): data at t = 0 and
 
 from .digits import load_digits
 from .discrete import CosineMask, LinearMask, PowerMask, SequenceDistribution
+from .fields import Grid2D, decompose, gauge_rotation, intrinsic_dimension
 from .gaussian import Gaussian
 from .gaussian_approx import explained_variance
 from .interpolants import GaussianMixtureInterpolant, LinearInterpolant, TrigInterpolant
@@ -27,4 +28,5 @@ __all__ = [
     "ddpm_ancestral", "predictor_corrector", "trajectory", "teleport", "log_likelihood",
     "SequenceDistribution", "LinearMask", "CosineMask", "PowerMask",
     "LinearInterpolant", "TrigInterpolant", "GaussianMixtureInterpolant",
+    "Grid2D", "decompose", "gauge_rotation", "intrinsic_dimension",
 ]
