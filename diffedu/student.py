@@ -3,17 +3,20 @@ r"""Student copies of the lessons: solution cells removed, exercise outputs clea
 Solutions live in the lessons as code cells tagged ``solution`` (the cell before assigns
 ``answer_k = None``, the cell after calls an ``ex.check_*`` checker). A student copy drops those
 cells; the checkers then print "not answered yet" instead of raising. The stored outputs of the
-code cells from the first solution on are cleared as well (with no execution count, so nbval runs
-those cells without comparing them): they were produced with the solutions in place ("Correct
-(...)"), and a student should see them appear when running their own answers.
+cells that use what a solution defined (the checker cells, and whatever uses their results) are
+cleared as well, with no execution count, so nbval runs those cells without comparing them: they
+were produced with the solutions in place ("Correct (...)"). Every other output stays, so the
+student copy still shows the lesson's figures, and nbval still compares them.
 
     python3 -m diffedu.student DEST [NOTEBOOK ...]     # or: diffedu lessons DEST --student
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -27,19 +30,42 @@ def is_solution(cell: dict) -> bool:
     return SOLUTION_TAG in cell.get("metadata", {}).get("tags", [])
 
 
+def _names(source: str) -> tuple[set, set]:
+    """Names a cell reads and names it binds; unparsable cells (magics) read every identifier."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set(re.findall(r"[A-Za-z_]\w*", source)), set()
+    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name)]
+    return ({n.id for n in names if isinstance(n.ctx, ast.Load)},
+            {n.id for n in names if isinstance(n.ctx, (ast.Store, ast.Del))})
+
+
+def _source(cell: dict) -> str:
+    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+
+
 def student_notebook(nb: dict) -> dict:
-    """A student copy of a notebook (as a dict): solution cells dropped, later outputs cleared.
+    """A student copy of a notebook (as a dict): solution cells dropped, and the outputs of the cells
+    that read a name a solution bound (directly or through another such cell) cleared.
 
     The input is not modified.
     """
     out = copy.deepcopy(nb)
-    cells, seen_solution = [], False
+    cells, tainted = [], set()
     for cell in out["cells"]:
-        if is_solution(cell):
-            seen_solution = True
+        if cell["cell_type"] != "code":
+            cells.append(cell)
             continue
-        if seen_solution and cell["cell_type"] == "code":
+        reads, binds = _names(_source(cell))
+        if is_solution(cell):
+            tainted |= binds
+            continue
+        if reads & tainted:
             cell["outputs"], cell["execution_count"] = [], None
+            tainted |= binds
+        else:
+            tainted -= binds  # rebound from scratch, e.g. the next exercise's `answer = None`
         cells.append(cell)
     out["cells"] = cells
     return out
@@ -51,7 +77,7 @@ def solution_lines(nb: dict) -> set[str]:
     These must not occur anywhere in a student copy (sources, outputs or metadata).
     """
     def lines(cell):
-        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        src = _source(cell)
         return {ln.strip() for ln in src.splitlines() if ln.strip() and not ln.strip().startswith("#")}
 
     sol = set().union(*[lines(c) for c in nb["cells"] if is_solution(c)])

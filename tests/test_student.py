@@ -26,20 +26,29 @@ def test_student_copy_carries_no_solution_text(path):
     assert n_sol >= 1 and len(copy["cells"]) == len(nb["cells"]) - n_sol
     assert not any(student.is_solution(c) for c in copy["cells"])
     text = json.dumps(copy)  # sources, outputs and metadata
-    leaked = [ln for ln in student.solution_lines(nb) if json.dumps(ln)[1:-1] in text]
+    src_lines = {ln.strip() for c in copy["cells"] for ln in "".join(c["source"]).splitlines()}
+    # a solution line may not be a line of the copy, nor (when long enough to be specific,
+    # unlike "t = 0.4", which the question itself states) occur anywhere in it
+    leaked = [ln for ln in student.solution_lines(nb)
+              if ln in src_lines or (len(ln) >= 16 and json.dumps(ln)[1:-1] in text)]
     assert leaked == [], f"{path.name}: solution lines in the student copy: {leaked}"
     assert "Correct (" not in text, "outputs made with the solutions in place must be cleared"
     assert nb == json.loads(path.read_text()), "student_notebook must not modify its input"
 
 
-def test_cleared_cells_are_the_exercise_tail():
+def test_only_cells_that_use_a_solution_lose_their_outputs():
+    srcs = ["x = 1", "answer_1 = None", "B = 2\nanswer_1 = B", "ex.check_close(answer_1, 2)",
+            "y = x + 1", "print(B)", "%time z = answer_1", "answer_1 = None", "answer_1"]
     cells = [{"cell_type": "code", "metadata": {}, "source": s, "outputs": [{"text": s}], "execution_count": i}
-             for i, s in enumerate(["x = 1", "answer_1 = None", "answer_1 = 2", "ex.check_close(answer_1, 2)"])]
+             for i, s in enumerate(srcs)]
     cells[2]["metadata"]["tags"] = ["solution"]
     out = student.student_notebook({"cells": cells, "metadata": {}})["cells"]
-    assert [c["source"] for c in out] == ["x = 1", "answer_1 = None", "ex.check_close(answer_1, 2)"]
-    assert [c["execution_count"] for c in out] == [0, 1, None] and out[2]["outputs"] == []
-    assert student.solution_lines({"cells": cells}) == {"answer_1 = 2"}
+    assert [c["source"] for c in out] == srcs[:2] + srcs[3:]
+    cleared = [c["source"] for c in out if c["execution_count"] is None]
+    assert cleared == ["ex.check_close(answer_1, 2)", "print(B)", "%time z = answer_1"]
+    assert all(c["outputs"] == [] for c in out if c["execution_count"] is None)
+    assert all(c["outputs"] for c in out if c["execution_count"] is not None)
+    assert student.solution_lines({"cells": cells}) == {"B = 2", "answer_1 = B"}
 
 
 def test_cli_student_flag_uses_the_same_copy(tmp_path):
