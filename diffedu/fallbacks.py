@@ -125,35 +125,34 @@ def fallback_frames(widget, *, n_first: int = 4, n_other: int = 2, dpi: int = 56
     widget: an ``ipywidgets.interactive``. Each slider in turn is moved over
     :func:`representative_values` (``n_first`` values for the first slider, ``n_other`` for the
     rest) while every other control keeps its current value. Returns a list of rows, one per
-    slider: ``(slider label, [(caption, png bytes), ...])``.
+    slider: ``(slider label, [(caption, png bytes), ...])``; a widget without sliders gets one row
+    with its figure as first shown.
     """
     import matplotlib.pyplot as plt
 
     controls = list(getattr(widget, "kwargs_widgets", []))
     current = {c._kwarg: c.get_interact_value() for c in controls}
+
+    def frame(caption, kwargs):
+        before = set(plt.get_fignums())
+        try:
+            return caption, _png(_figure_of(widget.f(**kwargs), before), dpi)
+        finally:  # pyplot must not hold (and the inline backend then show) any frame
+            for num in set(plt.get_fignums()) - before:
+                plt.close(num)
+
     sliders = [c for c in controls if _is_slider(c)]
-    rows = []
-    for k, s in enumerate(sliders):
-        frames = []
-        for v in representative_values(s, n_first if k == 0 else n_other):
-            kwargs = dict(current, **{s._kwarg: v})
-            before = set(plt.get_fignums())
-            try:
-                fig = _figure_of(widget.f(**kwargs), before)
-                frames.append((f"{_label(s)} = {_fmt(v)}", _png(fig, dpi)))
-            finally:  # pyplot must not hold (and the inline backend then show) any frame
-                for num in set(plt.get_fignums()) - before:
-                    plt.close(num)
-        rows.append((_label(s), frames))
-    return rows
+    if not sliders:  # menus or check boxes only: the figure as first shown
+        return [("as shown", [frame("as shown", current)])]
+    return [(_label(s), [frame(f"{_label(s)} = {_fmt(v)}", dict(current, **{s._kwarg: v}))
+                         for v in representative_values(s, n_first if k == 0 else n_other)])
+            for k, s in enumerate(sliders)]
 
 
-def fallback_html(widget, **kwargs) -> str | None:
-    """An HTML grid of the widget's figure over representative slider values (None: no sliders)."""
+def fallback_html(widget, **kwargs) -> str:
+    """An HTML grid of the widget's figure over representative slider values."""
     controls = list(getattr(widget, "kwargs_widgets", []))
     rows = fallback_frames(widget, **kwargs)
-    if not rows:
-        return None
     held = ", ".join(f"{html.escape(_label(c))} = {html.escape(_fmt(c.get_interact_value()))}"
                      for c in controls if hasattr(c, "description"))
     parts = [f'<div class="{FALLBACK_CLASS}">',

@@ -59,9 +59,22 @@ def test_every_slider_gets_a_row_and_other_controls_are_held():
     assert len(imgs) == 2 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in imgs)
 
 
-def test_no_sliders_no_fallback():
-    w = W.interactive(lambda flag: None, flag=W.Checkbox(value=True))
-    assert fb.fallback_html(w) is None
+def test_a_widget_without_sliders_shows_its_figure_once():
+    import matplotlib.pyplot as plt
+
+    def draw(flag):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1] if flag else [1, 0])
+        return fig
+
+    html = fb.fallback_html(W.interactive(draw, flag=W.Checkbox(value=True)), dpi=20)
+    assert html.count("<img") == 1 and "as shown" in html and "flag = True" in html
+
+
+def test_a_callback_without_a_figure_is_reported():
+    w = W.interactive(lambda a: print(a), a=W.FloatSlider(min=0.0, max=1.0, value=0.5))
+    with pytest.raises(TypeError, match="not a matplotlib Figure"):
+        fb.fallback_frames(w)
 
 
 def test_registered_formatter_adds_html_beside_the_widget_view(monkeypatch):
