@@ -62,18 +62,24 @@ def check_n(n, name: str = "n") -> int:
     return n
 
 
+def check_generator(generator, device) -> None:
+    """A generator must be None or a ``torch.Generator`` on the device where it must draw."""
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+    device = torch.device(device)
+    if generator.device.type != device.type:
+        raise ValueError(f"generator lives on {generator.device} but must draw on {device}; "
+                         f"pass torch.Generator(device='{device.type}')")
+
+
 def resolve_device(generator, device, dtype):
     """Device and dtype for new samples; the generator must live on that device."""
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
-    if device is None:
-        device = generator.device if generator is not None else torch.device("cpu")
-    device = torch.device(device)
-    if generator is not None and generator.device.type != device.type:
-        raise ValueError(
-            f"generator lives on {generator.device} but the output must be drawn on {device}; "
-            f"pass torch.Generator(device='{device.type}')"
-        )
+    if device is None and isinstance(generator, torch.Generator):
+        device = generator.device
+    device = torch.device("cpu" if device is None else device)
+    check_generator(generator, device)
     dtype = torch.get_default_dtype() if dtype is None else dtype
     if not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating dtype; got {dtype}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ._core import check_batch
+from ._core import check_batch, check_generator
 
 __all__ = ["jacobian", "divergence", "laplacian", "hutchinson_probes"]
 
@@ -53,12 +53,7 @@ def hutchinson_probes(shape, like: torch.Tensor, *, n_probes: int = 1, probe: st
         raise ValueError(f"probe must be one of {_PROBES}; got {probe!r}")
     if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
         raise ValueError(f"n_probes must be a positive integer; got {n_probes!r}")
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
-        if generator.device.type != like.device.type:
-            raise ValueError(f"generator lives on {generator.device} but x is on {like.device}; "
-                             f"pass torch.Generator(device='{like.device.type}')")
+    check_generator(generator, like.device)
     z = torch.randn((n_probes, *shape), generator=generator, dtype=like.dtype, device=like.device)
     return z.sign() if probe == "rademacher" else z
 

@@ -34,7 +34,7 @@ import math
 import numpy as np
 import torch
 
-from ._core import check_batch, check_process
+from ._core import check_batch, check_generator, check_process
 from .calculus import divergence as _divergence, hutchinson_probes
 from .flows import pf_ode_velocity
 from .gaussian import Gaussian
@@ -110,12 +110,7 @@ def _check(D, process, x, ts, generator=None):
         raise ValueError(f"ts must be strictly decreasing (from noise to data); got ts[{k}] = "
                          f"{float(tc[k])} <= ts[{k + 1}] = {float(tc[k + 1])}")
     process.check_t(tc, "ts")
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
-        if generator.device.type != x.device.type:
-            raise ValueError(f"generator lives on {generator.device} but x is on {x.device}; "
-                             f"pass torch.Generator(device='{x.device.type}')")
+    check_generator(generator, x.device)
     return x, _Grid(process, tc)
 
 
@@ -326,6 +321,22 @@ def multistep3(D, process, x, ts, *, generator=None, callback=None, progress=Fal
 
 
 # --- stochastic samplers ---------------------------------------------------------------------
+def _linear_stochastic_loop(D, x, g, coef, generator, callback, progress):
+    """The loop shared by samplers whose step is ``x <- A_i x + B_i D(x, t_i) + C_i z``."""
+    if callback is not None:
+        callback(0, g.t[0], x)
+    for i in _steps(g.n, progress):
+        d = D(x, g.t[i])
+        if g.jump and i == g.n - 1:
+            x = d                                      # final jump to t = 0, no noise
+        else:
+            A, B, C = coef[i]                          # A x + B D + C z
+            x = torch.add(A * x, d, alpha=B).add_(_noise(x, generator), alpha=C)
+        if callback is not None:
+            callback(i + 1, g.t[i + 1], x)
+    return x
+
+
 def euler_maruyama(D, process, x, ts, *, generator=None, callback=None, progress=False):
     r"""Euler-Maruyama on the reverse SDE ``dx = [f x - g^2 s] dt + g dW_bar`` (weak order 1).
 
@@ -339,18 +350,7 @@ def euler_maruyama(D, process, x, ts, *, generator=None, callback=None, progress
         h = g.t[i + 1] - g.t[i]
         f, g2 = g.sde_coefs(i, process)
         coef.append((1 + h * (f + g2 / g.s[i] ** 2), -h * g2 * g.a[i] / g.s[i] ** 2, math.sqrt(-h * g2)))
-    if callback is not None:
-        callback(0, g.t[0], x)
-    for i in _steps(g.n, progress):
-        d = D(x, g.t[i])
-        if g.jump and i == g.n - 1:
-            x = d                                      # final jump to t = 0, no noise
-        else:
-            A, B, C = coef[i]                          # A x + B D + C z
-            x = torch.add(A * x, d, alpha=B).add_(_noise(x, generator), alpha=C)
-        if callback is not None:
-            callback(i + 1, g.t[i + 1], x)
-    return x
+    return _linear_stochastic_loop(D, x, g, coef, generator, callback, progress)
 
 
 def ddpm_ancestral(D, process, x, ts, *, generator=None, callback=None, progress=False):
@@ -366,18 +366,7 @@ def ddpm_ancestral(D, process, x, ts, *, generator=None, callback=None, progress
         h = g.h(i)
         coef.append((g.s[i + 1] / g.s[i] * math.exp(-h), -g.a[i + 1] * math.expm1(-2 * h),
                      g.s[i + 1] * math.sqrt(-math.expm1(-2 * h))))
-    if callback is not None:
-        callback(0, g.t[0], x)
-    for i in _steps(g.n, progress):
-        d = D(x, g.t[i])
-        if g.jump and i == g.n - 1:
-            x = d                                      # final jump to t = 0, no noise
-        else:
-            A, B, C = coef[i]                          # A x + B D + C z
-            x = torch.add(A * x, d, alpha=B).add_(_noise(x, generator), alpha=C)
-        if callback is not None:
-            callback(i + 1, g.t[i + 1], x)
-    return x
+    return _linear_stochastic_loop(D, x, g, coef, generator, callback, progress)
 
 
 def predictor_corrector(D, process, x, ts, *, generator=None, callback=None, progress=False,

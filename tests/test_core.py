@@ -93,7 +93,7 @@ def test_resolve_device():
     assert resolve_device(g, None, F64) == (torch.device("cpu"), F64)
     assert resolve_device(g, "cpu", torch.float32) == (torch.device("cpu"), torch.float32)
     assert resolve_device(None, torch.device("cpu"), F64)[0] == torch.device("cpu")
-    with pytest.raises(ValueError, match=r"generator lives on cpu but the output must be drawn on cuda.*"
+    with pytest.raises(ValueError, match=r"generator lives on cpu but must draw on cuda.*"
                                          r"torch.Generator\(device='cuda'\)"):
         resolve_device(g, "cuda", F64)
     with pytest.raises(ValueError, match="generator lives on cpu"):
