@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ._core import check_generator
+
 __all__ = [
     "MaskSchedule", "LinearMask", "CosineMask", "PowerMask",
     "SequenceDistribution", "all_masked", "mask_tokens",
@@ -44,9 +46,8 @@ _F64 = torch.float64
 
 
 # --- argument checks ------------------------------------------------------------------------
-def _check_generator(generator):
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+def _check_generator(generator, device="cpu"):
+    check_generator(generator, device)  # the samplers here draw on the CPU
 
 
 def _check_int(value, name, lo=1):
@@ -304,9 +305,9 @@ def mask_tokens(x0, t, schedule: MaskSchedule, vocab_size: int, *, generator=Non
 
     t: float, 0-d or (B,). Returns x_t (B, L) long with mask id ``vocab_size``.
     """
-    _check_generator(generator)
     schedule = _check_schedule(schedule)
     x0 = _check_tokens(x0, vocab_size, "x0", allow_mask=False)
+    _check_generator(generator, x0.device)
     tt = schedule.check_t(t)
     a = schedule.alpha(tt).to(x0.device)
     if a.dim() == 1:
@@ -332,9 +333,9 @@ def sample_categorical(probs, *, bits: int = 53, generator=None) -> torch.Tensor
     24-bit case, in float64 the 53-bit one). The arithmetic is float64 whatever ``bits``.
     Ties go to the lowest index (``torch.argmax``). :func:`gumbel_max_probs` gives the exact law.
     """
-    _check_generator(generator)
     bits = _check_bits(bits)
     probs = _check_probs(probs).to(_F64)
+    _check_generator(generator, probs.device)
     u = _uniforms(probs.shape, bits, generator, probs.device)
     g = -torch.log(-torch.log(u))
     return torch.argmax(torch.log(probs) + g, dim=-1)

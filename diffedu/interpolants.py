@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._core import check_batch, check_n
+from ._core import check_batch, check_generator, check_n
 from .gaussian import Gaussian
 from .mixtures import GaussianMixture
 
@@ -326,9 +326,8 @@ def sde_trajectory(bridge: GaussianMixtureInterpolant, x, ts, eps: float, *, gen
     if not isinstance(bridge, GaussianMixtureInterpolant):
         raise TypeError(f"bridge must be a GaussianMixtureInterpolant; got {type(bridge).__name__}")
     _check_eps(eps)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
     x = check_batch(x, bridge.dim)
+    check_generator(generator, x.device)
     ts = _check_grid(ts)
     direction = "backward" if ts[1] < ts[0] else "forward"
     out = [x]
