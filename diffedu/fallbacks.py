@@ -9,8 +9,7 @@ Nothing is re-executed at site-build time. When a lesson is regenerated (``diffe
 sets ``DIFFEDU_STATIC_FALLBACKS=1`` in the kernel's environment), :func:`register` adds the grid
 as a ``text/html`` entry beside the widget's own ``application/vnd.jupyter.widget-view+json``
 entry of the same stored output. JupyterLab shows the live widget (it ranks the widget renderer
-first, and shows the grid for an untrusted, not yet run notebook); the static site drops the
-widget MIME type and shows the grid. Without the variable (students in JupyterLab, nbval runs)
+above HTML); the static site drops the widget MIME type and shows the grid. Without the variable (students in JupyterLab, nbval runs)
 nothing is computed: a grid costs a few seconds of CPU per widget.
 
 Why an image grid rather than ``matplotlib.animation.Animation.to_jshtml``: plain ``<img>``
