@@ -152,8 +152,10 @@ def fallback_html(widget, **kwargs) -> str:
     """An HTML grid of the widget's figure over representative slider values."""
     controls = list(getattr(widget, "kwargs_widgets", []))
     rows = fallback_frames(widget, **kwargs)
+    import ipywidgets as W
+
     held = ", ".join(f"{html.escape(_label(c))} = {html.escape(_fmt(c.get_interact_value()))}"
-                     for c in controls if hasattr(c, "description"))
+                     for c in controls if isinstance(c, W.DOMWidget))  # controls, not fixed(...)
     parts = [f'<div class="{FALLBACK_CLASS}">',
              '<p class="diffedu-fallback-note"><em>Static preview: the figure at a few slider '
              f"values (others held at {held}). Run the notebook to move the sliders.</em></p>"]

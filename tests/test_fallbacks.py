@@ -55,6 +55,7 @@ def test_every_slider_gets_a_row_and_other_controls_are_held():
     html = fb.fallback_html(w, n_first=2, dpi=20)
     assert html.startswith(f'<div class="{fb.FALLBACK_CLASS}">')
     assert "process = VP" in html and "<script" not in html
+    assert "lim =" not in html and "dist =" not in html  # fixed arguments are not controls
     imgs = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert len(imgs) == 2 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in imgs)
 
