@@ -3,6 +3,9 @@ r"""Plots and sliders for the lessons on memorisation and subspace clustering (0
 Each ``plot_*`` function is a plain drawing function returning a fresh Figure (tests call it);
 each ``*_widget`` wraps one in ``ipywidgets.interactive`` with the other arguments pinned by
 ``ipywidgets.fixed``, as :mod:`diffedu.widgets` does (and so gets its static fallback grid).
+The figures are bare ``Figure`` objects that pyplot never holds, so each ``interactive`` is built
+with ``auto_display=True``: without it, ``interactive`` shows only pyplot's figures and the
+returned one would never appear in JupyterLab.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from .mixtures import Empirical, LowRankMixture
 from .processes import Process
 from .subspace import SubspaceClustering, fit_subspace, match_subspaces, sample_subspaces, subspace_error
 from .widgets import _SLIDER
+
+_SHOW = {"auto_display": True}  # interactive's options: display the returned figure
 
 __all__ = ["plot_memorising_denoiser", "memorisation_widget", "plot_subspace_fit", "subspace_widget",
            "line_bases", "plot_images", "plot_teleport", "teleport_widget"]
@@ -77,7 +82,7 @@ def memorisation_widget(data, process: Process, *, max_M: int | None = None, see
         raise TypeError(f"process must be a Process; got {type(process).__name__}")
     max_M = max_M or data.shape[0]
     return W.interactive(
-        plot_memorising_denoiser,
+        plot_memorising_denoiser, _SHOW,
         M=W.IntSlider(value=min(8, max_M), min=2, max=max_M, description="M (training points)", **_SLIDER),
         log10_sigma=W.FloatSlider(value=-0.5, min=-2.0, max=1.0, step=0.1, description="log10 sigma", **_SLIDER),
         process=W.fixed(process), data=W.fixed(data), seed=W.fixed(seed), n=W.fixed(400),
@@ -128,7 +133,7 @@ def plot_subspace_fit(n_per_subspace: int, noise: float, *, angles=(10.0, 70.0, 
 def subspace_widget(*, angles=(10.0, 70.0, 135.0), seed: int = 0):
     """Sliders: samples per subspace and noise variance; draws :func:`plot_subspace_fit`."""
     return W.interactive(
-        plot_subspace_fit,
+        plot_subspace_fit, _SHOW,
         n_per_subspace=W.IntSlider(value=5, min=1, max=60, description="samples per subspace", **_SLIDER),
         noise=W.FloatSlider(value=0.01, min=0.0, max=0.3, step=0.01, description="noise variance", **_SLIDER),
         angles=W.fixed(tuple(angles)), seed=W.fixed(seed), n_init=W.fixed(10),
@@ -171,7 +176,7 @@ def teleport_widget(sampler, D, process: Process, x, ts, target):
         raise TypeError(f"process must be a Process; got {type(process).__name__}")
     n = torch.as_tensor(ts).numel() - 1
     return W.interactive(
-        plot_teleport,
+        plot_teleport, _SHOW,
         skip=W.IntSlider(value=n // 4, min=0, max=n - 1, description="steps skipped", **_SLIDER),
         sampler=W.fixed(sampler), D=W.fixed(D), process=W.fixed(process), x=W.fixed(x), ts=W.fixed(ts),
         target=W.fixed(target), lim=W.fixed((-3.5, 3.5)),

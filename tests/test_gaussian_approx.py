@@ -133,6 +133,7 @@ def test_teleport_widget_moves_with_its_slider():
     mix = GaussianMixture([0.5, 0.5], [[-2.0, 0.0], [2.0, 0.0]], [[0.1, 0.1], [0.1, 0.1]])
     x = mix.sample_marginal(50, P.t_max, P, generator=gen(), dtype=torch.float64)
     w = wg.teleport_widget(de.dpmpp_2m, mix.bind(P).denoiser, P, x, de.time_grid(P, 12), Gaussian(mix.mean(), mix.cov()))
+    assert w.auto_display
     t0 = w.result.axes[0].get_title()
     w.children[0].value = 10
     assert w.result.axes[0].get_title() != t0 and "10 of 12 steps skipped" in w.result.axes[0].get_title()

@@ -97,6 +97,7 @@ def test_memorisation_widget_and_checker():
     from diffedu import widgets_generalisation as wg
     data = torch.randn(30, 2, generator=gen(), dtype=torch.float64)
     w = wg.memorisation_widget(data, VP())
+    assert w.auto_display  # the returned (non-pyplot) figure is shown only with auto_display
     before = w.result.axes[0].collections[1].get_offsets().copy()
     w.children[1].value = 0.8  # more noise: the denoised points move towards the mean
     after = w.result.axes[0].collections[1].get_offsets()

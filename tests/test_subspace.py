@@ -188,6 +188,7 @@ def test_subspace_widget_and_checker():
     from diffedu import exercises_generalisation as exg
     from diffedu import widgets_generalisation as wg
     w = wg.subspace_widget()
+    assert w.auto_display
     t0 = w.result.axes[0].get_title()
     w.children[0].value = 40
     assert w.result.axes[0].get_title() != t0 and "K-subspaces" in t0
