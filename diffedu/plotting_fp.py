@@ -2,8 +2,9 @@ r"""Plots and sliders of lesson 04 (the Fokker-Planck equation and the ODE-SDE g
 
 Plain drawing functions (draw into a given Axes, or a new one from
 :func:`diffedu.plotting.new_axes`, and return it), and widgets built on them in the manner of
-:mod:`diffedu.widgets`: an ``ipywidgets.interactive`` whose callback returns a fresh Figure (kept
-in ``.result``), everything that is not a control pinned with ``ipywidgets.fixed``.
+:mod:`diffedu.widgets`: an ``ipywidgets.interactive`` whose callback returns a fresh bare Figure
+(kept in ``.result`` and shown because the widget is built with ``auto_display=True``; pyplot never
+holds it), everything that is not a control pinned with ``ipywidgets.fixed``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .processes import Process
 __all__ = ["plot_fp_grid_1d", "plot_density_pair_2d", "plot_gap_samples", "plot_gap_vs_residual",
            "plot_hutchinson", "fp_grid_widget", "perturbation_widget", "penalty_widget"]
 
+_SHOW = {"auto_display": True}  # interactive's options: display the returned (non-pyplot) figure
 _SLIDER = dict(continuous_update=False, style={"description_width": "initial"},
                layout=W.Layout(width="420px"))
 
@@ -118,7 +120,7 @@ def fp_grid_widget(dist, process: Process, *, lim=(-4.0, 4.0), n: int = 81, n_ti
     numeric = fp.solve_fp_grid(fp.density_on_grid(dist, process, grid, 0.0), grid, process, ts)
     exact = np.stack([fp.density_on_grid(dist, process, grid, float(t)) for t in ts])
     return W.interactive(
-        _draw_grid,
+        _draw_grid, _SHOW,
         t_index=W.IntSlider(value=n_times // 3, min=0, max=n_times - 1, description="time index", **_SLIDER),
         grid=W.fixed(grid), ts=W.fixed(ts), numeric=W.fixed(numeric), exact=W.fixed(exact),
     )
@@ -138,7 +140,7 @@ def perturbation_widget(dist, process: Process, *, n: int = 500, seed: int = 0, 
     if not isinstance(process, Process):
         raise TypeError(f"process must be a Process; got {type(process).__name__}")
     return W.interactive(
-        _draw_perturbed,
+        _draw_perturbed, _SHOW,
         kind=W.Dropdown(options=list(fp._KINDS), value="scale", description="perturbation"),
         size=W.FloatSlider(value=0.3, min=0.0, max=1.0, step=0.05, description="size", **_SLIDER),
         dist=W.fixed(dist), process=W.fixed(process), n=W.fixed(n), seed=W.fixed(seed),
@@ -158,7 +160,7 @@ def penalty_widget(reports: dict):
         raise TypeError("reports must be a non-empty dict {weight: GapReport}")
     weights = sorted(reports)
     return W.interactive(
-        _draw_penalty,
+        _draw_penalty, _SHOW,
         fp_weight=W.SelectionSlider(options=weights, value=weights[0], description="FP penalty weight", **_SLIDER),
         reports=W.fixed(dict(reports)),
     )

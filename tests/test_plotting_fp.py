@@ -31,6 +31,7 @@ def test_plot_fp_grid_1d_draws_both_curves():
 
 def test_fp_grid_widget_redraws():
     w = pf.fp_grid_widget(two_gaussians(), VP(), n=31, n_times=4)
+    assert w.auto_display, "interactive shows a returned (non-pyplot) figure only with auto_display"
     first = _images(w.result)
     w.children[0].value = 3
     second = _images(w.result)
@@ -40,6 +41,7 @@ def test_fp_grid_widget_redraws():
 
 def test_perturbation_widget_redraws_and_gap_grows():
     w = pf.perturbation_widget(two_gaussians(), VP(), n=200, ode_steps=20, sde_steps=40)
+    assert w.auto_display
     w.children[1].value = 1.0
     big = _offsets(w.result)
     gap_big = float(w.result._suptitle.get_text().split("W2(ODE, SDE) = ")[1].split(",")[0])
@@ -58,6 +60,7 @@ def test_penalty_widget_shows_the_chosen_report():
         reps[size] = fp.ode_sde_gap(denoiser_from_score(score, VP()), VP(), two_gaussians().sample, 100,
                                     ode_steps=10, sde_steps=20, generator=torch.Generator().manual_seed(0))
     w = pf.penalty_widget(reps)
+    assert w.auto_display
     np.testing.assert_allclose(_offsets(w.result)[1], reps[0.0].x_ode.numpy())
     w.children[0].value = 0.5
     np.testing.assert_allclose(_offsets(w.result)[1], reps[0.5].x_ode.numpy())
