@@ -2,8 +2,9 @@ r"""Plots, widgets and cached models for lessons 11 (conservativity, gauge) and 
 
 Plain drawing functions (they take an optional ``ax`` and return it, never call ``plt.show()``)
 and ipywidgets wrappers around them, following :mod:`diffedu.plotting` and
-:mod:`diffedu.widgets`: the callback returns a fresh figure, so a test moves a slider and checks
-that the plotted data changed.
+:mod:`diffedu.widgets`: the callback returns a fresh bare figure (pyplot never holds it), shown
+because the ``interactive`` is built with ``auto_display=True``, so a test moves a slider and
+checks that the plotted data changed.
 
 Lesson 11 trains a free MLP score (:class:`~diffedu.nets.ScoreMLP`) and an energy-parameterised
 one (:class:`~diffedu.nets.EnergyMLP`) on :func:`lesson11_data`. Training both takes about
@@ -37,6 +38,7 @@ MODEL_FILE = "lesson11_models.pt"
 #: Settings of the cached lesson-11 models (changing them needs ``train_lesson11_models(save=True)``).
 LESSON11_CONFIG = dict(k=6, radius=2.0, std=0.25, hidden=64, depth=3, steps=4000, batch_size=256, seed=0)
 
+_SHOW = {"auto_display": True}  # interactive's options: display the returned (non-pyplot) figure
 _SLIDER = dict(continuous_update=False, style={"description_width": "initial"},
                layout=W.Layout(width="420px"))
 
@@ -224,7 +226,7 @@ def gauge_widget(gaussian: Gaussian, process: Process, *, lim=(-3.0, 3.0), stren
     if not isinstance(process, Process):
         raise TypeError(f"process must be a Process; got {type(process).__name__}")
     return W.interactive(
-        _draw_gauge,
+        _draw_gauge, _SHOW,
         strength=W.FloatSlider(value=strength, min=0.0, max=3.0, step=0.25, description="rotation strength",
                                **_SLIDER),
         t_frac=W.FloatSlider(value=0.3, min=0.02, max=1.0, step=0.02, description="t / t_max", **_SLIDER),
@@ -308,7 +310,7 @@ def dimension_widget(D: int = 8, *, method: str = "jacobian", n_points: int = 16
     if not (isinstance(D, int) and D >= 2):
         raise ValueError(f"D must be an integer >= 2; got {D!r}")
     return W.interactive(
-        _draw_dimension,
+        _draw_dimension, _SHOW,
         log10_sigma=W.FloatSlider(value=-1.5, min=-3.0, max=0.5, step=0.25, description="log10 sigma",
                                   **_SLIDER),
         k=W.IntSlider(value=3, min=1, max=D, step=1, description="true dimension k", **_SLIDER),

@@ -72,7 +72,7 @@ def test_gauge_summary_and_widget_redraws():
     s = fl.gauge_flow_summary(g, VP(), 1.0, rtol=1e-6)
     assert s["gauge"][1] < 1e-4 and s["exact"][1] == 0 and s["plain"][1] > 0.05
     w = fl.gauge_widget(g, VP())
-    assert isinstance(w.result, matplotlib.figure.Figure)
+    assert isinstance(w.result, matplotlib.figure.Figure) and w.auto_display  # shown in JupyterLab
     before = _img_data(w.result)
     w.children[0].value = 2.0      # strength
     after = _img_data(w.result)
@@ -83,6 +83,7 @@ def test_gauge_summary_and_widget_redraws():
 
 def test_dimension_widget_redraws_and_reports_the_estimate():
     w = fl.dimension_widget(6)
+    assert w.auto_display
     assert "estimated k = 3" in w.result.axes[0].get_title()
     before = _img_data(w.result)
     w.children[1].value = 5      # k: a hyperplane in R^6
