@@ -23,6 +23,9 @@ __all__ = ["zipf_tokens", "unmasked_token_law", "plot_truncated_unmasking", "tru
            "plot_stepwise_law", "stepwise_widget", "plot_elbo_integrands",
            "plot_interpolant_paths", "interpolant_widget", "plot_ode_likelihood", "likelihood_widget"]
 
+# The callbacks return bare Figures that pyplot never holds, so interactive must display the returned
+# value itself (auto_display); otherwise it shows only pyplot's figures, i.e. nothing.
+_SHOW = {"auto_display": True}
 _SLIDER = dict(continuous_update=False, style={"description_width": "initial"},
                layout=W.Layout(width="420px"))
 
@@ -69,7 +72,7 @@ def plot_truncated_unmasking(vocab_size: int, log10_q: float, *, bits=(24, 53)):
 def truncation_widget(vocab_size: int = 6, log10_q: float = -6.5):
     """Sliders: vocabulary size and log10 of the unmasking probability (lesson 08)."""
     return W.interactive(
-        plot_truncated_unmasking,
+        plot_truncated_unmasking, _SHOW,
         vocab_size=W.IntSlider(value=vocab_size, min=2, max=12, step=1, description="vocabulary size", **_SLIDER),
         log10_q=W.FloatSlider(value=log10_q, min=-9.0, max=-3.0, step=0.25, description="log10 q", **_SLIDER),
         bits=W.fixed((24, 53)),
@@ -111,7 +114,7 @@ def plot_stepwise_law(dist: dd.SequenceDistribution, steps: int, *, schedule=Non
 def stepwise_widget(dist: dd.SequenceDistribution, steps: int = 4):
     """Slider: number of steps of the step-wise sampler (lesson 08)."""
     return W.interactive(
-        plot_stepwise_law,
+        plot_stepwise_law, _SHOW,
         dist=W.fixed(dist),
         steps=W.IntSlider(value=steps, min=1, max=64, step=1, description="steps", **_SLIDER),
         schedule=W.fixed(dd.LinearMask()),
@@ -179,7 +182,7 @@ def plot_interpolant_paths(eps: float, a: float, *, rho0, rho1, n_paths: int = 1
 def interpolant_widget(rho0, rho1, *, eps: float = 0.5, a: float = 0.5):
     """Sliders: SDE noise level eps and interpolant noise amplitude a, gamma^2 = a t (1 - t) (lesson 09)."""
     return W.interactive(
-        plot_interpolant_paths,
+        plot_interpolant_paths, _SHOW,
         eps=W.FloatSlider(value=eps, min=0.0, max=3.0, step=0.25, description="eps (SDE noise)", **_SLIDER),
         a=W.FloatSlider(value=a, min=0.0, max=2.0, step=0.25, description="gamma^2 / (t(1-t))", **_SLIDER),
         rho0=W.fixed(rho0), rho1=W.fixed(rho1), n_paths=W.fixed(12), n_hist=W.fixed(1500),
@@ -218,7 +221,7 @@ def likelihood_widget(dist, process, points, *, log10_rtol: float = -3.0, n_prob
     """Sliders: solver tolerance (the adaptive solver's number of steps follows it) and the number
     of Hutchinson probes, 0 meaning the exact divergence (lesson 10)."""
     return W.interactive(
-        plot_ode_likelihood,
+        plot_ode_likelihood, _SHOW,
         log10_rtol=W.FloatSlider(value=log10_rtol, min=-8.0, max=-1.0, step=1.0, description="log10 rtol", **_SLIDER),
         n_probes=W.IntSlider(value=n_probes, min=0, max=16, step=1, description="probes (0 = exact)", **_SLIDER),
         dist=W.fixed(dist), process=W.fixed(process), points=W.fixed(points), seed=W.fixed(0),

@@ -29,6 +29,7 @@ def line_data(fig, k=1):
 
 def test_truncation_widget_redraws_with_each_slider():
     w = dw.truncation_widget(vocab_size=4, log10_q=-6.5)
+    assert w.auto_display  # the returned (non-pyplot) figure is shown only with auto_display
     first = bar_heights(w.result)
     assert len(first) == 3 * 4
     w.children[1].value = -4.0  # log10 q: the float32 bars move toward the ideal ones
@@ -52,6 +53,7 @@ def test_float32_law_is_colder_than_the_ideal():
 
 def test_stepwise_widget_moves_toward_the_target(chain):
     w = dw.stepwise_widget(chain, steps=2)
+    assert w.auto_display
     gap2 = abs(line_data(w.result) - line_data(w.result, 0)).sum()
     w.children[0].value = 40
     gap40 = abs(line_data(w.result) - line_data(w.result, 0)).sum()
@@ -72,6 +74,7 @@ def test_interpolant_widget_redraws_with_eps_and_gamma():
     r0 = GaussianMixture([0.5, 0.5], [[-1.5, 0.0], [1.5, 0.0]], [[0.2, 0.2], [0.2, 0.2]])
     r1 = Gaussian([0.0, 0.0], [1.0, 1.0])
     w = dw.interpolant_widget(r0, r1, eps=0.0, a=0.0)
+    assert w.auto_display
     p0 = w.result.axes[0].lines[0].get_xydata().copy()
     w.children[0].value = 1.5
     p1 = w.result.axes[0].lines[0].get_xydata().copy()
@@ -114,6 +117,7 @@ def test_likelihood_widget_error_shrinks_with_tolerance():
     mix = GaussianMixture([0.5, 0.5], [[-1.0, 0.0], [1.0, 0.5]], [[0.3, 0.2], [0.2, 0.3]])
     pts = torch.stack([torch.linspace(-2, 2, 5, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)], 1)
     w = dw.likelihood_widget(mix, VP(), pts, log10_rtol=-2.0)
+    assert w.auto_display
     gap = lambda f: abs(f.axes[0].lines[1].get_ydata() - f.axes[0].lines[0].get_ydata()).max()
     coarse = gap(w.result)
     w.children[0].value = -6.0
