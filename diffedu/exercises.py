@@ -21,7 +21,7 @@ from ._core import check_process
 
 __all__ = [
     "Feedback", "check_close", "check_alpha_sigma", "check_g2", "check_time_of_lam",
-    "check_gaussian_score", "check_denoiser", "check_decision_time", "check_order",
+    "check_gaussian_score", "check_denoiser", "check_decision_time", "check_order", "check_euler_step",
     "NOT_ANSWERED",
 ]
 
@@ -165,3 +165,18 @@ def check_order(answer, expected_order: float, *, name: str = "convergence order
         return _say("correct", name, f"{a:.2f} is within {tol:g} of the theoretical order")
     side = "too low" if a < expected_order else "too high"
     return _say("wrong", name, f"{a:.2f} is {side}: fit log(error) against log(N) and take minus the slope")
+
+
+def check_euler_step(answer, denoiser, process, x, t_from: float, t_to: float, *, rtol: float = 1e-6) -> Feedback:
+    r"""``answer`` (B, D) = one Euler step of the PF-ODE from ``t_from`` to ``t_to`` (lesson 03).
+
+    ``x + (t_to - t_from) v(x, t_from)`` with ``v = f x - 1/2 g^2 s`` and the score from the
+    denoiser by Tweedie; the expected value is :func:`diffedu.samplers.euler` on ``[t_from, t_to]``.
+    """
+    from .samplers import euler
+
+    if not t_from > t_to > 0:
+        raise ValueError(f"need t_from > t_to > 0 (one step, no final jump); got {t_from}, {t_to}")
+    ts = torch.tensor([float(t_from), float(t_to)], dtype=torch.float64)
+    return check_close(answer, euler(denoiser, process, x, ts), name=f"Euler step {t_from:g} -> {t_to:g}",
+                       rtol=rtol, atol=1e-10)

@@ -2,10 +2,13 @@ r"""Thin ipywidgets wrappers over :mod:`diffedu.plotting`.
 
 Each function builds an ``ipywidgets.interactive`` around a plain drawing function and returns it
 without displaying it; everything that is not a control is pinned with ``ipywidgets.fixed``, so
-only the intended sliders appear. The callback returns a fresh :class:`matplotlib.figure.Figure`
-(not held by pyplot), which ``interactive`` displays and keeps in ``.result``; tests move a slider
-and check that the figure's data changed. In a lesson, end the cell with the widget and mark it
-``# NBVAL_IGNORE_OUTPUT``.
+only the intended sliders appear. Each callback returns a fresh :class:`matplotlib.figure.Figure`,
+which ``interactive`` keeps in ``.result``; tests move a slider and check that the figure's data
+changed. In a lesson, end the cell with the widget and mark it ``# NBVAL_IGNORE_OUTPUT``.
+
+The figures are bare ``Figure`` objects that pyplot never holds (no figure piles up while a slider
+moves), so each ``interactive`` is built with ``auto_display=True``: unlike ``interact``, it
+would otherwise show only pyplot's figures and not the returned one.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from .processes import Process
 __all__ = ["marginal_density_widget", "gaussian_flow_widget", "rotated_gaussian", "gaussian_flow_paths",
            "error_vs_steps_widget"]
 
+_SHOW = {"auto_display": True}  # interactive's options: display the returned figure
 _SLIDER = dict(continuous_update=False, style={"description_width": "initial"},
                layout=W.Layout(width="420px"))
 
@@ -57,7 +61,7 @@ def marginal_density_widget(dist, processes, *, lim=(-4.0, 4.0), t_frac: float =
         raise TypeError("processes must be a non-empty dict {name: Process}")
     names = list(processes)
     return W.interactive(
-        _draw_marginal,
+        _draw_marginal, _SHOW,
         process_name=W.Dropdown(options=names, value=names[0], description="process"),
         t_frac=_time_slider(value=t_frac),
         dist=W.fixed(dist), processes=W.fixed(dict(processes)), lim=W.fixed(tuple(lim)),
@@ -114,7 +118,7 @@ def gaussian_flow_widget(process: Process, *, angle: float = 30.0, n_paths: int 
         raise TypeError(f"process must be a Process; got {type(process).__name__}")
     ev = dict(min=-2.0, max=1.0, step=0.1, **_SLIDER)
     return W.interactive(
-        _draw_flow,
+        _draw_flow, _SHOW,
         t_frac=_time_slider(value=0.5),
         log10_lam1=W.FloatSlider(value=0.5, description="log10 lambda_1", **ev),
         log10_lam2=W.FloatSlider(value=-1.5, description="log10 lambda_2", **ev),
@@ -140,7 +144,7 @@ def error_vs_steps_widget(steps, errors: dict, *, orders=(1, 2)):
     """
     steps = [int(s) for s in steps]
     return W.interactive(
-        _draw_errors,
+        _draw_errors, _SHOW,
         n_steps=W.SelectionSlider(options=steps, value=steps[len(steps) // 2], description="steps N",
                                   **_SLIDER),
         steps=W.fixed(steps), errors=W.fixed(dict(errors)), orders=W.fixed(tuple(orders)),

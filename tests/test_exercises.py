@@ -71,3 +71,17 @@ def test_feedback_has_no_second_display(capsys):
     fb = ex.check_g2(2.0, de.Linear(), 0.5)
     assert fb._ipython_display_() is None
     assert "Correct" in fb.message and "Feedback('correct'" in repr(fb)
+
+
+def test_euler_step():
+    g = de.Gaussian(torch.tensor([0.5, -1.0]), torch.tensor([2.0, 0.3]))
+    p = de.VP()
+    x = torch.tensor([[0.1, 0.4], [1.0, -2.0]], dtype=torch.float64)
+    t0, t1 = 0.8, 0.7
+    v = p.f(t0) * x - 0.5 * p.g2(t0) * g.score(x, t0, p)
+    D = g.bind(p).denoiser
+    assert ex.check_euler_step(x + (t1 - t0) * v, D, p, x, t0, t1)
+    assert not ex.check_euler_step(x + (t0 - t1) * v, D, p, x, t0, t1)
+    assert ex.check_euler_step(None, D, p, x, t0, t1).status == "unanswered"
+    with pytest.raises(ValueError, match="t_from > t_to"):
+        ex.check_euler_step(x, D, p, x, 0.5, 0.0)

@@ -13,6 +13,7 @@ PROCS = {"VP": de.VP(), "VE": de.VE(), "EDM": de.EDM(), "Linear": de.Linear()}
 
 
 def controls(w):
+    assert w.auto_display, "interactive shows a returned (non-pyplot) figure only with auto_display"
     return {c.description: c for c in w.children if isinstance(c, W.ValueWidget)}
 
 
