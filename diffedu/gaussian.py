@@ -24,7 +24,7 @@ import torch
 
 from ._core import Distribution, as_param, check_batch, check_n, coefs, resolve_device
 
-__all__ = ["Gaussian"]
+__all__ = ["Gaussian", "fit_gaussian"]
 
 
 def _eigh_psd(cov: torch.Tensor, name: str):
@@ -241,3 +241,24 @@ class Gaussian(Distribution):
             scale_c = torch.sqrt((a1**2 * iso + s1**2) / (a0**2 * iso + s0**2))
             out = out + scale_c * (y - z @ U.T)
         return out
+
+
+def fit_gaussian(data, *, shrinkage: float = 0.0) -> Gaussian:
+    r"""The Gaussian with the mean and (unbiased) covariance of ``data`` (M, D), M >= 2.
+
+    ``shrinkage`` in [0, 1] blends the covariance towards ``(tr C / D) I``:
+    ``(1 - shrinkage) C + shrinkage (tr C / D) I`` (for a full-rank fit of few points).
+    Parameters are float64. A rank-deficient covariance (digits: border pixels always 0) is
+    fine: the Gaussian's denoiser and flow are defined for t > 0.
+    """
+    if not isinstance(data, torch.Tensor):
+        data = torch.as_tensor(data, dtype=torch.float64)
+    X = check_batch(data, name="data").detach().to("cpu", torch.float64)
+    if X.shape[0] < 2:
+        raise ValueError(f"data must have at least 2 rows to fit a covariance; got {X.shape[0]}")
+    if not 0 <= shrinkage <= 1:
+        raise ValueError(f"shrinkage must lie in [0, 1]; got {shrinkage!r}")
+    C = torch.cov(X.T).reshape(X.shape[1], X.shape[1])
+    if shrinkage:
+        C = (1 - shrinkage) * C + shrinkage * (torch.trace(C) / X.shape[1]) * torch.eye(X.shape[1], dtype=C.dtype)
+    return Gaussian(X.mean(0), C)

@@ -16,30 +16,9 @@ from __future__ import annotations
 import torch
 
 from ._core import Distribution, check_batch, check_process
-from .gaussian import Gaussian
+from .gaussian import fit_gaussian  # noqa: F401 (re-exported: lessons call it from here)
 
 __all__ = ["fit_gaussian", "explained_variance", "teleport_sweep"]
-
-
-def fit_gaussian(data, *, shrinkage: float = 0.0) -> Gaussian:
-    r"""The Gaussian with the mean and (unbiased) covariance of ``data`` (M, D), M >= 2.
-
-    ``shrinkage`` in [0, 1] blends the covariance towards ``(tr C / D) I``:
-    ``(1 - shrinkage) C + shrinkage (tr C / D) I`` (for a full-rank fit of few points).
-    Parameters are float64. A rank-deficient covariance (digits: border pixels always 0) is
-    fine: the Gaussian's denoiser and flow are defined for t > 0.
-    """
-    if not isinstance(data, torch.Tensor):
-        data = torch.as_tensor(data, dtype=torch.float64)
-    X = check_batch(data, name="data").detach().to("cpu", torch.float64)
-    if X.shape[0] < 2:
-        raise ValueError(f"data must have at least 2 rows to fit a covariance; got {X.shape[0]}")
-    if not 0 <= shrinkage <= 1:
-        raise ValueError(f"shrinkage must lie in [0, 1]; got {shrinkage!r}")
-    C = torch.cov(X.T).reshape(X.shape[1], X.shape[1])
-    if shrinkage:
-        C = (1 - shrinkage) * C + shrinkage * (torch.trace(C) / X.shape[1]) * torch.eye(X.shape[1], dtype=C.dtype)
-    return Gaussian(X.mean(0), C)
 
 
 def explained_variance(score, approx, dist: Distribution, process, ts, *, n: int = 1000,

@@ -37,7 +37,7 @@ import torch
 from ._core import check_batch, check_generator, check_process
 from .calculus import divergence as _divergence, hutchinson_probes
 from .flows import pf_ode_velocity
-from .gaussian import Gaussian
+from .gaussian import Gaussian, fit_gaussian
 from .processes import SIGMA_RATIO_MIN
 
 __all__ = [
@@ -458,15 +458,6 @@ def time_grid_from(process, t_start: float, n: int, spacing: str = "karras", *,
         ts = process.t_of_lam(lam)
         ts[0], ts[-1] = t_start, t_eps
     return torch.cat([ts, ts.new_zeros(1)])
-
-
-def fit_gaussian(data) -> Gaussian:
-    """The Gaussian with the mean and covariance of ``data`` (M, D) (unbiased covariance, float64)."""
-    X = check_batch(torch.as_tensor(data) if not isinstance(data, torch.Tensor) else data, name="data")
-    if X.shape[0] < 2:
-        raise ValueError(f"data must have at least 2 rows to fit a covariance; got {X.shape[0]}")
-    X = X.detach().to("cpu", torch.float64)
-    return Gaussian(X.mean(0), torch.cov(X.T).reshape(X.shape[1], X.shape[1]))
 
 
 def teleport(sampler, D, process, x, ts, target, *, t_from: float | None = None, **kw):
