@@ -125,6 +125,36 @@ def _noise(x, generator):
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
+# The updates below are written in the predicted-noise form, x - alpha D = sigma eps_hat, rather
+# than as r x + c D: when sigma is small x and alpha D nearly cancel, and forming their difference
+# first (exact to rounding of the small result) halves the float32 rounding of every step.
+def _noise_part(x, d, a):
+    """``x - alpha D`` (= sigma eps_hat), a new tensor."""
+    return torch.add(x, d, alpha=-a)
+
+
+def _velocity(x, d, a, A, da):
+    """PF-ODE velocity ``A (x - alpha D) + alpha' D`` with ``A = sigma'/sigma``, a new tensor."""
+    v = _noise_part(x, d, a).mul_(A)
+    return v.add_(d, alpha=da) if da else v
+
+
+def _ddim_step(x, d, a, r, a_next, *extra):
+    """``r (x - alpha_i D) + [sum_k w_k E_k] + alpha_{i+1} D``, a new tensor.
+
+    Without ``extra`` this is ``r x + c D``, the DDIM / DPM-Solver++(1) step
+    ``alpha_{i+1} D + sigma_{i+1} eps_hat``; ``extra`` holds ``(w_k, E_k)`` pairs of small
+    multistep corrections (differences of past denoisings), summed before the large
+    ``alpha_{i+1} D`` so that the step rounds once at the scale of x.
+    """
+    if r == 0.0:                                      # exact final jump (sigma_{i+1} = 0)
+        return d * a_next if a_next != 1.0 else d.clone()
+    y = _noise_part(x, d, a).mul_(r)
+    for w, e in extra:
+        y.add_(e, alpha=w)
+    return y.add_(d, alpha=a_next)
+
+
 # --- deterministic samplers ------------------------------------------------------------------
 def euler(D, process, x, ts, *, generator=None, callback=None, progress=False):
     r"""Euler's method on the probability-flow ODE ``dx/dt = v(x, t)`` (order 1).
@@ -134,11 +164,11 @@ def euler(D, process, x, ts, *, generator=None, callback=None, progress=False):
     correction, and it coincides with DDIM. x: (B, D) at ts[0]; returns (B, D) at ts[-1].
     """
     x, g = _check(D, process, x, ts, generator)
-    coef = []                                         # x_{i+1} = x_i + h_i v_i, v_i = A_i x_i + B_i D
-    for i in range(g.n - g.jump):                     # grouped: (1 + h_i A_i) x_i + h_i B_i D
-        A, B = g.velocity_coefs(i)
+    coef = []                                         # x_{i+1} = x_i + h_i v_i, written as
+    for i in range(g.n - g.jump):                     # x_i + h_i A_i (x_i - alpha_i D) + h_i alpha'_i D
+        A, _ = g.velocity_coefs(i)
         h = g.t[i + 1] - g.t[i]
-        coef.append((1 + h * A, h * B))
+        coef.append((g.a[i], h * A, h * g.da[i]))
     if callback is not None:
         callback(0, g.t[0], x)
     for i in _steps(g.n, progress):
@@ -146,8 +176,10 @@ def euler(D, process, x, ts, *, generator=None, callback=None, progress=False):
         if g.jump and i == g.n - 1:
             x = d                                     # final jump to t = 0
         else:
-            cx, cd = coef[i]
-            x = torch.add(cx * x, d, alpha=cd)        # x_{i+1} = x_i + h_i v(x_i, t_i)
+            a, cx, cd = coef[i]
+            x = torch.add(x, _noise_part(x, d, a), alpha=cx)   # x_{i+1} = x_i + h_i v(x_i, t_i)
+            if cd:
+                x.add_(d, alpha=cd)
         if callback is not None:
             callback(i + 1, g.t[i + 1], x)
     return x
@@ -160,7 +192,7 @@ def heun(D, process, x, ts, *, generator=None, callback=None, progress=False):
     ``x = D(x, t_eps)``), as in EDM. x: (B, D) at ts[0]; returns (B, D) at ts[-1].
     """
     x, g = _check(D, process, x, ts, generator)
-    coef = [g.velocity_coefs(i) for i in range(g.n + 1 - g.jump)]
+    coef = [(g.a[i], g.velocity_coefs(i)[0], g.da[i]) for i in range(g.n + 1 - g.jump)]
     if callback is not None:
         callback(0, g.t[0], x)
     for i in _steps(g.n, progress):
@@ -169,12 +201,11 @@ def heun(D, process, x, ts, *, generator=None, callback=None, progress=False):
         if g.jump and i == g.n - 1:
             x = d_cur                                 # final jump (Euler step) to t = 0
         else:
-            A, B = coef[i]
-            v_cur = A * x + B * d_cur                 # dx/dt at t_i
-            x_next = x + (t_next - t_cur) * v_cur     # Euler step
-            A, B = coef[i + 1]
-            v_next = A * x_next + B * D(x_next, t_next)
-            x = x + (t_next - t_cur) * (0.5 * v_cur + 0.5 * v_next)   # 2nd-order correction
+            h = t_next - t_cur
+            v_cur = _velocity(x, d_cur, *coef[i])     # dx/dt at t_i
+            x_next = torch.add(x, v_cur, alpha=h)     # Euler step
+            v_next = _velocity(x_next, D(x_next, t_next), *coef[i + 1])
+            x = torch.add(x, v_cur.add_(v_next), alpha=0.5 * h)   # 2nd-order correction
         if callback is not None:
             callback(i + 1, t_next, x)
     return x
@@ -188,12 +219,12 @@ def ddim(D, process, x, ts, *, generator=None, callback=None, progress=False):
     At sigma_{i+1} = 0 it is exactly the final jump ``x = D``. Returns (B, D) at ts[-1].
     """
     x, g = _check(D, process, x, ts, generator)
-    coef = [g.ddim_coefs(i) for i in range(g.n)]      # (r_i, c_i); (0, 1) for the final jump
+    coef = [(g.a[i], g.ddim_coefs(i)[0], g.a[i + 1]) for i in range(g.n)]   # r_i = 0 in the final jump
     if callback is not None:
         callback(0, g.t[0], x)
     for i in _steps(g.n, progress):
-        r, c = coef[i]
-        x = torch.add(r * x, D(x, g.t[i]), alpha=c)   # r x + c D
+        a, r, a_next = coef[i]
+        x = _ddim_step(x, D(x, g.t[i]), a, r, a_next)   # alpha_{i+1} D + sigma_{i+1} eps_hat
         if callback is not None:
             callback(i + 1, g.t[i + 1], x)
     return x
@@ -207,19 +238,19 @@ def dpmpp_2m(D, process, x, ts, *, generator=None, callback=None, progress=False
     the first step is DDIM and the last is the final jump. Returns (B, D) at ts[-1].
     """
     x, g = _check(D, process, x, ts, generator)
-    coef = [g.ddim_coefs(i) for i in range(g.n)]      # (sigma ratio, alpha_{i+1}(1 - e^{-h}))
+    coef = [(g.a[i], *g.ddim_coefs(i), g.a[i + 1]) for i in range(g.n)]   # (alpha_i, r_i, c_i, alpha_{i+1})
     half_inv_r = [0.0] + [0.5 * g.h(i) / g.h(i - 1) for i in range(1, g.n - g.jump)]  # 1/(2 r_i)
     if callback is not None:
         callback(0, g.t[0], x)
     d_prev = None
     for i in _steps(g.n, progress):
         d = D(x, g.t[i])
-        r, c = coef[i]
+        a, r, c, a_next = coef[i]
         if d_prev is None or (g.jump and i == g.n - 1):
-            x = torch.add(r * x, d, alpha=c)           # DDIM step (first step; final jump)
+            x = _ddim_step(x, d, a, r, a_next)         # DDIM step r x + c D (first step; final jump)
         else:                                          # r x + c [(1 + k) D_i - k D_{i-1}], k = 1/(2 r_i):
             k = half_inv_r[i]                          # D extrapolated linearly in lambda
-            x = torch.add(r * x, d, alpha=c * (1 + k)).add_(d_prev, alpha=-c * k)
+            x = _ddim_step(x, d, a, r, a_next, (c * k, torch.sub(d, d_prev)))
         d_prev = d
         if callback is not None:
             callback(i + 1, g.t[i + 1], x)
@@ -273,7 +304,7 @@ def _dpmpp_3m_weights_published(g, i):
 def _exp_multistep(D, process, x, ts, weights, generator, callback, progress):
     """The loop shared by the three-step exponential integrators (they differ only in weights)."""
     x, g = _check(D, process, x, ts, generator)
-    coef = [(g.ddim_coefs(i)[0], weights(g, i)) for i in range(g.n - g.jump)]
+    coef = [(g.a[i], g.ddim_coefs(i)[0], g.a[i + 1], weights(g, i)) for i in range(g.n - g.jump)]
     if callback is not None:
         callback(0, g.t[0], x)
     d1 = d2 = None                                     # D_{i-1}, D_{i-2}
@@ -282,12 +313,13 @@ def _exp_multistep(D, process, x, ts, weights, generator, callback, progress):
         if g.jump and i == g.n - 1:
             x = d                                      # final jump to t = 0
         else:
-            r, (w0, w1, w2) = coef[i]
-            x = torch.add(r * x, d, alpha=w0)          # the DDIM part ...
-            if d1 is not None:
-                x.add_(d1, alpha=w1)                   # ... + first ...
-            if d2 is not None:
-                x.add_(d2, alpha=w2)                   # ... and second differences of D in lambda
+            a, r, a_next, (w0, w1, w2) = coef[i]      # w0 + w1 + w2 = c_i (the DDIM weight), so
+            extra = []                                 # r x + sum w D = DDIM step
+            if d1 is not None:                         # + w1 (D_{i-1} - D_i)
+                extra.append((w1, torch.sub(d1, d)))
+            if d2 is not None:                         # + w2 (D_{i-2} - D_i)
+                extra.append((w2, torch.sub(d2, d)))
+            x = _ddim_step(x, d, a, r, a_next, *extra)
         d1, d2 = d, d1
         if callback is not None:
             callback(i + 1, g.t[i + 1], x)

@@ -128,6 +128,22 @@ def test_trajectory_ends_where_sampler_ends_and_callback_indices():
     torch.testing.assert_close(S.trajectory(S.heun, G.bind(p).denoiser, p, x, ts)[-1], out)
 
 
+@pytest.mark.parametrize("pname", ["EDM", "VE"])
+@pytest.mark.parametrize("sname", list(S.DETERMINISTIC))
+def test_fixed_point_of_the_flow_stays_fixed_in_float32(sname, pname):
+    """With alpha = 1 and D(x, t) = x the PF-ODE velocity is 0: every step must return x bit for bit.
+
+    The updates are written as x + (small terms built from x - alpha D), so this holds exactly in
+    float32; the algebraically equal ``r x + (1 - r) D`` rounds at every step and drifts.
+    """
+    p = PROCESSES[pname]
+    x = torch.randn(64, 5, generator=torch.Generator().manual_seed(3)) * 7.3
+    ts = time_grid(p, 25)[:-1]                          # stop at t_eps: every step is a real update
+    out = S.DETERMINISTIC[sname](lambda y, t: y, p, x, ts)
+    assert out.dtype == torch.float32
+    assert torch.equal(out, x)
+
+
 def test_dtype_kept_and_progress_bar_opt_in(capsys):
     p, G = VP(), gaussian3()
     x = G.bind(p).sample_marginal(4, p.t_max, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
