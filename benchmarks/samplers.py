@@ -7,11 +7,14 @@
     python3 benchmarks/samplers.py gpu         # 2-D (K=8, 10^6) and 64-D (K=16, 10^5) Heun on CUDA
     python3 benchmarks/samplers.py all         # all but gpu (gpu too when CUDA is there)
 
-Peers are optional and never project dependencies: install them in a benchmark environment with
-``pip install --no-deps k-diffusion torchsde trampoline torchdiffeq smalldiffusion`` (check that
-torch was not replaced). k-diffusion's ``sampling`` module and smalldiffusion's ``diffusion``
-module are loaded without their package ``__init__`` (which pull in torchvision, accelerate,
-...); a peer that is missing is skipped with a note. Every ratio is measured in one run.
+Peers are optional and never project dependencies: install them in a separate benchmark
+environment that reuses the project's CPU torch (the README's Benchmarks section has the
+commands: ``python3 -m venv --system-site-packages``, the peers with ``--no-deps``, then the HTTP
+packages huggingface_hub imports) and check that torch was not replaced. k-diffusion's
+``sampling`` module and smalldiffusion's ``diffusion`` module are loaded without their package
+``__init__`` (which pull in torchvision, accelerate, ...); diffusers' schedulers are driven on
+exactly our grid (:func:`diffusers_samplers`). A peer that is missing is skipped with a note.
+Every ratio is measured in one run.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from diffedu import samplers as S  # noqa: E402
 # --- optional peers --------------------------------------------------------------------------
 def load_k_diffusion():
     """k_diffusion.sampling without k_diffusion/__init__ (needs torchsde, torchdiffeq, scipy)."""
+    if "k_diffusion.sampling" in sys.modules:         # loaded before (the stub package has no spec)
+        return sys.modules["k_diffusion.sampling"]
     spec = importlib.util.find_spec("k_diffusion")
     if spec is None:
         return None
@@ -50,6 +55,7 @@ def load_k_diffusion():
         mspec = importlib.util.spec_from_file_location("k_diffusion.sampling", root / "sampling.py")
         mod = importlib.util.module_from_spec(mspec)
         mspec.loader.exec_module(mod)
+        sys.modules["k_diffusion.sampling"] = mod
         return mod
     except ImportError as e:
         print(f"  [k-diffusion skipped: {e}]")
@@ -62,8 +68,9 @@ def load_smalldiffusion():
     if spec is None:
         return None
     root = Path(list(spec.submodule_search_locations)[0])
-    if "accelerate" not in sys.modules:
-        acc = types.ModuleType("accelerate")
+    stub = "accelerate" not in sys.modules and importlib.util.find_spec("accelerate") is None
+    if stub:                                           # only for the duration of the import: other
+        acc = types.ModuleType("accelerate")           # peers (diffusers) probe for accelerate
         acc.Accelerator = lambda: types.SimpleNamespace(device="cpu")
         sys.modules["accelerate"] = acc
     try:
@@ -74,6 +81,65 @@ def load_smalldiffusion():
     except ImportError as e:
         print(f"  [smalldiffusion skipped: {e}]")
         return None
+    finally:
+        if stub:
+            sys.modules.pop("accelerate", None)
+
+
+def load_diffusers():
+    """diffusers' scheduler classes (UniPC, Heun), or None. Install them in a separate benchmark
+    environment (see the module docstring): diffusers pulls huggingface_hub and its HTTP stack."""
+    if importlib.util.find_spec("diffusers") is None:
+        return None
+    try:
+        from diffusers import HeunDiscreteScheduler, UniPCMultistepScheduler
+    except Exception as e:  # noqa: BLE001  (a broken optional peer is skipped, not fatal)
+        print(f"  [diffusers skipped: {type(e).__name__}: {e}]")
+        return None
+    return types.SimpleNamespace(Heun=HeunDiscreteScheduler, UniPC=UniPCMultistepScheduler)
+
+
+def diffusers_samplers(Df):
+    """name -> (call(D, x, sigmas), NFE for n grid intervals) driving diffusers' schedulers on our grid.
+
+    Every scheduler is built with ``prediction_type="sample"`` (the model returns D) and then given
+    exactly our EDM grid ``sigmas`` (N+1 values ending in 0): diffusers' Heun works on x in EDM
+    units (its sigmas are interleaved as in its ``set_timesteps``); UniPC works on the VP-scaled
+    ``alpha x`` with ``alpha = 1/sqrt(1 + sigma^2)`` and its sigmas are sigma/alpha = our EDM sigma.
+    ``set_begin_index(0)`` makes the schedulers index by step, not by matching timesteps.
+    UniPC's ``bh1`` variant is left out: with the final sigma 0 its ``B_h = h`` is infinite and
+    the last step returns NaN (diffusers 0.42); ``bh2`` (its default) is run at orders 2 and 3.
+    """
+    def heun(D, x, sig):
+        n = sig.numel() - 1
+        sch = Df.Heun(prediction_type="sample")
+        sch.set_timesteps(n)
+        sch.sigmas = torch.cat([sig[:1], sig[1:-1].repeat_interleave(2), sig[-1:]]).cpu()
+        sch.set_begin_index(0)
+        sl = sch.sigmas.tolist()
+        for t in sch.timesteps:
+            x = sch.step(D(x, sl[sch.step_index if sch.step_index is not None else 0]), t, x).prev_sample
+        return x
+
+    def unipc(order, variant):
+        def run(D, x, sig):
+            n = sig.numel() - 1
+            sch = Df.UniPC(prediction_type="sample", solver_order=order, solver_type=variant)
+            sch.set_timesteps(n)
+            sch.sigmas = sig.cpu().clone()
+            sch.set_begin_index(0)
+            sl = sch.sigmas.tolist()
+            a = [1.0 / math.sqrt(1.0 + v * v) for v in sl]
+            y = x * a[0]                                # VP-scaled sample
+            for i, t in enumerate(sch.timesteps):
+                y = sch.step(D(y / a[i], sl[i]), t, y).prev_sample
+            return y                                    # alpha = 1 at sigma = 0
+        return run
+    return {
+        "diffusers.heun": (heun, lambda n: 2 * n - 1),
+        "diffusers.unipc2_bh2": (unipc(2, "bh2"), lambda n: n),
+        "diffusers.unipc3_bh2": (unipc(3, "bh2"), lambda n: n),
+    }
 
 
 def k_model(D):
@@ -110,6 +176,24 @@ def timeit(fn, repeat=5):
     return best
 
 
+def timeit_interleaved(fns, repeat=7):
+    """Best time of each callable, the callables taking turns in every round, so that a slow
+    spell of a shared machine falls on all of them rather than on one."""
+    for f in fns.values():
+        f()
+    best = dict.fromkeys(fns, math.inf)
+    for _ in range(repeat):
+        for k, f in fns.items():
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            f()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
+
+
 # --- orders ----------------------------------------------------------------------------------
 def orders(args):
     """Slope of log max-error vs log N at t_eps against Gaussian.flow (karras grids)."""
@@ -134,7 +218,7 @@ def orders(args):
 
 # --- per-step overhead -----------------------------------------------------------------------
 def overhead(args):
-    K = load_k_diffusion()
+    K, Df = load_k_diffusion(), load_diffusers()
     p = EDM()
     n = args.steps
     ts = time_grid(p, n)
@@ -148,15 +232,15 @@ def overhead(args):
         ks = k_samplers(K) if K else {}
         sig = ts.to(torch.float32)
         for name, smp in ours.items():
-            t_ours = timeit(lambda: smp(D, p, x, ts, generator=torch.Generator().manual_seed(0))) / n * 1e6
-            line = f"  B={B:6d} {name:15s} diffedu {t_ours:8.1f}"
+            fns = {"diffedu": lambda: smp(D, p, x, ts, generator=torch.Generator().manual_seed(0))}
             if name in kname and K:
                 call = ks[kname[name]][0]
-                t_k = timeit(lambda: call(k_model(D), x, sig)) / n * 1e6
-                line += f"   k-diffusion {t_k:8.1f}   ratio {t_ours / t_k:5.2f}"
-            elif name == "ddpm_ancestral" and K:
-                t_k = timeit(lambda: K.sample_euler_ancestral(k_model(D), x, sig, disable=True)) / n * 1e6
-                line += f"   k.euler_anc {t_k:8.1f}   ratio {t_ours / t_k:5.2f}"
+                fns["k-diffusion"] = lambda: call(k_model(D), x, sig)
+            if name == "heun" and Df:
+                dcall = diffusers_samplers(Df)["diffusers.heun"][0]
+                fns["diffusers"] = lambda: dcall(D, x, ts)
+            if name == "ddpm_ancestral" and K:
+                fns["k.euler_anc"] = lambda: K.sample_euler_ancestral(k_model(D), x, sig, disable=True)
             if B == 16 and name == "euler":
                 tl = ts.tolist()
 
@@ -166,8 +250,12 @@ def overhead(args):
                         d = D(y, tl[i])
                         y = y + (tl[i + 1] - tl[i]) * ((y - d) / tl[i])
                     return D(y, tl[n - 1])
-                t_b = timeit(bare) / n * 1e6
-                line += f"   bare loop {t_b:8.1f}   ratio {t_ours / t_b:5.2f}"
+                fns["bare loop"] = bare
+            t = {k: v / n * 1e6 for k, v in timeit_interleaved(fns, repeat=args.repeat).items()}
+            line = f"  B={B:6d} {name:15s} diffedu {t['diffedu']:8.1f}"
+            for k, v in t.items():
+                if k != "diffedu":
+                    line += f"   {k} {v:8.1f}   ratio {t['diffedu'] / v:5.2f}"
             print(line)
 
 
@@ -193,7 +281,7 @@ def reference_flow(D, p, x, t_end, rtol=1e-9, atol=1e-9):
 
 
 def accuracy(args):
-    K, SD = load_k_diffusion(), load_smalldiffusion()
+    K, SD, Df = load_k_diffusion(), load_smalldiffusion(), load_diffusers()
     p = EDM()
     M = mixture64()
     D = M.bind(p).denoiser
@@ -216,32 +304,37 @@ def accuracy(args):
                 for t_start in (20.0, 10.0, 5.0):
                     ts = S.time_grid_from(p, t_start, n, spacing)
                     rows.append((f"{name}/{spacing}/tele@{t_start:g}", S.teleport(smp, D, p, x, ts, G)))
-        if K:
-            for name, (call, calls) in k_samplers(K).items():
-                n = next(m for m in range(nfe, 0, -1) if calls(m) <= nfe)
-                sig = time_grid(p, n, "karras")  # k-diffusion's karras grid, same sigma_min/max
-                rows.append((f"{name} ({calls(n)} calls)", call(k_model(D), x.clone(), sig)))
-        if SD:
-            class Model:
-                def rand_input(self, b):
-                    return torch.randn(b, 64, dtype=torch.float64)
+        for spacing in ("karras", "lambda"):            # peers get both grids too (same sigma_min/max)
+            if K:
+                for name, (call, calls) in k_samplers(K).items():
+                    n = next(m for m in range(nfe, 0, -1) if calls(m) <= nfe)
+                    sig = time_grid(p, n, spacing)
+                    rows.append((f"{name}/{spacing} ({calls(n)} calls)", call(k_model(D), x.clone(), sig)))
+            if Df:
+                for name, (call, calls) in diffusers_samplers(Df).items():
+                    n = next(m for m in range(nfe, 0, -1) if calls(m) <= nfe)
+                    rows.append((f"{name}/{spacing} ({calls(n)} calls)", call(D, x.clone(), time_grid(p, n, spacing))))
+            if SD:
+                class Model:
+                    def rand_input(self, b):
+                        return torch.randn(b, 64, dtype=torch.float64)
 
-                def predict_eps_cfg(self, xt, sig, cond, cfg):
-                    s = float(sig.reshape(-1)[0])
-                    return (xt - D(xt, s)) / s
+                    def predict_eps_cfg(self, xt, sig, cond, cfg):
+                        s = float(sig.reshape(-1)[0])
+                        return (xt - D(xt, s)) / s
 
-                def eval(self):
-                    return self
-            sig = time_grid(p, nfe, "karras")
-            *_, out = SD.samples(Model(), sig, gam=2.0, xt=x.clone(), batchsize=B)
-            # smalldiffusion's last step to sigma = 0 is the Euler step, i.e. x - sigma eps = D
-            rows.append(("smalldiffusion gam=2", out))
+                    def eval(self):
+                        return self
+                sig = time_grid(p, nfe, spacing)
+                *_, out = SD.samples(Model(), sig, gam=2.0, xt=x.clone(), batchsize=B)
+                # smalldiffusion's last step to sigma = 0 is the Euler step, i.e. x - sigma eps = D
+                rows.append((f"smalldiffusion gam=2/{spacing}", out))
         errs = {k: (v - ref).norm(dim=1) for k, v in rows}
         best = sorted(errs.items(), key=lambda kv: float(kv[1].median()))
         print(f"  {nfe} calls: best 8 by median")
         for k, e in best[:8]:
             print(f"    {k:38s} {float(e.median()):.4f} / {float(e.quantile(0.9)):.4f}")
-        peers = [(k, e) for k, e in errs.items() if k.startswith(("k.", "smalldiffusion"))]
+        peers = [(k, e) for k, e in errs.items() if k.startswith(("k.", "smalldiffusion", "diffusers."))]
         if peers:
             print("  peers")
             for k, e in sorted(peers, key=lambda kv: float(kv[1].median())):
@@ -291,7 +384,7 @@ def gpu(args):
     if not torch.cuda.is_available():
         print("gpu: no CUDA device; skipped")
         return
-    K = load_k_diffusion()
+    K, Df = load_k_diffusion(), load_diffusers()
     dev = torch.device("cuda")
     p = EDM()
     ts = time_grid(p, 25)  # 25 Heun intervals, the last an Euler step: 49 calls
@@ -318,6 +411,10 @@ def gpu(args):
         if K:
             t_k = timeit(lambda: K.sample_heun(k_model(D), x, ts.float().to(dev), disable=True), repeat=3)
             line += f"; k-diffusion heun {t_k:.3f} s (ratio {t_ours / t_k:.2f})"
+        if Df:
+            dcall = diffusers_samplers(Df)["diffusers.heun"][0]
+            t_d = timeit(lambda: dcall(D, x, ts.to(torch.float32)), repeat=3)
+            line += f"; diffusers heun {t_d:.3f} s (ratio {t_ours / t_d:.2f})"
         print(line)
 
 
@@ -327,6 +424,7 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=2000, help="trajectories for accuracy (default 2000)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
     ap.add_argument("--steps", type=int, default=100, help="grid steps for the overhead timing")
+    ap.add_argument("--repeat", type=int, default=9, help="timing rounds for overhead (best of)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
