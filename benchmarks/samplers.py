@@ -162,20 +162,6 @@ def k_samplers(K):
     }
 
 
-def timeit(fn, repeat=5):
-    fn()
-    best = math.inf
-    for _ in range(repeat):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def timeit_interleaved(fns, repeat=7):
     """Best time of each callable, the callables taking turns in every round, so that a slow
     spell of a shared machine falls on all of them rather than on one."""
@@ -192,6 +178,11 @@ def timeit_interleaved(fns, repeat=7):
                 torch.cuda.synchronize()
             best[k] = min(best[k], time.perf_counter() - t0)
     return best
+
+
+def timeit(fn, repeat=5):
+    """Best time of one callable (after a warm-up call)."""
+    return timeit_interleaved({"fn": fn}, repeat)["fn"]
 
 
 # --- orders ----------------------------------------------------------------------------------

@@ -74,14 +74,14 @@ class _Grid:
         return self.lam[i + 1] - self.lam[i]
 
     def velocity_coefs(self, i):
-        """``(A, B)`` with PF-ODE velocity ``v = A x + B D`` at t_i: A = sigma'/sigma, B = alpha' - A alpha."""
-        A = self.ds[i] / self.s[i]
-        return A, self.da[i] - A * self.a[i]
+        """``(alpha_i, A_i, alpha'_i)``, A = sigma'/sigma: the PF-ODE velocity at t_i is
+        ``A (x - alpha D) + alpha' D`` (the arguments of :func:`_velocity` after x and D)."""
+        return self.a[i], self.ds[i] / self.s[i], self.da[i]
 
     def ddim_coefs(self, i):
-        """``(r, c)`` with the DDIM step ``x_{i+1} = r x_i + c D``: r = sigma_{i+1}/sigma_i, c = alpha_{i+1} - alpha_i r."""
-        r = self.s[i + 1] / self.s[i]
-        return r, self.a[i + 1] - self.a[i] * r
+        """``(alpha_i, r_i, alpha_{i+1})``, r = sigma_{i+1}/sigma_i: the DDIM step is
+        ``r x + c D`` with ``c = alpha_{i+1} - alpha_i r`` (the arguments of :func:`_ddim_step`)."""
+        return self.a[i], self.s[i + 1] / self.s[i], self.a[i + 1]
 
     def sde_coefs(self, i, process):
         """``f, g^2`` at t_i (float64 Python floats)."""
@@ -148,7 +148,7 @@ def _ddim_step(x, d, a, r, a_next, *extra):
     ``alpha_{i+1} D`` so that the step rounds once at the scale of x.
     """
     if r == 0.0:                                      # exact final jump (sigma_{i+1} = 0)
-        return d * a_next if a_next != 1.0 else d.clone()
+        return d if a_next == 1.0 else d * a_next
     y = _noise_part(x, d, a).mul_(r)
     for w, e in extra:
         y.add_(e, alpha=w)
@@ -166,9 +166,9 @@ def euler(D, process, x, ts, *, generator=None, callback=None, progress=False):
     x, g = _check(D, process, x, ts, generator)
     coef = []                                         # x_{i+1} = x_i + h_i v_i, written as
     for i in range(g.n - g.jump):                     # x_i + h_i A_i (x_i - alpha_i D) + h_i alpha'_i D
-        A, _ = g.velocity_coefs(i)
+        a, A, da = g.velocity_coefs(i)
         h = g.t[i + 1] - g.t[i]
-        coef.append((g.a[i], h * A, h * g.da[i]))
+        coef.append((a, h * A, h * da))
     if callback is not None:
         callback(0, g.t[0], x)
     for i in _steps(g.n, progress):
@@ -192,7 +192,7 @@ def heun(D, process, x, ts, *, generator=None, callback=None, progress=False):
     ``x = D(x, t_eps)``), as in EDM. x: (B, D) at ts[0]; returns (B, D) at ts[-1].
     """
     x, g = _check(D, process, x, ts, generator)
-    coef = [(g.a[i], g.velocity_coefs(i)[0], g.da[i]) for i in range(g.n + 1 - g.jump)]
+    coef = [g.velocity_coefs(i) for i in range(g.n + 1 - g.jump)]
     if callback is not None:
         callback(0, g.t[0], x)
     for i in _steps(g.n, progress):
@@ -219,7 +219,7 @@ def ddim(D, process, x, ts, *, generator=None, callback=None, progress=False):
     At sigma_{i+1} = 0 it is exactly the final jump ``x = D``. Returns (B, D) at ts[-1].
     """
     x, g = _check(D, process, x, ts, generator)
-    coef = [(g.a[i], g.ddim_coefs(i)[0], g.a[i + 1]) for i in range(g.n)]   # r_i = 0 in the final jump
+    coef = [g.ddim_coefs(i) for i in range(g.n)]      # r_i = 0 in the final jump
     if callback is not None:
         callback(0, g.t[0], x)
     for i in _steps(g.n, progress):
@@ -238,19 +238,18 @@ def dpmpp_2m(D, process, x, ts, *, generator=None, callback=None, progress=False
     the first step is DDIM and the last is the final jump. Returns (B, D) at ts[-1].
     """
     x, g = _check(D, process, x, ts, generator)
-    coef = [(g.a[i], *g.ddim_coefs(i), g.a[i + 1]) for i in range(g.n)]   # (alpha_i, r_i, c_i, alpha_{i+1})
-    half_inv_r = [0.0] + [0.5 * g.h(i) / g.h(i - 1) for i in range(1, g.n - g.jump)]  # 1/(2 r_i)
+    coef = [g.ddim_coefs(i) for i in range(g.n)]      # (alpha_i, r_i, alpha_{i+1})
+    corr = [0.0] + [(a_next - a * r) * 0.5 * g.h(i) / g.h(i - 1)  # c_i k_i, k_i = 1/(2 r_i) = h_i/(2 h_{i-1})
+                    for i, (a, r, a_next) in enumerate(coef) if 1 <= i < g.n - g.jump]
     if callback is not None:
         callback(0, g.t[0], x)
     d_prev = None
     for i in _steps(g.n, progress):
         d = D(x, g.t[i])
-        a, r, c, a_next = coef[i]
         if d_prev is None or (g.jump and i == g.n - 1):
-            x = _ddim_step(x, d, a, r, a_next)         # DDIM step r x + c D (first step; final jump)
-        else:                                          # r x + c [(1 + k) D_i - k D_{i-1}], k = 1/(2 r_i):
-            k = half_inv_r[i]                          # D extrapolated linearly in lambda
-            x = _ddim_step(x, d, a, r, a_next, (c * k, torch.sub(d, d_prev)))
+            x = _ddim_step(x, d, *coef[i])             # DDIM step r x + c D (first step; final jump)
+        else:                                          # r x + c [(1 + k) D_i - k D_{i-1}]: D
+            x = _ddim_step(x, d, *coef[i], (corr[i], torch.sub(d, d_prev)))   # extrapolated in lambda
         d_prev = d
         if callback is not None:
             callback(i + 1, g.t[i + 1], x)
@@ -309,7 +308,7 @@ def _exp_multistep(D, process, x, ts, weights, generator, callback, progress, mi
     ``lambda_0 + h_0/2``) instead of DDIM, so that the start-up error is O(h^3).
     """
     x, g = _check(D, process, x, ts, generator)
-    coef = [(g.a[i], g.ddim_coefs(i)[0], g.a[i + 1], weights(g, i)) for i in range(g.n - g.jump)]
+    coef = [(g.ddim_coefs(i), weights(g, i)[1:]) for i in range(g.n - g.jump)]  # w0 = c - w1 - w2
     mid = None
     if midpoint_start and g.n - g.jump > 0:           # (t_s, alpha_s, sigma_s / sigma_0)
         t_s = float(process.t_of_lam(torch.tensor(0.5 * (g.lam[0] + g.lam[1]), dtype=torch.float64)))
@@ -323,18 +322,17 @@ def _exp_multistep(D, process, x, ts, weights, generator, callback, progress, mi
         if g.jump and i == g.n - 1:
             x = d                                      # final jump to t = 0
         elif i == 0 and mid is not None:
-            a, r, a_next, _ = coef[0]
             t_s, a_s, r_s = mid
-            x_s = _ddim_step(x, d, a, r_s, a_s)        # DDIM half step (in lambda) to t_s
-            x = _ddim_step(x, D(x_s, t_s), a, r, a_next)   # the full step with D at the midpoint
+            x_s = _ddim_step(x, d, g.a[0], r_s, a_s)   # DDIM half step (in lambda) to t_s
+            x = _ddim_step(x, D(x_s, t_s), *coef[0][0])   # the full step with D at the midpoint
         else:
-            a, r, a_next, (w0, w1, w2) = coef[i]      # w0 + w1 + w2 = c_i (the DDIM weight), so
+            ddim, (w1, w2) = coef[i]                   # w0 + w1 + w2 = c_i (the DDIM weight), so
             extra = []                                 # r x + sum w D = DDIM step
             if d1 is not None:                         # + w1 (D_{i-1} - D_i)
                 extra.append((w1, torch.sub(d1, d)))
             if d2 is not None:                         # + w2 (D_{i-2} - D_i)
                 extra.append((w2, torch.sub(d2, d)))
-            x = _ddim_step(x, d, a, r, a_next, *extra)
+            x = _ddim_step(x, d, *ddim, *extra)
         d1, d2 = d, d1
         if callback is not None:
             callback(i + 1, g.t[i + 1], x)

@@ -58,6 +58,10 @@ def test_published_3m_is_second_order_and_corrected_is_third():
         d2 = np.array([1 / r0, -(1 / r0 + 1 / r1), 1 / r1]) / (r0 + r1)
         diff = np.array(S._ab3_weights_exact(g, i)) - np.array(S._dpmpp_3m_weights_published(g, i))
         np.testing.assert_allclose(diff, -g.a[i + 1] * phi3 * d2, rtol=1e-8, atol=1e-14)
+        # both sets of weights sum to the DDIM weight c_i (the loop adds only w1, w2 on differences)
+        a, r, a_next = g.ddim_coefs(i)
+        for w in (S._ab3_weights_exact(g, i), S._dpmpp_3m_weights_published(g, i)):
+            assert math.isclose(sum(w), a_next - a * r, rel_tol=1e-12)
 
 
 @pytest.mark.parametrize("pname", ["VP", "EDM", "VE"])
