@@ -28,6 +28,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import _paths
+
 __all__ = ["main", "lessons_dir", "lesson_files", "copy_lessons", "student_copy", "lesson_meta",
            "lesson_index", "regenerate"]
 
@@ -38,21 +40,8 @@ INDEX_END = "<!-- lesson-index:end -->"
 
 
 def lessons_dir() -> Path:
-    """Where the lessons are: ``diffedu/lessons`` inside an installed package, else the
-    repository's top-level ``lessons/`` (a source checkout or an editable install)."""
-    from importlib.resources import files
-
-    try:
-        shipped = Path(str(files("diffedu") / "lessons"))
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover - diffedu is importable here
-        shipped = None
-    if shipped is not None and shipped.is_dir() and any(shipped.glob("*.ipynb")):
-        return shipped
-    source = Path(__file__).resolve().parent.parent / "lessons"
-    if source.is_dir():
-        return source
-    raise FileNotFoundError("no lessons found: neither diffedu/lessons in the installed package "
-                            f"nor {source}")
+    """Where the lessons are (:func:`diffedu._paths.lessons_dir`)."""
+    return _paths.lessons_dir()
 
 
 def lesson_files(directory: Path | None = None) -> list[Path]:

@@ -7,11 +7,12 @@ of 4x4 blocks of a 32x32 bitmap. scikit-learn is not needed to load it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
+
+from ._paths import data_path
 
 __all__ = ["Digits", "load_digits", "data_path"]
 
@@ -21,15 +22,6 @@ class Digits(NamedTuple):
 
     images: torch.Tensor
     labels: torch.Tensor
-
-
-def data_path(name: str) -> Path:
-    """Path of a file shipped in ``data/`` (inside the installed package or the repository)."""
-    here = Path(__file__).resolve().parent
-    for folder in (here / "data", here.parent / "data"):
-        if (folder / name).exists():
-            return folder / name
-    raise FileNotFoundError(f"{name} not found in {here / 'data'} or {here.parent / 'data'}")
 
 
 def load_digits(*, dtype: torch.dtype = torch.float32) -> Digits:

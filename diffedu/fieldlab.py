@@ -17,14 +17,13 @@ is as good as the cache.
 from __future__ import annotations
 
 import math
-from pathlib import Path
-
 import ipywidgets as W
 import numpy as np
 import torch
 
 from . import fields as F
 from . import plotting as P
+from ._paths import data_path, writable_data_path
 from .gaussian import Gaussian
 from .processes import EDM, VP, Process, time_grid
 
@@ -44,14 +43,6 @@ _SLIDER = dict(continuous_update=False, style={"description_width": "initial"},
 
 
 # --- lesson 11: the two trained models ------------------------------------------------------
-def _data_file(name: str) -> Path:
-    here = Path(__file__).resolve().parent
-    for folder in (here / "data", here.parent / "data"):
-        if (folder / name).exists():
-            return folder / name
-    return here.parent / "data" / name
-
-
 def lesson11_data():
     """The data of lesson 11: a ring of 6 Gaussians (exact scores), and the VP process."""
     from .datasets import ring
@@ -87,15 +78,13 @@ def train_lesson11_models(*, save: bool = False):
         model.eval()
     if save:
         torch.save({"config": dict(c), "free": free.state_dict(), "energy": energy.state_dict()},
-                   _data_file(MODEL_FILE))
+                   writable_data_path(MODEL_FILE))
     return free, energy
 
 
 def lesson11_models():
     """The cached ``(free, energy)`` models of lesson 11 (float32, eval mode, no gradients kept)."""
-    path = _data_file(MODEL_FILE)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run diffedu.fieldlab.train_lesson11_models(save=True)")
+    path = data_path(MODEL_FILE)
     state = torch.load(path, weights_only=True)
     if state["config"] != LESSON11_CONFIG:
         raise ValueError(f"{path} was trained with {state['config']}, not {LESSON11_CONFIG}: retrain it")

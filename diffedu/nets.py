@@ -26,9 +26,10 @@ import torch
 from torch import nn
 
 from ._core import check_batch, check_process, coefs
+from ._paths import data_path, writable_data_path
 
 __all__ = ["ScoreMLP", "EnergyMLP", "train_dsm", "sample_times", "FP_RUN_CONFIG", "FP_RUN_WEIGHTS",
-           "fp_run", "fp_run_metrics", "save_fp_runs", "load_fp_runs", "load_fp_run_metrics", "data_path"]
+           "fp_run", "fp_run_metrics", "save_fp_runs", "load_fp_runs", "load_fp_run_metrics"]
 
 
 def _t_batch(t, x):
@@ -253,15 +254,6 @@ FP_RUN_CONFIG = dict(data="two_gaussians", hidden=64, depth=3, param="denoiser",
 FP_RUN_WEIGHTS = (0.0, 1.0, 10.0, 100.0)
 
 
-def data_path(name: str) -> Path:
-    """Path of a cached file: ``data/<name>`` in a checkout, ``diffedu/data/<name>`` when installed."""
-    here = Path(__file__).resolve().parent
-    for base in (here / "data", here.parent / "data"):
-        if (base / name).exists():
-            return base / name
-    return here.parent / "data" / name
-
-
 def fp_run(fp_weight: float, *, steps: int | None = None, seed: int | None = None):
     r"""Train one cached-run model: a :class:`ScoreMLP` on :func:`diffedu.datasets.two_gaussians`
     under VP with penalty weight ``fp_weight`` (settings :data:`FP_RUN_CONFIG`). Float32, one
@@ -303,7 +295,7 @@ def fp_run_metrics(model) -> dict:
 def save_fp_runs(models: dict, path=None) -> Path:
     """Save ``{fp_weight: ScoreMLP}``, :data:`FP_RUN_CONFIG` and each run's :func:`fp_run_metrics`
     to ``data/fp_runs.pt``."""
-    path = data_path("fp_runs.pt") if path is None else Path(path)
+    path = writable_data_path("fp_runs.pt") if path is None else Path(path)
     torch.save({"config": dict(FP_RUN_CONFIG),
                 "runs": {float(w): m.state_dict() for w, m in models.items()},
                 "metrics": {float(w): fp_run_metrics(m) for w, m in models.items()}}, path)

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import cli
+from . import _paths, cli
 from .fallbacks import FALLBACK_CLASS
 from .student import student_notebook
 
@@ -34,15 +34,14 @@ __all__ = ["COSTS_FILE", "docs_dir", "lesson_costs", "cost_cells", "site_noteboo
 
 COSTS_FILE = "costs.json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-REPO = Path(__file__).resolve().parent.parent
 
 
 def docs_dir() -> Path:
     """The repository's docs/ folder (conf.py and static assets of the site)."""
-    d = REPO / "docs"
-    if not (d / "conf.py").is_file():
-        raise FileNotFoundError(f"no docs/conf.py under {REPO}: build the site from a source checkout")
-    return d
+    root = _paths.source_root()
+    if root is None or not (root / "docs" / "conf.py").is_file():
+        raise FileNotFoundError("no docs/conf.py: build the site from a source checkout of diffedu")
+    return root / "docs"
 
 
 def lesson_costs(directory=None) -> dict:
