@@ -309,6 +309,6 @@ def dimension_widget(D: int = 8, *, method: str = "jacobian", n_points: int = 16
 
 # Static fallbacks (as in diffedu.widgets): with DIFFEDU_STATIC_FALLBACKS=1, which `diffedu
 # regenerate` sets, every displayed interactive also stores an image grid of its figure.
-from . import fallbacks as _fallbacks  # noqa: E402
+from .teach import fallbacks as _fallbacks  # noqa: E402
 
 _fallbacks.register()

@@ -266,6 +266,6 @@ def plot_samples(x, ax=None, *, dims=(0, 1), max_points: int = 2000, **scatter_k
 
 # Static fallbacks (issue 9): every widget module draws through this one, so registering here gives
 # each displayed interactive its image grid when DIFFEDU_STATIC_FALLBACKS=1 (diffedu regenerate).
-from . import fallbacks as _fallbacks  # noqa: E402
+from .teach import fallbacks as _fallbacks  # noqa: E402
 
 _fallbacks.register()

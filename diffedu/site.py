@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from . import _paths, cli
-from .fallbacks import FALLBACK_CLASS
+from .teach.fallbacks import FALLBACK_CLASS
 from .student import student_notebook
 
 __all__ = ["COSTS_FILE", "docs_dir", "lesson_costs", "cost_cells", "site_notebook", "index_markdown",

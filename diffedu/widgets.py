@@ -153,6 +153,6 @@ def error_vs_steps_widget(steps, errors: dict, *, orders=(1, 2)):
 
 # Static fallbacks (issue 9): with DIFFEDU_STATIC_FALLBACKS=1, which `diffedu regenerate` sets,
 # every displayed interactive also stores an image grid of its figure for readers without a kernel.
-from . import fallbacks as _fallbacks  # noqa: E402
+from .teach import fallbacks as _fallbacks  # noqa: E402
 
 _fallbacks.register()

@@ -9,7 +9,7 @@ import torch
 from IPython.core.formatters import DisplayFormatter
 
 import diffedu as de
-from diffedu import fallbacks as fb
+from diffedu.teach import fallbacks as fb
 from diffedu import widgets as dw
 
 

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import pytest
 
 from diffedu import cli, site
-from diffedu.fallbacks import FALLBACK_CLASS
+from diffedu.teach.fallbacks import FALLBACK_CLASS
 
 REPO = Path(__file__).resolve().parent.parent
 LESSONS = cli.lesson_files(REPO / "lessons")
