@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
-
-from .processes import Process
 
 
 # --- argument checks ------------------------------------------------------------------------
@@ -24,7 +22,10 @@ def check_batch(x, dim: int | None = None, name: str = "x") -> torch.Tensor:
     return x
 
 
-def check_process(process) -> Process:
+def check_process(process):
+    """``TypeError`` unless ``process`` is a :class:`diffedu.processes.Process`; returns it."""
+    from .processes import Process  # processes imports this module's validators
+
     if not isinstance(process, Process):
         raise TypeError(
             f"process must be a diffedu.processes.Process (VP(), EDM(), ...); got {type(process).__name__}"
@@ -56,10 +57,88 @@ def check_weights(weights, K: int | None = None, name: str = "weights") -> torch
     return w
 
 
+def check_int(value, name: str, *, minimum: int | None = 0, maximum: int | None = None) -> int:
+    """An integer argument: ``TypeError`` unless an ``int`` (``True``/``False`` are not integers
+    here), ``ValueError`` outside ``[minimum, maximum]``. Returns it as an ``int``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {type(value).__name__} {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}; got {value}")
+    return value
+
+
 def check_n(n, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"{name} must be a non-negative integer; got {n!r}")
-    return n
+    """A count: a non-negative integer (:func:`check_int` with ``minimum=0``)."""
+    return check_int(n, name, minimum=0)
+
+
+def check_real(value, name: str, *, minimum: float | None = None, maximum: float | None = None,
+               strict: bool = False, finite: bool = True) -> float:
+    """A real number: ``TypeError`` unless an int or float (not a bool, a string or a tensor with
+    more than one entry), ``ValueError`` if NaN, infinite (when ``finite``) or outside
+    ``[minimum, maximum]`` (open bounds when ``strict``). Returns it as a ``float``."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.dtype.is_complex:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__} {value!r}")
+    value = float(value)
+    if math.isnan(value) or (finite and math.isinf(value)):
+        raise ValueError(f"{name} must be a finite number; got {value!r}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}; got {value!r}")
+    if maximum is not None and (value >= maximum if strict else value > maximum):
+        raise ValueError(f"{name} must be {'<' if strict else '<='} {maximum}; got {value!r}")
+    return value
+
+
+def check_positive(value, name: str) -> float:
+    """A positive finite real number (:func:`check_real` with ``minimum=0, strict=True``)."""
+    return check_real(value, name, minimum=0.0, strict=True)
+
+
+def check_callable(f, name: str, what: str = "a callable f(x, t) -> (B, D)"):
+    """``TypeError`` unless ``f`` is callable; the message says what is expected."""
+    if not callable(f):
+        raise TypeError(f"{name} must be {what}; got {type(f).__name__}")
+    return f
+
+
+def field_at(field, t, name: str = "field"):
+    """``x -> field(x)`` when ``t`` is None, else ``x -> field(x, t)`` (fields are ``f(x, t)``)."""
+    check_callable(field, name, "a callable field f(x) or f(x, t) -> (B, D)")
+    return field if t is None else (lambda x: field(x, t))
+
+
+def check_choice(value, name: str, choices) -> str:
+    """``ValueError`` unless ``value`` is one of ``choices`` (a string option)."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}; got {value!r}")
+    return value
+
+
+def check_probs(probs, name: str = "probs") -> torch.Tensor:
+    """Probabilities along the last dimension: finite, non-negative, summing to 1 (to 1e-6).
+
+    Array-likes become float64 tensors; integer tensors are cast to float64."""
+    if not isinstance(probs, torch.Tensor):
+        try:
+            probs = torch.as_tensor(probs, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"{name} must be array-like of probabilities; got {type(probs).__name__}") from e
+    if not probs.is_floating_point():
+        probs = probs.to(torch.float64)
+    if probs.dim() < 1 or probs.shape[-1] < 1:
+        raise ValueError(f"{name} must have a last dimension of categories; got shape {tuple(probs.shape)}")
+    if not torch.isfinite(probs).all() or (probs < 0).any():
+        raise ValueError(f"{name} must be finite and non-negative")
+    s = probs.sum(-1)
+    if ((s - 1).abs() > 1e-6).any():
+        raise ValueError(f"{name} must sum to 1 along the last dimension; got sums in "
+                         f"[{float(s.min()):.6g}, {float(s.max()):.6g}]")
+    return probs
 
 
 def check_generator(generator, device) -> None:
@@ -86,7 +165,7 @@ def resolve_device(generator, device, dtype):
     return device, dtype
 
 
-def coefs(process: Process, t, x: torch.Tensor, *, positive: bool = False):
+def coefs(process, t, x: torch.Tensor, *, positive: bool = False):
     """``alpha_t, sigma_t`` in x's dtype and device, shaped () or (B, 1) to broadcast with x.
 
     ``t`` may be a float, a 0-d tensor or a (B,) tensor; it is checked against the process
@@ -123,7 +202,7 @@ class Bound:
     """
 
     dist: "Distribution"
-    process: Process
+    process: "Process"  # noqa: F821
 
     def score(self, x, t):
         return self.dist.score(x, t, self.process)
@@ -180,17 +259,8 @@ class Distribution:
     def sample_marginal(self, n, t, process, *, generator=None, dtype=None, device=None):
         r"""Draw ``x_t = alpha_t x_0 + sigma_t eps`` (n, D) with x_0 from :meth:`sample`."""
         x0 = self.sample(n, generator=generator, dtype=dtype, device=device)
-        a, s = coefs(process, t, x0)
-        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-        return a * x0 + s * noise
+        return check_process(process).noise(x0, t, generator=generator)[0]
 
     def bind(self, process) -> Bound:
         """The distribution bound to ``process``: ``.denoiser(x, t)``, ``.score(x, t)``, ..."""
         return Bound(self, check_process(process))
-
-
-def log_2pi() -> float:
-    return math.log(2 * math.pi)
-
-
-Field = Callable[[torch.Tensor, object], torch.Tensor]

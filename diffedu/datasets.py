@@ -14,6 +14,12 @@ Samplers only (no closed-form score), each ``f(n, *, generator=None, dtype=None,
 * :func:`checkerboard` - uniform on the black squares of a 4 x 4 board on ``[-2, 2]^2``;
 * :func:`swiss_roll` - the 2-D swiss roll (scikit-learn's ``make_swiss_roll``, x and z axes).
 
+Higher-dimensional sets: :func:`load_digits`, the 1,797 8x8 handwritten digits shipped in
+``data/digits.npz`` (the test set of the UCI "Optical Recognition of Handwritten Digits" data,
+Alpaydin and Kaynak 1998, as bundled with scikit-learn; pixels are counts 0..16 of 4x4 blocks of
+a 32x32 bitmap; scikit-learn is not needed to load it), and :func:`subspace_gaussian`, a Gaussian
+on a random k-dimensional subspace of R^D.
+
 :data:`SAMPLERS` maps each name to a sampler (a mixture's ``.sample``), :func:`sampler` looks
 one up.
 """
@@ -22,14 +28,18 @@ from __future__ import annotations
 
 import math
 
+from typing import NamedTuple
+
+import numpy as np
 import torch
 
-from ._core import check_n, resolve_device
-from .digits import Digits, load_digits  # the 8x8 digits shipped in data/ (lesson 05-07)
+from ._core import check_int, check_n, resolve_device
+from ._paths import data_path
+from .gaussian import Gaussian
 from .mixtures import GaussianMixture
 
 __all__ = ["ring", "grid_mixture", "two_gaussians", "two_moons", "checkerboard", "swiss_roll",
-           "SAMPLERS", "sampler", "load_digits", "Digits"]
+           "SAMPLERS", "sampler", "load_digits", "Digits", "subspace_gaussian"]
 
 
 def _positive(name, v):
@@ -138,3 +148,37 @@ def sampler(name: str):
     if name not in SAMPLERS:
         raise ValueError(f"name must be one of {sorted(SAMPLERS)}; got {name!r}")
     return SAMPLERS[name]
+
+
+# --- higher-dimensional sets --------------------------------------------------------------
+class Digits(NamedTuple):
+    """images: (1797, 64) floating, pixel / 16 in [0, 1], row-major 8x8; labels: (1797,) long."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
+def load_digits(*, dtype: torch.dtype = torch.float32) -> Digits:
+    """The 1,797 digits as flattened images (B, D) = (1797, 64) in [0, 1], and their labels."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype; got {dtype!r}")
+    with np.load(data_path("digits.npz")) as z:
+        images, labels = z["images"], z["labels"]
+    return Digits(torch.as_tensor(images.astype(np.float64) / 16.0).to(dtype),
+                  torch.as_tensor(labels.astype(np.int64)))
+
+
+def subspace_gaussian(D: int, k: int, *, seed: int = 0, scale: float = 1.0) -> Gaussian:
+    r"""A Gaussian on a random k-dimensional subspace of R^D: ``N(0, F F^T)`` with F (D, k).
+
+    F's columns are an orthonormal basis drawn from ``seed`` (QR of a Gaussian matrix) scaled by
+    ``scale * linspace(1, 0.5, k)``, so the tangent variances are of order ``scale^2`` and
+    distinct. Data on a linear manifold of dimension k (lesson 12).
+    """
+    D, k = check_int(D, "D", minimum=1), check_int(k, "k", minimum=1)
+    if k > D:
+        raise ValueError(f"k must be at most D = {D}; got {k}")
+    g = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    Q, _ = torch.linalg.qr(torch.randn(D, k, generator=g, dtype=torch.float64))
+    s = scale * torch.linspace(1.0, 0.5, k, dtype=torch.float64)
+    return Gaussian.low_rank(torch.zeros(D, dtype=torch.float64), Q * s)

@@ -158,7 +158,7 @@ def gauge_flow_summary(gaussian, process, strength: float, *, t_end: float | Non
     out = {"exact": (exact, 0.0)}       # the exact flow carries p_T to p_t by construction
     for name in ("gauge", "plain"):
         D = dens[name]
-        _, C = F.affine_flow_moments(lambda x, t, D=D: pf_ode_velocity(x, t, D, process),
+        _, C = F.affine_flow_moments(lambda x, t, D=D: pf_ode_velocity(D, process, x, t),
                                      gaussian.mean * process.alpha(T), gaussian.marginal_cov(T, process),
                                      T, t_end, rtol=rtol, atol=rtol * 1e-3)
         out[name] = (C, float((C - exact).norm() / exact.norm()))

@@ -43,10 +43,10 @@ def _coefs4(process, t, x):
     return a, s, da, ds
 
 
-def pf_ode_velocity(x, t, denoiser, process):
+def pf_ode_velocity(denoiser, process, x, t):
     r"""Probability-flow ODE velocity ``v(x, t) = f x - 1/2 g^2 s = alpha' D + (sigma'/sigma)(x - alpha D)``.
 
-    x: (B, D); t: float, 0-d or (B,) tensor with sigma_t > 0; denoiser: ``D(x, t) -> (B, D)``.
+    denoiser: ``D(x, t) -> (B, D)``; x: (B, D); t: float, 0-d or (B,) tensor with sigma_t > 0.
     Returns (B, D). Integrating ``dx/dt = v`` from t_max down to 0 carries p_T to p_0
     (Song et al. 2021, eq. 13).
     """
@@ -56,7 +56,7 @@ def pf_ode_velocity(x, t, denoiser, process):
     return da * d + (ds / s) * (x - a * d)
 
 
-def reverse_sde_drift(x, t, denoiser, process):
+def reverse_sde_drift(denoiser, process, x, t):
     r"""Drift of the reverse SDE ``dx = [f x - g^2 s] dt + g dW_bar`` (time running from T to 0).
 
     x: (B, D) -> (B, D). ``s = (alpha D - x)/sigma^2`` by Tweedie (Anderson 1982; Song et al.
@@ -146,5 +146,5 @@ def velocity_from_denoiser(denoiser, process):
     check_process(process)
 
     def velocity(x, t):
-        return pf_ode_velocity(x, t, denoiser, process)
+        return pf_ode_velocity(denoiser, process, x, t)
     return velocity

@@ -301,10 +301,7 @@ def perturb_score(score: Callable, kind: str, size: float) -> Callable:
 def _marginal_sampler(data, process, t, n, generator, dtype):
     """n draws of x_t = alpha_t x_0 + sigma_t eps with x_0 from the sampler ``data``: (n, D)."""
     x0 = data(n, generator=generator).to(dtype)
-    tt = torch.tensor(float(t), dtype=torch.float64)
-    a, s = process.alpha(tt), process.sigma(tt)
-    eps = torch.randn(x0.shape, generator=generator, dtype=dtype)
-    return float(a) * x0 + float(s) * eps
+    return process.noise(x0, float(t), generator=generator)[0]
 
 
 def residual_rms(score: Callable, process, data, ts, *, n: int = 256, method: str = "exact",

@@ -22,9 +22,9 @@ import math
 
 import torch
 
-from ._core import Distribution, as_param, check_batch, check_n, coefs, resolve_device
+from ._core import Distribution, as_param, check_batch, check_n, check_real, coefs, resolve_device
 
-__all__ = ["Gaussian", "fit_gaussian"]
+__all__ = ["Gaussian", "fit_gaussian", "rotated_2d"]
 
 
 def _eigh_psd(cov: torch.Tensor, name: str):
@@ -241,6 +241,44 @@ class Gaussian(Distribution):
             scale_c = torch.sqrt((a1**2 * iso + s1**2) / (a0**2 * iso + s0**2))
             out = out + scale_c * (y - z @ U.T)
         return out
+
+    def flow_path(self, x, ts, process) -> torch.Tensor:
+        r"""The exact PF-ODE path of each row of x: ``flow(x, ts[0], ts[k])`` for every k.
+
+        x: (B, D) at ``ts[0]``; ts: (N+1,) times (any order, each where the flow is defined).
+        Returns (N+1, B, D), a trajectory in the samplers' layout, computed without time
+        stepping (each point is the exact map, :meth:`flow`).
+        """
+        ts = torch.as_tensor(ts, dtype=torch.float64).reshape(-1)
+        if ts.numel() < 1:
+            raise ValueError("ts must hold at least one time")
+        t0 = float(ts[0])
+        return torch.stack([self.flow(x, t0, float(t), process) for t in ts])
+
+    def signal_fraction(self, t, process) -> torch.Tensor:
+        r"""The share of each eigen-mode's variance in x_t that comes from the data: (K,) float64.
+
+        Along eigenvector k of the covariance, ``x_t = alpha_t x_0 + sigma_t eps`` has variance
+        ``alpha_t^2 lambda_k + sigma_t^2``, of which ``alpha_t^2 lambda_k`` is signal:
+        ``alpha_t^2 lambda_k / (alpha_t^2 lambda_k + sigma_t^2)``, which crosses 1/2 where
+        ``(sigma_t / alpha_t)^2 = lambda_k``. High-variance modes carry signal up to larger
+        noise (lesson 02). Eigenvalues in :attr:`eigvals` order.
+        """
+        a, s = coefs(process, t, self.mean[None])
+        ev = self.eigvals
+        return a**2 * ev / (a**2 * ev + s**2)
+
+
+def rotated_2d(lam1: float, lam2: float, angle_deg: float = 30.0, mean=(0.0, 0.0)) -> Gaussian:
+    r"""The 2-D Gaussian with eigenvalues ``lam1, lam2`` whose first eigenvector is at ``angle_deg``.
+
+    ``cov = R diag(lam1, lam2) R^T`` with R the rotation by ``angle_deg`` degrees; mean (2,).
+    """
+    lam1, lam2 = check_real(lam1, "lam1", minimum=0.0), check_real(lam2, "lam2", minimum=0.0)
+    th = math.radians(check_real(angle_deg, "angle_deg"))
+    U = torch.tensor([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]], dtype=torch.float64)
+    cov = U @ torch.diag(torch.tensor([lam1, lam2], dtype=torch.float64)) @ U.T
+    return Gaussian(as_param(mean, "mean", (2,)), 0.5 * (cov + cov.T))
 
 
 def fit_gaussian(data, *, shrinkage: float = 0.0) -> Gaussian:

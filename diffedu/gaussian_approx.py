@@ -4,7 +4,7 @@ Wang and Vastola (2024), "The Unreasonable Effectiveness of Gaussian Score Appro
 Diffusion Models and its Applications": at high noise the score of any data set is close to
 the score of the Gaussian with the data's mean and covariance, whose probability-flow map is
 exact (:meth:`diffedu.Gaussian.flow`); skipping the early sampler steps with it is *Gaussian
-teleportation* (:func:`diffedu.samplers.teleport`). Lesson 06.
+teleportation* (:func:`teleport`). Lesson 06.
 
 The fraction of a score ``s`` explained by an approximation ``a`` at time t, under p_t:
 
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import torch
 
-from ._core import Distribution, check_batch, check_process
-from .gaussian import fit_gaussian  # noqa: F401 (re-exported: lessons call it from here)
+from ._core import Distribution, check_batch, check_callable, check_process
+from .gaussian import Gaussian, fit_gaussian
 
-__all__ = ["fit_gaussian", "explained_variance", "teleport_sweep"]
+__all__ = ["explained_variance", "teleport", "teleport_sweep"]
 
 
 def explained_variance(score, approx, dist: Distribution, process, ts, *, n: int = 1000,
@@ -48,17 +48,34 @@ def explained_variance(score, approx, dist: Distribution, process, ts, *, n: int
     return out
 
 
+def teleport(sampler, D, process, x, ts, target, *, t_from: float | None = None, **kw):
+    r"""Gaussian teleportation: skip the early steps with the exact flow of a matching Gaussian.
+
+    Wang and Vastola (2024): early in sampling the true score is close to that of the Gaussian
+    with the data's mean and covariance, whose PF-ODE map is exact (:meth:`Gaussian.flow`).
+    x (B, D) at ``t_from`` (default ``process.t_max``) is carried to ``ts[0]`` by that map, then
+    ``sampler`` (any of :mod:`diffedu.samplers`) runs on ``ts`` with the denoiser D; ``kw`` go to
+    the sampler. ``target``: a :class:`Gaussian`, or data (M, D) to fit one
+    (:func:`~diffedu.gaussian.fit_gaussian`). Returns (B, D) at ``ts[-1]``.
+    """
+    check_callable(sampler, "sampler", "a sampler function sampler(D, process, x, ts)")
+    process = check_process(process)
+    G = target if isinstance(target, Gaussian) else fit_gaussian(target)
+    t_from = process.t_max if t_from is None else t_from
+    ts = torch.as_tensor(ts, dtype=torch.float64)
+    x = G.flow(check_batch(x), float(t_from), float(ts[0]), process)
+    return sampler(D, process, x, ts, **kw)
+
+
 def teleport_sweep(sampler, D, process, x, ts, target, skips) -> torch.Tensor:
     r"""How far teleported samples land from the full sampler's, for each number of skipped steps.
 
     x: (B, D) at ``ts[0] = t_max``; ts: (N+1,) decreasing grid; target: a :class:`Gaussian` (or
     data to fit one). For each k in ``skips`` (0 <= k < N) the first k steps are replaced by the
-    exact flow of the target from ``ts[0]`` to ``ts[k]`` (:func:`diffedu.samplers.teleport`) and
+    exact flow of the target from ``ts[0]`` to ``ts[k]`` (:func:`teleport`) and
     the sampler runs on ``ts[k:]``. Returns (len(skips),) float64: the root-mean-square distance
     ``sqrt(mean_b |x_full - x_k|^2)`` to the samples of the full run from the same x. Lesson 06.
     """
-    from .samplers import teleport  # samplers imports this package's Gaussian; import late
-
     ts = torch.as_tensor(ts, dtype=torch.float64)
     x = check_batch(x)
     N = ts.numel() - 1

@@ -96,13 +96,15 @@ class _ComponentMixture(Distribution):
         """``sum_k r_k D_k`` (Tweedie posterior mean): (B, D)."""
         return self._combine(x, t, process, "denoiser")
 
+    @property
     def mean(self) -> torch.Tensor:
         """Mean of p_0, (D,) float64."""
         return self.weights @ self._c.mean
 
+    @property
     def cov(self) -> torch.Tensor:
         """Covariance of p_0 (law of total covariance), (D, D) float64."""
-        m = self.mean()
+        m = self.mean
         dm = self._c.mean - m
         return torch.einsum("k,kde->de", self.weights, self._c.cov()) + torch.einsum(
             "k,kd,ke->de", self.weights, dm, dm)
@@ -133,6 +135,19 @@ class GaussianMixture(_ComponentMixture):
 
     def __repr__(self):
         return f"GaussianMixture(K={self.K}, dim={self.dim})"
+
+    def marginal(self, dims) -> "GaussianMixture":
+        r"""The law of the coordinates ``dims`` of x ~ p_0: the mixture of the components'
+        marginals, ``sum_k w_k N(mu_k[dims], Sigma_k[dims, dims])`` (same weights).
+
+        dims: a sequence of distinct coordinate indices. Its marginals p_t under any process
+        are the marginals of p_t, since the noise is independent across coordinates.
+        """
+        idx = [int(d) for d in dims]
+        if not idx or len(set(idx)) != len(idx) or any(not 0 <= d < self.dim for d in idx):
+            raise ValueError(f"dims must be distinct coordinates in 0..{self.dim - 1}; got {list(dims)!r}")
+        C = self.covs[:, idx][:, :, idx]
+        return GaussianMixture(self.weights, self.means[:, idx], C)
 
 
 class LowRankMixture(_ComponentMixture):
@@ -229,6 +244,18 @@ class Empirical(Distribution):
 
     def __repr__(self):
         return f"Empirical(M={self.M}, dim={self.dim})"
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """Mean of the training points, (D,) in their dtype."""
+        return self.points.mean(0)
+
+    @property
+    def cov(self) -> torch.Tensor:
+        """Covariance of p_0 = (1/M) sum_m delta(x - x_m), (D, D): the biased (1/M) sample
+        covariance, since p_0 is exactly the empirical law."""
+        dx = self.points - self.mean
+        return dx.T @ dx / self.M
 
     def _keys(self, x):
         """Augmented keys ``[x_m, |x_m|^2, 0...]`` (M, P) in x's dtype and device, cached.

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._core import check_batch, check_process, coefs
+from ._core import check_batch, check_int, check_positive, check_process, check_real, coefs
 from ._paths import data_path, writable_data_path
 
 __all__ = ["ScoreMLP", "EnergyMLP", "train_dsm", "sample_times", "FP_RUN_CONFIG", "FP_RUN_WEIGHTS",
@@ -56,12 +56,9 @@ class _TimeMLP(nn.Module):
     def __init__(self, process, dim, out, hidden, depth, n_freq, sigma_data, generator):
         super().__init__()
         self.process = check_process(process)
-        if not (isinstance(dim, int) and dim >= 1):
-            raise ValueError(f"dim must be a positive integer; got {dim!r}")
-        if not (isinstance(depth, int) and depth >= 1):
-            raise ValueError(f"depth must be a positive integer; got {depth!r}")
-        if not (sigma_data > 0):
-            raise ValueError(f"sigma_data must be positive; got {sigma_data!r}")
+        dim, depth = check_int(dim, "dim", minimum=1), check_int(depth, "depth", minimum=1)
+        hidden, n_freq = check_int(hidden, "hidden", minimum=1), check_int(n_freq, "n_freq", minimum=0)
+        sigma_data = check_positive(sigma_data, "sigma_data")
         self.dim, self.sigma_data = dim, float(sigma_data)
         self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(n_freq, dtype=torch.float32))
         layers, width = [], dim + 2 * n_freq + 1
@@ -200,8 +197,11 @@ def train_dsm(model: _TimeMLP, data, *, steps: int = 2000, batch_size: int = 256
     """
     if not isinstance(model, _TimeMLP):
         raise TypeError(f"model must be a ScoreMLP or EnergyMLP; got {type(model).__name__}")
-    if fp_weight < 0:
-        raise ValueError(f"fp_weight must be non-negative; got {fp_weight}")
+    steps = check_int(steps, "steps", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    fp_batch = check_int(fp_batch, "fp_batch", minimum=1)
+    lr = check_positive(lr, "lr")
+    fp_weight = check_real(fp_weight, "fp_weight", minimum=0.0)
     process = model.process
     p = next(model.parameters())
     if isinstance(data, torch.Tensor):
@@ -225,9 +225,8 @@ def train_dsm(model: _TimeMLP, data, *, steps: int = 2000, batch_size: int = 256
     for i in range(steps):
         x0 = draw(batch_size)
         t = sample_times(process, batch_size, t_min=t_min, like=x0, generator=generator)
-        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-        a, s = coefs(process, t, x0)
-        xt = a * x0 + s * eps
+        xt, eps = process.noise(x0, t, generator=generator)
+        _, s = coefs(process, t, x0)
         loss = ((s * model.score(xt, t) + eps) ** 2).sum(1).mean()
         if fp_weight:
             m = min(fp_batch, batch_size)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ._core import check_generator, check_int, check_positive, check_real
+
 __all__ = ["Process", "VP", "VPCosine", "VE", "EDM", "Linear", "time_grid", "SIGMA_RATIO_MIN"]
 
 #: Default smallest noise level before the final jump to t = 0: the ``t_eps`` of every grid
@@ -92,6 +94,31 @@ class Process:
         s = self.sigma(t)
         return 2 * s * self.d_sigma(t) - 2 * self.f(t) * s**2
 
+    @property
+    def t_eps(self) -> float:
+        r"""The default last time before a sampler's final jump to 0: where ``sigma_t / alpha_t``
+        equals :data:`SIGMA_RATIO_MIN` = 0.002 (EDM's sigma_min), so ``lambda = log 500``.
+
+        Every time grid ends ``..., t_eps, 0`` by default (:func:`time_grid`), and the
+        likelihood starts there (:func:`diffedu.likelihood.log_likelihood`).
+        """
+        return float(self.t_of_lam(math.log(1 / SIGMA_RATIO_MIN)))
+
+    def noise(self, x0, t, *, generator=None):
+        r"""The forward process in one draw: ``x_t = alpha_t x0 + sigma_t eps``, eps ~ N(0, I).
+
+        x0: (B, D) floating; t: a float, a 0-d or a (B,) tensor in ``[t_min, t_max]``.
+        Returns ``(x_t, eps)``, both (B, D) in x0's dtype and device (the noise is what
+        denoising score matching regresses on). ``generator`` draws eps.
+        """
+        from ._core import check_batch, coefs
+
+        x0 = check_batch(x0, name="x0")
+        check_generator(generator, x0.device)
+        a, s = coefs(self, t, x0)
+        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        return a * x0 + s * eps, eps
+
     def check_t(self, t, name: str = "t") -> None:
         """Raise ``ValueError`` when ``t`` lies outside ``[t_min, t_max]`` or is NaN.
 
@@ -119,8 +146,7 @@ class Process:
 
 
 def _positive(name, value):
-    if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
+    check_positive(value, name)
 
 
 @dataclass(frozen=True)
@@ -194,8 +220,7 @@ class VPCosine(Process):
 
     def __post_init__(self):
         _positive("s", self.s)
-        if not (0 < self.t_end < 1):
-            raise ValueError(f"t_end must lie in (0, 1) where alpha_t > 0; got {self.t_end}")
+        check_real(self.t_end, "t_end (where alpha_t > 0)", minimum=0.0, maximum=1.0, strict=True)
 
     @property
     def t_max(self) -> float:
@@ -331,8 +356,7 @@ class Linear(Process):
     t_end: float = 0.999
 
     def __post_init__(self):
-        if not (0 < self.t_end < 1):
-            raise ValueError(f"t_end must lie in (0, 1); got {self.t_end}")
+        check_real(self.t_end, "t_end", minimum=0.0, maximum=1.0, strict=True)
 
     @property
     def t_max(self) -> float:
@@ -365,14 +389,14 @@ class Linear(Process):
 _SPACINGS = ("uniform", "lambda", "karras")
 
 
-def time_grid(process: Process, n: int, spacing: str = "karras", *, t_eps: float | None = None,
-              rho: float = 7.0) -> torch.Tensor:
-    r"""Decreasing time grid of ``n + 1`` float64 times from ``t_max`` to 0.
+def time_grid(process: Process, n: int, spacing: str = "karras", *, t_start: float | None = None,
+              t_eps: float | None = None, rho: float = 7.0) -> torch.Tensor:
+    r"""Decreasing time grid of ``n + 1`` float64 times from ``t_start`` to 0.
 
-    The first ``n`` points run from ``process.t_max`` down to ``t_eps`` and the last point is
-    exactly 0 (the explicit final jump; for ``n = 1`` the grid is ``[t_max, 0]``).
-    ``t_eps`` defaults to the time where ``sigma_t / alpha_t = SIGMA_RATIO_MIN = 0.002``
-    (``lambda = log 500``), finite for every process.
+    The first ``n`` points run from ``t_start`` (default ``process.t_max``; a later start is
+    for teleportation, which skips the first steps) down to ``t_eps`` (default
+    :attr:`Process.t_eps`, where ``sigma_t / alpha_t = 0.002``), and the last point is exactly 0:
+    the explicit final jump. For ``n = 1`` the grid is ``[t_start, 0]``.
 
     spacing:
       * ``"uniform"``: uniform in t;
@@ -382,16 +406,16 @@ def time_grid(process: Process, n: int, spacing: str = "karras", *, t_eps: float
     """
     if not isinstance(process, Process):
         raise TypeError(f"process must be a diffedu Process (VP(), EDM(), ...); got {type(process).__name__}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer number of steps; got {n!r}")
+    n = check_int(n, "n", minimum=1)
     if spacing not in _SPACINGS:
         raise ValueError(f"spacing must be one of {_SPACINGS}; got {spacing!r}")
-    _positive("rho", rho)
-    t_hi = float(process.t_max)
-    if t_eps is None:
-        t_eps = float(process.t_of_lam(math.log(1 / SIGMA_RATIO_MIN)))
-    if not (process.t_min < t_eps < t_hi):
-        raise ValueError(f"t_eps must lie in ({process.t_min}, {t_hi}); got {t_eps}")
+    rho = check_positive(rho, "rho")
+    t_hi = float(process.t_max) if t_start is None else check_real(t_start, "t_start")
+    t_eps = process.t_eps if t_eps is None else check_real(t_eps, "t_eps")
+    if not (process.t_min < t_eps < float(process.t_max)):
+        raise ValueError(f"t_eps must lie in ({process.t_min}, {process.t_max}); got {t_eps}")
+    if not (t_eps < t_hi <= float(process.t_max)):
+        raise ValueError(f"t_start must lie in (t_eps = {t_eps:.6g}, t_max = {process.t_max}]; got {t_hi}")
     if n == 1:
         return torch.tensor([t_hi, 0.0], dtype=torch.float64)
     u = torch.linspace(0, 1, n, dtype=torch.float64)
@@ -406,5 +430,5 @@ def time_grid(process: Process, n: int, spacing: str = "karras", *, t_eps: float
             s = (s_hi ** (1 / rho) + u * (s_lo ** (1 / rho) - s_hi ** (1 / rho))) ** rho
             lam = -torch.log(s)
         ts = process.t_of_lam(lam)
-        ts[0], ts[-1] = t_hi, t_eps  # remove round-off at the ends
+    ts[0], ts[-1] = t_hi, t_eps  # remove round-off at the ends
     return torch.cat([ts, ts.new_zeros(1)])

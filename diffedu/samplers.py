@@ -35,16 +35,11 @@ import numpy as np
 import torch
 
 from ._core import check_batch, check_generator, check_process
-from .calculus import divergence as _divergence, hutchinson_probes
-from .flows import pf_ode_velocity
-from .gaussian import Gaussian, fit_gaussian
-from .processes import SIGMA_RATIO_MIN
 
 __all__ = [
     "euler", "heun", "ddim", "dpmpp_2m", "dpmpp_3m", "multistep3",
     "euler_maruyama", "ddpm_ancestral", "predictor_corrector",
-    "trajectory", "teleport", "fit_gaussian", "time_grid_from", "log_likelihood",
-    "DETERMINISTIC", "STOCHASTIC",
+    "trajectory", "DETERMINISTIC", "STOCHASTIC",
 ]
 
 
@@ -468,7 +463,7 @@ STOCHASTIC = {"euler_maruyama": euler_maruyama, "ddpm_ancestral": ddpm_ancestral
 """The stochastic samplers by name."""
 
 
-# --- paths, grids, teleportation -------------------------------------------------------------
+# --- paths ----------------------------------------------------------------------------------
 def trajectory(sampler, D, process, x, ts, **kw):
     """Run ``sampler`` and return every state, (N+1, B, D) (index 0 is the start x)."""
     if not callable(sampler):
@@ -478,108 +473,3 @@ def trajectory(sampler, D, process, x, ts, **kw):
     path = []
     sampler(D, process, x, ts, callback=lambda i, t, xi: path.append(xi.detach().clone()), **kw)
     return torch.stack(path)
-
-
-def time_grid_from(process, t_start: float, n: int, spacing: str = "karras", *,
-                   t_eps: float | None = None, rho: float = 7.0) -> torch.Tensor:
-    r"""Like :func:`~diffedu.processes.time_grid`, but starting at ``t_start`` (< t_max).
-
-    (n+1,) float64 decreasing times: n points from t_start to t_eps (uniform in t, in lambda,
-    or in ``(sigma/alpha)^(1/rho)``), then 0. For teleportation, which starts sampling late.
-    """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer number of steps; got {n!r}")
-    if spacing not in ("uniform", "lambda", "karras"):
-        raise ValueError(f"spacing must be 'uniform', 'lambda' or 'karras'; got {spacing!r}")
-    if t_eps is None:
-        t_eps = float(process.t_of_lam(math.log(1 / SIGMA_RATIO_MIN)))
-    if not (t_eps < t_start <= process.t_max):
-        raise ValueError(f"t_start must lie in (t_eps = {t_eps}, t_max = {process.t_max}]; got {t_start}")
-    if n == 1:
-        return torch.tensor([float(t_start), 0.0], dtype=torch.float64)
-    u = torch.linspace(0, 1, n, dtype=torch.float64)
-    if spacing == "uniform":
-        ts = t_start + u * (t_eps - t_start)
-    else:
-        lam_hi, lam_lo = process.lam(float(t_start)), process.lam(float(t_eps))
-        if spacing == "lambda":
-            lam = lam_hi + u * (lam_lo - lam_hi)
-        else:
-            k_hi, k_lo = torch.exp(-lam_hi / rho), torch.exp(-lam_lo / rho)
-            lam = -rho * torch.log(k_hi + u * (k_lo - k_hi))
-        ts = process.t_of_lam(lam)
-        ts[0], ts[-1] = t_start, t_eps
-    return torch.cat([ts, ts.new_zeros(1)])
-
-
-def teleport(sampler, D, process, x, ts, target, *, t_from: float | None = None, **kw):
-    r"""Gaussian teleportation: skip the early steps with the exact flow of a matching Gaussian.
-
-    Wang and Vastola (2024), "The Unreasonable Effectiveness of Gaussian Score Approximation
-    for Diffusion Models and its Applications": early in sampling the true score is close to
-    that of the Gaussian with the data's mean and covariance, whose PF-ODE map is exact
-    (:meth:`Gaussian.flow`). x (B, D) at ``t_from`` (default ``process.t_max``) is carried to
-    ``ts[0]`` by that map, then ``sampler`` runs on ``ts``. ``target``: a :class:`Gaussian`, or
-    data (M, D) to fit one (:func:`fit_gaussian`). Returns (B, D) at ts[-1].
-    """
-    G = target if isinstance(target, Gaussian) else fit_gaussian(target)
-    t_from = process.t_max if t_from is None else t_from
-    ts = torch.as_tensor(ts, dtype=torch.float64)
-    x = G.flow(check_batch(x), float(t_from), float(ts[0]), check_process(process))
-    return sampler(D, process, x, ts, **kw)
-
-
-# --- likelihood ------------------------------------------------------------------------------
-def log_likelihood(denoiser, process, x, *, t_start: float | None = None, prior=None,
-                   divergence: str = "exact", n_probes: int = 1, generator=None,
-                   rtol: float = 1e-6, atol: float = 1e-8, method: str = "RK45"):
-    r"""``log p_{t_start}(x)`` by the PF-ODE and the instantaneous change of variables: (B,).
-
-    Solves ``dx/dt = v(x, t)``, ``dl/dt = div v(x, t)`` from t_start to t_max with
-    :func:`scipy.integrate.solve_ivp`, then
-    ``log p_{t_start}(x) = log p_T(x_T) + int_{t_start}^{T} div v dt`` (Chen et al. 2018;
-    Song et al. 2021, eq. 39). t_start defaults to the grid's t_eps (sigma/alpha = 0.002), where
-    v is finite; the result is the density of the marginal there (close to p_0 for smooth data).
-    ``prior(x_T) -> (B,)`` is log p_T; by default ``N(0, (alpha_T^2 + sigma_T^2) I)`` (unit-variance
-    data). ``divergence``: "exact" (D backward passes) or "hutchinson" (``n_probes`` Rademacher
-    probes drawn once with ``generator``, fixed through the solve, as in FFJORD).
-    x: (B, D). Computes in x's dtype and device; the solver state is float64 NumPy.
-    """
-    from scipy.integrate import solve_ivp
-
-    x = check_batch(x)
-    process = check_process(process)
-    if divergence not in ("exact", "hutchinson"):
-        raise ValueError(f"divergence must be 'exact' or 'hutchinson'; got {divergence!r}")
-    if t_start is None:
-        t_start = float(process.t_of_lam(math.log(1 / SIGMA_RATIO_MIN)))
-    T = float(process.t_max)
-    if not (process.t_min < t_start < T):
-        raise ValueError(f"t_start must lie in ({process.t_min}, {T}) where sigma > 0; got {t_start}")
-    B, Dm = x.shape
-    probes = None
-    if divergence == "hutchinson":
-        probes = hutchinson_probes(x.shape, x, n_probes=n_probes, generator=generator)
-
-    def rhs(t, y):
-        xt = torch.as_tensor(y[:B * Dm].reshape(B, Dm), dtype=x.dtype, device=x.device)
-        with torch.no_grad():
-            v = pf_ode_velocity(xt, t, denoiser, process)
-        div = _divergence(lambda z: pf_ode_velocity(z, t, denoiser, process), xt,
-                          method=divergence, probes=probes)
-        return torch.cat([v.reshape(-1), div.detach()]).to("cpu", torch.float64).numpy()
-
-    y0 = np.concatenate([x.detach().to("cpu", torch.float64).reshape(-1).numpy(), np.zeros(B)])
-    sol = solve_ivp(rhs, (float(t_start), T), y0, method=method, rtol=rtol, atol=atol)
-    if not sol.success:
-        raise RuntimeError(f"solve_ivp failed: {sol.message}")
-    yT = sol.y[:, -1]
-    xT = torch.as_tensor(yT[:B * Dm].reshape(B, Dm), dtype=x.dtype, device=x.device)
-    integral = torch.as_tensor(yT[B * Dm:], dtype=x.dtype, device=x.device)
-    if prior is None:
-        a, s = float(process.alpha(T)), float(process.sigma(T))
-        var = a * a + s * s
-        log_pT = -0.5 * (xT**2).sum(1) / var - 0.5 * Dm * math.log(2 * math.pi * var)
-    else:
-        log_pT = prior(xT)
-    return log_pT + integral

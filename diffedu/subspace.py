@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ._core import check_process, coefs
+from ._core import check_int, check_process, coefs
 from .mixtures import LowRankMixture
 
 __all__ = [
+    "line_bases",
     "random_bases", "sample_subspaces", "principal_angles", "subspace_error", "match_subspaces",
     "fit_subspace", "SubspaceClustering", "LowRankDenoiser", "train_low_rank_denoiser",
     "phase_transition", "PhaseTransition", "SUCCESS_THRESHOLD",
@@ -32,12 +33,6 @@ __all__ = [
 
 #: A subspace counts as recovered when its error ``||P - P*||_F / sqrt(2d)`` is below this.
 SUCCESS_THRESHOLD = 0.2
-
-
-def _pos_int(v, name, minimum=1):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {v!r}")
-    return int(v)
 
 
 def _generator(seed=None, generator=None):
@@ -49,7 +44,7 @@ def _generator(seed=None, generator=None):
     if seed is None:
         g.seed()
     else:
-        g.manual_seed(_pos_int(seed, "seed", 0))
+        g.manual_seed(check_int(seed, "seed", minimum=0))
     return g
 
 
@@ -91,7 +86,7 @@ def random_bases(n_subspaces: int, dim: int, rank: int, *, orthogonal: bool = Fa
     Returns (K, D, r) float64, Haar-distributed (QR of a Gaussian matrix). With
     ``orthogonal=True`` the subspaces are mutually orthogonal (needs ``K r <= D``).
     """
-    K, D, r = (_pos_int(n_subspaces, "n_subspaces"), _pos_int(dim, "dim"), _pos_int(rank, "rank"))
+    K, D, r = (check_int(n_subspaces, "n_subspaces", minimum=1), check_int(dim, "dim", minimum=1), check_int(rank, "rank", minimum=1))
     if r > D:
         raise ValueError(f"rank must be <= dim; got rank={r} > dim={D}")
     if orthogonal and K * r > D:
@@ -103,6 +98,15 @@ def random_bases(n_subspaces: int, dim: int, rank: int, *, orthogonal: bool = Fa
     return torch.linalg.qr(torch.randn(K, D, r, generator=g, dtype=torch.float64))[0]
 
 
+def line_bases(angles_deg) -> torch.Tensor:
+    """Orthonormal bases (K, 2, 1) of K lines through the origin of the plane at the given angles
+    (degrees from the first axis): ``(cos theta_k, sin theta_k)``."""
+    th = torch.deg2rad(torch.as_tensor(angles_deg, dtype=torch.float64).reshape(-1))
+    if th.numel() == 0 or not torch.isfinite(th).all():
+        raise ValueError(f"angles_deg must be a non-empty sequence of finite angles; got {angles_deg!r}")
+    return torch.stack([torch.cos(th), torch.sin(th)], 1)[:, :, None]
+
+
 def sample_subspaces(mixture: LowRankMixture, n_per_subspace: int, *, generator=None,
                      dtype=torch.float64):
     r"""Exactly ``n_per_subspace`` draws from each component of a :class:`LowRankMixture`.
@@ -112,7 +116,7 @@ def sample_subspaces(mixture: LowRankMixture, n_per_subspace: int, *, generator=
     """
     if not isinstance(mixture, LowRankMixture):
         raise TypeError(f"mixture must be a diffedu.LowRankMixture; got {type(mixture).__name__}")
-    n = _pos_int(n_per_subspace, "n_per_subspace", 0)
+    n = check_int(n_per_subspace, "n_per_subspace", minimum=0)
     draws = mixture._c.sample(n, generator, dtype, torch.device("cpu"))  # (n, K, D)
     K = mixture.K
     X = draws.transpose(0, 1).reshape(K * n, mixture.dim)
@@ -177,7 +181,7 @@ def fit_subspace(X, rank: int) -> torch.Tensor:
     data span only n dimensions and the remaining columns are arbitrary (not recoverable).
     """
     X = _as_data(X)
-    r = _pos_int(rank, "rank")
+    r = check_int(rank, "rank", minimum=1)
     if r > X.shape[1]:
         raise ValueError(f"rank must be <= the data dimension {X.shape[1]}; got {r}")
     _, V = torch.linalg.eigh(X.T @ X)
@@ -232,10 +236,10 @@ class SubspaceClustering:
                 f"max_iter={self.max_iter}, seed={self.seed})")
 
     def _check(self, X):
-        K = _pos_int(self.n_clusters, "n_clusters")
-        r = _pos_int(self.rank, "rank")
-        _pos_int(self.n_init, "n_init")
-        _pos_int(self.max_iter, "max_iter")
+        K = check_int(self.n_clusters, "n_clusters", minimum=1)
+        r = check_int(self.rank, "rank", minimum=1)
+        check_int(self.n_init, "n_init", minimum=1)
+        check_int(self.max_iter, "max_iter", minimum=1)
         X = _as_data(X)
         if r > X.shape[1]:
             raise ValueError(f"rank must be <= the data dimension D = {X.shape[1]}; got rank={r}")
@@ -299,7 +303,7 @@ class LowRankDenoiser(torch.nn.Module):
     def __init__(self, dim: int, n_components: int, rank: int, process, *, init=None, generator=None,
                  dtype: torch.dtype | None = None):
         super().__init__()
-        D, K, r = _pos_int(dim, "dim"), _pos_int(n_components, "n_components"), _pos_int(rank, "rank")
+        D, K, r = check_int(dim, "dim", minimum=1), check_int(n_components, "n_components", minimum=1), check_int(rank, "rank", minimum=1)
         if r > D:
             raise ValueError(f"rank must be <= dim; got rank={r} > dim={D}")
         self.process = check_process(process)
@@ -344,21 +348,20 @@ def train_low_rank_denoiser(X, n_components: int, rank: int, process, *, steps: 
     lo, hi = (float(v) * process.t_max for v in t_range)
     if not 0 < lo < hi <= process.t_max:
         raise ValueError(f"t_range must satisfy 0 < t_range[0] < t_range[1] <= 1; got {t_range!r}")
-    K, r = _pos_int(n_components, "n_components"), _pos_int(rank, "rank")
+    K, r = check_int(n_components, "n_components", minimum=1), check_int(rank, "rank", minimum=1)
     if r > X.shape[1]:
         raise ValueError(f"rank must be <= the data dimension D = {X.shape[1]}; got rank={r}")
-    steps, batch_size = _pos_int(steps, "steps"), _pos_int(batch_size, "batch_size")
+    steps, batch_size = check_int(steps, "steps", minimum=1), check_int(batch_size, "batch_size", minimum=1)
     g = _generator(seed)
 
     def draw(n):
         x0 = X[torch.randint(X.shape[0], (n,), generator=g)]
         t = lo + (hi - lo) * torch.rand(n, generator=g, dtype=torch.float64)
-        a, s = coefs(process, t, x0)
-        return x0, t, a * x0 + s * torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+        return x0, t, process.noise(x0, t, generator=g)[0]
 
     x0_ev, t_ev, xt_ev = draw(1024)
     best = None
-    for _ in range(_pos_int(n_init, "n_init")):
+    for _ in range(check_int(n_init, "n_init", minimum=1)):
         init = X[torch.randint(X.shape[0], (K, r), generator=g)].transpose(1, 2).to(torch.float64)
         init = init + 1e-3 * init.abs().max() * torch.randn(init.shape, generator=g, dtype=torch.float64)
         model = LowRankDenoiser(X.shape[1], K, r, process, init=init)
@@ -400,8 +403,8 @@ def phase_transition(n_per_subspace, *, dim: int, n_subspaces: int, rank: int, n
     subspace error is below ``threshold``. Noiseless with labels, success is 0 for n < rank and
     1 for n >= rank, whatever ``dim``.
     """
-    ns = [_pos_int(n, "n_per_subspace", 0) for n in n_per_subspace]
-    T = _pos_int(n_trials, "n_trials")
+    ns = [check_int(n, "n_per_subspace", minimum=0) for n in n_per_subspace]
+    T = check_int(n_trials, "n_trials", minimum=1)
     if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a non-negative variance; got {noise!r}")
     errors = torch.empty(len(ns), T, dtype=torch.float64)

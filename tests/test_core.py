@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from diffedu import EDM, VE, VP, Gaussian, Linear, VPCosine
-from diffedu._core import (Bound, Distribution, as_param, check_batch, check_n, check_process,
-                           check_weights, coefs, log_2pi, resolve_device)
+from diffedu._core import (Bound, Distribution, as_param, check_batch, check_callable, check_choice,
+                           check_int, check_n, check_positive, check_process, check_real, check_weights,
+                           coefs, field_at, resolve_device)
 
 F64 = torch.float64
 
@@ -78,13 +79,49 @@ def test_check_weights():
         check_weights([float("nan"), 1.0])
 
 
-def test_check_n():
+def test_check_n_and_check_int():
+    """Wrong type -> TypeError, wrong value -> ValueError, both naming the argument; a bool is
+    not an integer."""
     assert check_n(0) == 0 and check_n(7) == 7
-    for bad in (-1, 2.0, True, "3", None):
-        with pytest.raises(ValueError, match="n must be a non-negative integer"):
+    import numpy as np
+    assert check_int(np.int64(3), "k") == 3 and type(check_int(np.int64(3), "k")) is int
+    for bad in (2.0, True, False, "3", None, torch.tensor(3)):
+        with pytest.raises(TypeError, match="n must be an integer; got"):
             check_n(bad)
-    with pytest.raises(ValueError, match="n_samples must be"):
+    with pytest.raises(ValueError, match="n_samples must be an integer >= 0; got -1"):
         check_n(-1, "n_samples")
+    with pytest.raises(ValueError, match="steps must be an integer >= 1; got 0"):
+        check_int(0, "steps", minimum=1)
+    with pytest.raises(ValueError, match="k must be an integer <= 4; got 5"):
+        check_int(5, "k", maximum=4)
+
+
+def test_check_real_and_check_positive():
+    assert check_real(2, "x") == 2.0 and check_real(torch.tensor(0.5), "x") == 0.5
+    assert check_positive(1e-300, "tol") == 1e-300
+    for bad in ("0.5", True, None, [1.0], torch.ones(2), 1j):
+        with pytest.raises(TypeError, match="x must be a real number"):
+            check_real(bad, "x")
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="x must be a finite number"):
+            check_real(bad, "x")
+    assert check_real(float("inf"), "x", finite=False) == float("inf")
+    with pytest.raises(ValueError, match="rtol must be > 0"):
+        check_positive(0.0, "rtol")
+    with pytest.raises(ValueError, match="p must be >= 0"):
+        check_real(-0.1, "p", minimum=0.0)
+    with pytest.raises(ValueError, match="p must be < 1"):
+        check_real(1.0, "p", maximum=1.0, strict=True)
+
+
+def test_check_callable_choice_and_field_at():
+    with pytest.raises(TypeError, match="D must be a denoiser; got int"):
+        check_callable(3, "D", "a denoiser")
+    with pytest.raises(ValueError, match="method must be one of"):
+        check_choice("pca", "method", ("jacobian", "scores"))
+    f = lambda x, t: x * t  # noqa: E731
+    assert field_at(f, 2.0)(torch.ones(1)).item() == 2.0
+    assert field_at(torch.sin, None) is torch.sin
 
 
 def test_resolve_device():
@@ -227,7 +264,3 @@ def test_sample_marginal_and_bind():
         d.sample_marginal(3, 0.5, p, generator=torch.Generator(), device="cuda")
     with pytest.raises(NotImplementedError):
         Distribution().sample(3)
-
-
-def test_log_2pi():
-    assert log_2pi() == pytest.approx(math.log(2 * math.pi), rel=1e-15)

@@ -59,7 +59,7 @@ def test_flows_calculus_and_likelihood_cuda_equal_cpu():
     D = M.bind(p).denoiser
     for fn in (fl.pf_ode_velocity, fl.reverse_sde_drift):
         torch.testing.assert_close(fn(x.cuda(), 1.3, D, p).cpu(), fn(x, 1.3, D, p))
-    field = lambda z: fl.pf_ode_velocity(z, 1.3, D, p)  # noqa: E731
+    field = lambda z: fl.pf_ode_velocity(D, p, z, 1.3)  # noqa: E731
     torch.testing.assert_close(C.divergence(field, x.cuda()).cpu(), C.divergence(field, x))
     torch.testing.assert_close(C.jacobian(field, x.cuda()).cpu(), C.jacobian(field, x))
     z = C.hutchinson_probes(x.shape, x.cuda(), n_probes=2, generator=torch.Generator("cuda").manual_seed(0))

@@ -20,9 +20,9 @@ def test_ring_geometry_and_exact_score():
 
 def test_grid_mixture_mean_and_cov():
     mix = ds.grid_mixture(3, spacing=1.0, std=0.1)
-    torch.testing.assert_close(mix.mean(), torch.zeros(2, dtype=torch.float64))
+    torch.testing.assert_close(mix.mean, torch.zeros(2, dtype=torch.float64))
     var = 2 / 3 + 0.01  # uniform on {-1, 0, 1} has variance 2/3
-    torch.testing.assert_close(mix.cov(), var * torch.eye(2, dtype=torch.float64))
+    torch.testing.assert_close(mix.cov, var * torch.eye(2, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("name", sorted(ds.SAMPLERS))
@@ -63,3 +63,34 @@ def test_bad_input():
         ds.ring(std=0)
     with pytest.raises(ValueError, match="n must"):
         ds.two_moons(-1)
+
+
+# --- the digits and subspace Gaussians --------------------------------------------------------
+def test_digits_shape_range_and_counts():
+    d = ds.load_digits()
+    assert d.images.shape == (1797, 64) and d.images.dtype == torch.float32
+    assert float(d.images.min()) == 0.0 and float(d.images.max()) == 1.0
+    counts = torch.bincount(d.labels, minlength=10)
+    assert counts.sum() == 1797 and int(counts.min()) == 174 and int(counts.max()) == 183
+    assert round(float(ds.load_digits(dtype=torch.float64).images.sum() * 16)) == 561718  # data/README.md
+
+
+def test_digits_bad_input():
+    with pytest.raises(TypeError, match="dtype"):
+        ds.load_digits(dtype=torch.int64)
+
+
+def test_digits_reexported():
+    import diffedu
+    assert diffedu.load_digits is ds.load_digits
+
+
+def test_subspace_gaussian_lives_on_a_k_dimensional_subspace():
+    g = ds.subspace_gaussian(10, 3, seed=1, scale=2.0)
+    ev = torch.linalg.eigvalsh(g.cov)
+    assert (ev[:7].abs() < 1e-12).all() and (ev[7:] > 0.9).all()
+    torch.testing.assert_close(ev[7:].sort().values, (2.0 * torch.linspace(1.0, 0.5, 3, dtype=torch.float64)).sort().values ** 2)
+    with pytest.raises(ValueError, match="k must be at most D"):
+        ds.subspace_gaussian(3, 4)
+    with pytest.raises(TypeError, match="D must be an integer"):
+        ds.subspace_gaussian(3.0, 2)

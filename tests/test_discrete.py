@@ -6,9 +6,8 @@ import pytest
 import torch
 from scipy.stats import chisquare, kstest
 
-from diffedu.discrete import (CosineMask, LinearMask, PowerMask, SequenceDistribution, _gumbel_full,
-                              _gumbel_split, all_masked, elbo, elbo_mc, entropy, first_hitting_time,
-                              gumbel_max_probs, mask_tokens, sample_categorical, sample_first_hitting,
+from diffedu.discrete import (CosineMask, LinearMask, PowerMask, SequenceDistribution, all_masked, elbo,
+                              elbo_integrand, elbo_mc, first_hitting_time, mask_tokens, sample_first_hitting,
                               sample_stepwise, sequence_chi2, stepwise_law)
 
 V, L = 3, 4
@@ -129,58 +128,25 @@ def test_stepwise_sampler_draws_its_exact_law(chain):
     assert sequence_chi2(x, chain)[2] < 1e-12
 
 
-# --- Gumbel-max with truncated uniforms --------------------------------------------------------
-def test_float32_rand_lives_on_the_24_bit_grid():
-    u = torch.rand(100000, generator=gen(7), dtype=torch.float32).double() * 2**24
-    assert torch.equal(u, torch.round(u))
-
-
-@pytest.mark.parametrize("bits", [8, 10, 11])
-def test_truncated_gumbel_closed_form_matches_monte_carlo(bits):
-    p = torch.tensor([0.97, 0.02, 0.006, 0.004], dtype=torch.float64)
-    closed = gumbel_max_probs(p, bits)
-    assert abs(float(closed.sum()) - 1) < 1e-12
-    n = 300000
-    x = sample_categorical(p.expand(n, 4), bits=bits, generator=gen(bits))
-    obs = torch.bincount(x, minlength=4).double().numpy()
-    assert chisquare(obs, n * (closed / closed.sum()).numpy()).pvalue > 1e-3
-    if bits == 8:  # the truncation is visible: the ideal law is rejected
-        assert chisquare(obs, n * p.numpy()).pvalue < 1e-10
-
-
-def test_split_evaluation_matches_the_full_sum():
-    p = torch.tensor([0.995, 0.003, 0.0015, 0.0005], dtype=torch.float64)
-    for bits in (9, 12):
-        assert (_gumbel_split(p, bits) - _gumbel_full(p, bits)).abs().max() < 4 * 4.0**-bits
-
-
-def test_float32_lowers_the_entropy_and_float64_does_not():
-    tok = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
-    q = 1e-6  # probability of unmasking in one step
-    pi = torch.cat([q * tok, torch.tensor([1 - q], dtype=torch.float64)])
-    h = {}
-    for bits in (24, 53):
-        pe = gumbel_max_probs(pi, bits)[:-1]
-        h[bits] = float(entropy(pe / pe.sum()))
-    assert h[24] < float(entropy(tok)) - 0.03
-    assert abs(h[53] - float(entropy(tok))) < 1e-9
-
-
-def test_53_bit_sampling_is_unbiased():
-    p = torch.tensor([0.97, 0.02, 0.006, 0.004], dtype=torch.float64)
-    n = 300000
-    x = sample_categorical(p.expand(n, 4), bits=53, generator=gen(53))
-    obs = torch.bincount(x, minlength=4).double().numpy()
-    assert chisquare(obs, n * p.numpy()).pvalue > 1e-3
-    assert torch.allclose(gumbel_max_probs(p, 53), p, atol=1e-12)
+def test_elbo_integrand_per_alpha_is_schedule_free_and_integrates_to_the_elbo(chain):
+    """Per unit alpha the integrand is one curve for every schedule; per unit t it integrates
+    (trapezoid rule, fine grid) to the ELBO."""
+    x0 = chain.seqs[[3, 40]]
+    md = chain.marginal_denoiser
+    a = torch.linspace(0.02, 0.98, 7, dtype=torch.float64)
+    curves = [elbo_integrand(md, x0, s, V, s.t_of_alpha(a), per="alpha") for s in SCHEDULES]
+    for c in curves[1:]:
+        torch.testing.assert_close(c, curves[0], rtol=1e-10, atol=1e-12)
+    t = torch.linspace(0, 1, 4001, dtype=torch.float64)
+    rate = elbo_integrand(md, x0, CosineMask(), V, t)
+    assert rate.shape == (4001, 2) and (rate <= 0).all()
+    torch.testing.assert_close(torch.trapezoid(rate, t, dim=0), elbo(md, x0, CosineMask(), V), rtol=1e-5, atol=0)
+    with pytest.raises(ValueError, match="per must be"):
+        elbo_integrand(md, x0, CosineMask(), V, t, per="s")
 
 
 # --- bad input ----------------------------------------------------------------------------------
 def test_bad_input_names_the_argument(chain):
-    with pytest.raises(ValueError, match="bits"):
-        sample_categorical(torch.tensor([0.5, 0.5]), bits=64)
-    with pytest.raises(ValueError, match="probs"):
-        gumbel_max_probs(torch.tensor([0.5, 0.6]), 8)
     with pytest.raises(TypeError, match="x0"):
         mask_tokens(torch.zeros(2, L), 0.5, LinearMask(), V)
     with pytest.raises(ValueError, match="t must lie"):

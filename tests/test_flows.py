@@ -25,7 +25,7 @@ def point(p, frac=0.3):
 def test_pf_ode_velocity_is_f_x_minus_half_g2_score(pname):
     p, G = PROCESSES[pname], gaussian()
     x, t = point(p)
-    v = fl.pf_ode_velocity(x, t, G.bind(p).denoiser, p)
+    v = fl.pf_ode_velocity(G.bind(p).denoiser, p, x, t)
     ref = p.f(t) * x - 0.5 * p.g2(t) * G.score(x, t, p)
     torch.testing.assert_close(v, ref, rtol=1e-10, atol=1e-10)
 
@@ -36,16 +36,16 @@ def test_pf_ode_velocity_is_the_time_derivative_of_the_exact_flow(pname):
     x, t = point(p)
     h = 1e-5 * p.t_max
     dx = (G.flow(x, t, t + h, p) - G.flow(x, t, t - h, p)) / (2 * h)
-    torch.testing.assert_close(fl.pf_ode_velocity(x, t, G.bind(p).denoiser, p), dx, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(fl.pf_ode_velocity(G.bind(p).denoiser, p, x, t), dx, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("pname", list(PROCESSES))
 def test_reverse_sde_drift(pname):
     p, G = PROCESSES[pname], gaussian()
     x, t = point(p)
-    drift = fl.reverse_sde_drift(x, t, G.bind(p).denoiser, p)
+    drift = fl.reverse_sde_drift(G.bind(p).denoiser, p, x, t)
     torch.testing.assert_close(drift, p.f(t) * x - p.g2(t) * G.score(x, t, p), rtol=1e-10, atol=1e-10)
-    v = fl.pf_ode_velocity(x, t, G.bind(p).denoiser, p)
+    v = fl.pf_ode_velocity(G.bind(p).denoiser, p, x, t)
     torch.testing.assert_close(drift, 2 * v - p.f(t) * x, rtol=1e-10, atol=1e-10)
 
 
@@ -81,4 +81,4 @@ def test_converters_reject_non_callables():
     with pytest.raises(TypeError, match="process"):
         fl.denoiser_from_score(lambda x, t: x, "VP")
     with pytest.raises(ValueError, match="x must have shape"):
-        fl.pf_ode_velocity(torch.zeros(3), 0.5, lambda x, t: x, VP())
+        fl.pf_ode_velocity(lambda x, t: x, VP(), torch.zeros(3), 0.5)

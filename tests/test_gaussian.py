@@ -387,3 +387,52 @@ def test_cuda_results_follow_x_device():
     assert s.device.type == "cuda"
     with pytest.raises(ValueError, match="generator lives on cuda"):
         g.sample(5, generator=torch.Generator(device="cuda"), device="cpu")
+
+
+# --- exact paths, signal fractions, rotated 2-D Gaussians --------------------------------------
+def test_flow_path_is_the_exact_map_at_every_time():
+    from diffedu import VP, time_grid
+    from diffedu.gaussian import rotated_2d
+
+    p, G = VP(), rotated_2d(2.0, 0.1, 40.0, mean=(0.5, -1.0))
+    x = G.sample_marginal(7, p.t_max, p, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ts = time_grid(p, 12, "lambda")[:-1]
+    path = G.flow_path(x, ts, p)
+    assert path.shape == (12, 7, 2)
+    torch.testing.assert_close(path[0], x)
+    for k in (3, 11):
+        torch.testing.assert_close(path[k], G.flow(x, p.t_max, float(ts[k]), p))
+
+
+def test_signal_fraction_is_the_data_share_of_each_modes_variance():
+    """Projected on eigenvector k, Var[x_t] = alpha^2 lambda_k + sigma^2 (from marginal_cov);
+    the fraction is alpha^2 lambda_k over it, and 1/2 exactly where (sigma/alpha)^2 = lambda_k."""
+    from diffedu import EDM, VP
+    from diffedu.gaussian import rotated_2d
+
+    G = rotated_2d(2.0, 0.1, 25.0)
+    for p, t in ((VP(), 0.4), (EDM(), 0.8)):
+        C = G.marginal_cov(t, p)
+        U = G.eigvecs
+        var_t = torch.diagonal(U.T @ C @ U)
+        a = float(p.alpha(t))
+        torch.testing.assert_close(G.signal_fraction(t, p), a**2 * G.eigvals / var_t)
+    p = EDM()
+    for lam in G.eigvals.tolist():
+        frac = G.signal_fraction(lam**0.5, p)
+        assert min(abs(float(f) - 0.5) for f in frac) < 1e-12
+
+
+def test_rotated_2d_has_the_requested_spectrum_and_axis():
+    import math
+
+    from diffedu.gaussian import rotated_2d
+
+    G = rotated_2d(3.0, 0.5, 60.0, mean=(1.0, 2.0))
+    ev, U = torch.linalg.eigh(G.cov)
+    torch.testing.assert_close(ev, torch.tensor([0.5, 3.0], dtype=torch.float64))
+    top = U[:, 1] * torch.sign(U[0, 1])
+    torch.testing.assert_close(top, torch.tensor([math.cos(math.pi / 3), math.sin(math.pi / 3)], dtype=torch.float64))
+    torch.testing.assert_close(G.mean, torch.tensor([1.0, 2.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match="lam2"):
+        rotated_2d(1.0, -1.0)

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from diffedu import EDM, VP, Empirical, Gaussian, GaussianMixture
-from diffedu.gaussian_approx import explained_variance, fit_gaussian
+from diffedu import fit_gaussian, time_grid
+from diffedu.gaussian_approx import explained_variance, teleport
+from diffedu.samplers import dpmpp_2m, euler
 
 
 def gen(seed=0):
@@ -41,7 +43,7 @@ def test_explained_variance_is_one_for_a_gaussian(process):
 def test_explained_variance_of_a_mixture_rises_with_noise():
     P = VP()
     mix = GaussianMixture([0.5, 0.5], [[-2.0, 0.0], [2.0, 0.0]], [[0.1, 0.1], [0.1, 0.1]])
-    G = Gaussian(mix.mean(), mix.cov())
+    G = Gaussian(mix.mean, mix.cov)
     ts = [0.02, 0.1, 0.3, 0.6, 1.0]
     ev = explained_variance(mix.bind(P).score, G.bind(P).score, mix, P, ts, n=4000, generator=gen())
     assert float(ev[0]) < 0.6 and float(ev[-1]) > 0.999  # the y-direction is Gaussian: about half
@@ -79,7 +81,30 @@ def test_bad_input_names_the_argument():
         explained_variance(s, None, G, P, [0.5])
 
 
-# --- teleportation (diffedu.samplers.teleport) ------------------------------------------------
+# --- teleportation -------------------------------------------------------------------------
+def test_teleport_equals_flow_then_sampler_and_helps_for_gaussian_data():
+    p = VP()
+    A = torch.tensor([[1.0, 0.3, -0.5], [0.2, 0.8, 0.1], [-0.4, 0.6, 1.2]], dtype=torch.float64)
+    G = Gaussian(torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64), A @ A.T / 3 + 0.05 * torch.eye(3, dtype=torch.float64))
+    D = G.bind(p).denoiser
+    x = G.bind(p).sample_marginal(32, p.t_max, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    ts = time_grid(p, 5, t_start=0.5)
+    out = teleport(dpmpp_2m, D, p, x, ts, G)
+    torch.testing.assert_close(out, dpmpp_2m(D, p, G.flow(x, p.t_max, 0.5, p), ts))
+    # for Gaussian data teleportation is exact up to ts[0]: 4 steps from 0.5 beat 4 from t_max
+    exact = G.flow(x, p.t_max, float(ts[-2]), p)
+    err_tel = (teleport(dpmpp_2m, D, p, x, ts[:-1], G) - exact).norm(dim=1).max()
+    err_full = (dpmpp_2m(D, p, x, time_grid(p, 5)[:-1]) - exact).norm(dim=1).max()
+    assert err_tel < err_full
+    # a fitted Gaussian from data: mean/cov match the sample moments
+    data = G.sample(4000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    Gf = fit_gaussian(data)
+    torch.testing.assert_close(Gf.mean, data.mean(0))
+    torch.testing.assert_close(Gf.cov, torch.cov(data.T))
+    out_data = teleport(euler, D, p, x, ts, data)
+    assert out_data.shape == x.shape and torch.isfinite(out_data).all()
+
+
 def test_teleporting_a_gaussian_target_loses_nothing():
     import diffedu as de
     from diffedu.gaussian_approx import teleport_sweep
@@ -91,7 +116,7 @@ def test_teleporting_a_gaussian_target_loses_nothing():
     exact = G.flow(x, P.t_max, float(ts[-2]), P)  # the exact PF-ODE map down to t_eps
     errs = []
     for k in (0, 5, 10, 15, 18):
-        out = de.teleport(de.dpmpp_2m, D, P, x, ts[k:-1], G) if k else de.dpmpp_2m(D, P, x, ts[:-1])
+        out = teleport(de.dpmpp_2m, D, P, x, ts[k:-1], G) if k else de.dpmpp_2m(D, P, x, ts[:-1])
         errs.append(float((out - exact).norm(dim=1).max()))
     # the teleported part is exact, so skipping more steps never adds error: it removes it
     assert all(b <= a + 1e-12 for a, b in zip(errs, errs[1:])) and errs[-1] < 1e-3 * errs[0]
@@ -106,7 +131,7 @@ def test_teleport_sweep_on_a_mixture_grows_with_the_skipped_steps():
     mix = GaussianMixture([0.5, 0.5], [[-2.0, 0.0], [2.0, 0.0]], [[0.1, 0.1], [0.1, 0.1]])
     ts = de.time_grid(P, 12)
     x = mix.sample_marginal(200, P.t_max, P, generator=gen(), dtype=torch.float64)
-    d = teleport_sweep(de.dpmpp_2m, mix.bind(P).denoiser, P, x, ts, Gaussian(mix.mean(), mix.cov()), [0, 3, 9])
+    d = teleport_sweep(de.dpmpp_2m, mix.bind(P).denoiser, P, x, ts, Gaussian(mix.mean, mix.cov), [0, 3, 9])
     assert d[0] == 0 and float(d[1]) < 0.01 and float(d[2]) > 10 * float(d[1])
     with pytest.raises(ValueError, match="skips"):
         teleport_sweep(de.dpmpp_2m, mix.bind(P).denoiser, P, x, ts, mix.sample(10, generator=gen()), [12])
@@ -132,7 +157,7 @@ def test_teleport_widget_moves_with_its_slider():
     P = VP()
     mix = GaussianMixture([0.5, 0.5], [[-2.0, 0.0], [2.0, 0.0]], [[0.1, 0.1], [0.1, 0.1]])
     x = mix.sample_marginal(50, P.t_max, P, generator=gen(), dtype=torch.float64)
-    w = wg.teleport_widget(de.dpmpp_2m, mix.bind(P).denoiser, P, x, de.time_grid(P, 12), Gaussian(mix.mean(), mix.cov()))
+    w = wg.teleport_widget(de.dpmpp_2m, mix.bind(P).denoiser, P, x, de.time_grid(P, 12), Gaussian(mix.mean, mix.cov))
     assert w.auto_display
     t0 = w.result.axes[0].get_title()
     w.children[0].value = 10

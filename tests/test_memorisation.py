@@ -111,7 +111,7 @@ def test_memorisation_widget_and_checker():
 
 
 def test_cached_emm_sweep_is_consistent():
-    from diffedu.digits import data_path
+    from diffedu._paths import data_path
     z = np.load(data_path("emm_ring.npz"))
     sizes, fr = z["sizes"].tolist(), z["fractions"]
     assert fr.shape == (len(z["widths"]), len(sizes)) and (fr >= 0).all() and (fr <= 1).all()
@@ -125,7 +125,7 @@ def test_cached_emm_sweep_regenerates():
     import sys
     from pathlib import Path
 
-    from diffedu.digits import data_path
+    from diffedu._paths import data_path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     import emm_sweep
     z = np.load(data_path("emm_ring.npz"))

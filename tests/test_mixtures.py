@@ -104,8 +104,8 @@ def test_parameters_and_sample_moments(case):
     torch.testing.assert_close(m.covs, torch.tensor(covs), rtol=1e-10, atol=1e-12)
     mu = w @ means
     C = np.einsum("k,kde->de", w, covs) + np.einsum("k,kd,ke->de", w, means - mu, means - mu)
-    torch.testing.assert_close(m.mean(), torch.tensor(mu))
-    torch.testing.assert_close(m.cov(), torch.tensor(C), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(m.mean, torch.tensor(mu))
+    torch.testing.assert_close(m.cov, torch.tensor(C), rtol=1e-10, atol=1e-12)
     n = 40_000
     x, k = m.sample_with_labels(n, generator=torch.Generator().manual_seed(0), dtype=F64)
     assert x.shape == (n, D) and k.shape == (n,)
@@ -429,3 +429,43 @@ def test_cuda_results_follow_x_device():
             torch.testing.assert_close(out.cpu(), getattr(m, name)(x, 0.3, p))
         s = m.sample(5, generator=torch.Generator(device="cuda").manual_seed(0), dtype=F64)
         assert s.device.type == "cuda"
+
+
+def test_marginal_of_a_mixture_integrates_the_other_coordinate_out():
+    """The 1-D marginal's density equals the 2-D density integrated over x_2 (trapezoid rule on a
+    wide grid), at t = 0 and at t > 0."""
+    from diffedu import VP
+
+    mix = GaussianMixture([0.3, 0.7], [[-1.0, 0.5], [1.0, -0.5]],
+                          [[[0.3, 0.15], [0.15, 0.2]], [[0.1, 0.0], [0.0, 0.4]]])
+    m1 = mix.marginal([0])
+    assert m1.dim == 1 and m1.K == 2
+    p = VP()
+    x1 = torch.linspace(-3, 3, 13, dtype=F64)
+    x2 = torch.linspace(-9, 9, 6001, dtype=F64)
+    for t in (0.0, 0.3):
+        X = torch.stack(torch.meshgrid(x1, x2, indexing="ij"), -1).reshape(-1, 2)
+        dens = mix.log_prob(X, t, p).exp().reshape(13, 6001)
+        torch.testing.assert_close(torch.trapezoid(dens, x2, dim=1), m1.log_prob(x1[:, None], t, p).exp(),
+                                   rtol=1e-7, atol=1e-12)
+    swapped = mix.marginal([1, 0])
+    torch.testing.assert_close(swapped.means, mix.means.flip(1))
+    with pytest.raises(ValueError, match="dims"):
+        mix.marginal([0, 0])
+    with pytest.raises(ValueError, match="dims"):
+        mix.marginal([2])
+
+
+def test_every_distribution_has_mean_and_cov_properties():
+    """One interface: ``mean`` and ``cov`` are properties on every distribution; for the empirical
+    law they are the sample mean and the biased (1/M) sample covariance."""
+    from diffedu import Gaussian
+
+    X = torch.randn(50, 3, generator=torch.Generator().manual_seed(0), dtype=F64)
+    E = Empirical(X)
+    torch.testing.assert_close(E.mean, X.mean(0))
+    torch.testing.assert_close(E.cov, torch.cov(X.T, correction=0))
+    lr = LowRankMixture(torch.eye(3, dtype=F64)[None, :, :2], noise=0.1)
+    for d in (E, lr, Gaussian([0.0, 1.0], [1.0, 2.0]), GaussianMixture([1.0], [[0.0]], [[2.0]])):
+        assert isinstance(d.mean, torch.Tensor) and isinstance(d.cov, torch.Tensor)
+        assert d.mean.shape == (d.dim,) and d.cov.shape == (d.dim, d.dim)

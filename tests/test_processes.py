@@ -171,10 +171,48 @@ def test_time_grid_custom_t_eps_rho_and_n1(p):
         assert time_grid(p, 1, spacing).tolist() == [p.t_max, 0.0]
 
 
-@pytest.mark.parametrize("n", [0, -3, 2.5, True, "10", None])
+@pytest.mark.parametrize("n", [0, -3])
 def test_time_grid_bad_n(n):
     with pytest.raises(ValueError, match="n must"):
         time_grid(VP(), n)
+
+
+@pytest.mark.parametrize("n", [2.5, True, "10", None])
+def test_time_grid_n_of_wrong_type(n):
+    with pytest.raises(TypeError, match="n must be an integer"):
+        time_grid(VP(), n)
+
+
+@pytest.mark.parametrize("p", PROCESSES[:5], ids=IDS[:5])
+@pytest.mark.parametrize("spacing", ["uniform", "lambda", "karras"])
+def test_time_grid_from_a_later_start(p, spacing):
+    """``t_start`` starts the grid late (teleportation); the spacing and t_eps are unchanged."""
+    torch.testing.assert_close(time_grid(p, 10, spacing, t_start=p.t_max), time_grid(p, 10, spacing))
+    t0 = 0.4 * p.t_max
+    ts = time_grid(p, 7, spacing, t_start=t0)
+    assert ts.shape == (8,) and float(ts[0]) == t0 and float(ts[-1]) == 0.0
+    assert float(ts[-2]) == p.t_eps and (ts[1:] < ts[:-1]).all()
+    body = ts[:-1]
+    u = {"uniform": body, "lambda": p.lam(body), "karras": (p.sigma(body) / p.alpha(body)) ** (1 / 7)}[spacing]
+    torch.testing.assert_close(u.diff(), u.diff().mean().expand(6), rtol=1e-8, atol=1e-12)
+    for bad in (1.5 * p.t_max, p.t_eps, 0.0):
+        with pytest.raises(ValueError, match="t_start"):
+            time_grid(p, 4, t_start=bad)
+
+
+@pytest.mark.parametrize("p", PROCESSES[:5], ids=IDS[:5])
+def test_t_eps_and_noise(p):
+    """``t_eps`` is where sigma/alpha = 0.002; ``noise`` draws x_t = alpha x0 + sigma eps."""
+    assert float(p.sigma(p.t_eps) / p.alpha(p.t_eps)) == pytest.approx(SIGMA_RATIO_MIN, rel=1e-10)
+    x0 = torch.randn(5, 3, dtype=F64, generator=torch.Generator().manual_seed(0))
+    t = torch.linspace(0.1, 0.9, 5, dtype=F64) * p.t_max
+    xt, eps = p.noise(x0, t, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(eps, torch.randn(5, 3, dtype=F64, generator=torch.Generator().manual_seed(1)))
+    torch.testing.assert_close(xt, p.alpha(t)[:, None] * x0 + p.sigma(t)[:, None] * eps)
+    with pytest.raises(ValueError, match="t must lie"):
+        p.noise(x0, -1.0)
+    with pytest.raises(TypeError, match="x0 must be a torch.Tensor"):
+        p.noise([[1.0]], 0.5 * p.t_max)
 
 
 def test_time_grid_bad_spacing_rho_t_eps():
@@ -182,6 +220,8 @@ def test_time_grid_bad_spacing_rho_t_eps():
         time_grid(VP(), 10, "log")
     with pytest.raises(ValueError, match="rho"):
         time_grid(VP(), 10, rho=0.0)
+    with pytest.raises(TypeError, match="rho"):
+        time_grid(VP(), 10, rho="7")
     with pytest.raises(ValueError, match="rho"):
         time_grid(VP(), 10, rho=float("nan"))
     for bad in (0.0, -0.1, 1.0, 2.0, float("nan")):
@@ -201,12 +241,21 @@ def test_time_grid_bad_spacing_rho_t_eps():
     (lambda: VE(sigma_max=float("inf")), "sigma_max"),
     (lambda: VE(sigma_min=1.0, sigma_max=0.5), "sigma_max"),
     (lambda: EDM(sigma_max=0), "sigma_max"),
-    (lambda: EDM(sigma_max="80"), "sigma_max"),
     (lambda: Linear(t_end=1.0), "t_end"),
     (lambda: Linear(t_end=-0.5), "t_end"),
 ])
 def test_bad_parameters(make, name):
     with pytest.raises(ValueError, match=name):
+        make()
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: EDM(sigma_max="80"), "sigma_max"),
+    (lambda: VP(beta_min=True), "beta_min"),
+    (lambda: VE(sigma_min=None), "sigma_min"),
+])
+def test_parameters_of_the_wrong_type(make, name):
+    with pytest.raises(TypeError, match=name):
         make()
 
 

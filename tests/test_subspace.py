@@ -197,3 +197,14 @@ def test_subspace_widget_and_checker():
     assert not exg.check_subspace_error(0.25, U[0], U[1])
     fig = wg.plot_images(torch.rand(3, 64), titles=["a", "b", "c"])
     assert len(fig.axes) == 3
+
+
+def test_line_bases_are_unit_vectors_at_the_given_angles():
+    from diffedu.subspace import line_bases
+
+    U = line_bases([0.0, 90.0, 135.0])
+    assert U.shape == (3, 2, 1)
+    torch.testing.assert_close(U[:, :, 0].norm(dim=1), torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(U[1, :, 0], torch.tensor([0.0, 1.0], dtype=torch.float64), atol=1e-15, rtol=0)
+    with pytest.raises(ValueError, match="angles_deg"):
+        line_bases([])

@@ -104,7 +104,7 @@ def test_checkers_grade_and_accept_unanswered(chain, capsys):
     from diffedu.calculus import divergence
     from diffedu.flows import pf_ode_velocity
     xg = torch.randn(3, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    div = divergence(lambda z: pf_ode_velocity(z, 0.4, g.bind(VP()).denoiser, VP()), xg)
+    div = divergence(lambda z: pf_ode_velocity(g.bind(VP()).denoiser, VP(), z, 0.4), xg)
     assert torch.allclose(div, div[0].expand(3))  # constant in x for Gaussian data
     assert ex.check_pf_divergence(float(div[0]), g, VP(), 0.4)
     assert ex.check_hutchinson_term(1 - 2 - 3 + 4, [[1, 2], [3, 4]], [1, -1])

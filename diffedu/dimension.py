@@ -1,0 +1,108 @@
+r"""The intrinsic dimension of the data manifold, read from the score's Jacobian.
+
+Stanczuk et al. (2024), "Your diffusion model secretly knows the dimension of the data
+manifold". Near data on a k-dimensional manifold, at small noise the score points back to the
+manifold: ``s(x, t) ~ -(x - alpha_t proj(x)) / sigma_t^2``, so the score Jacobian has D - k
+singular values near ``1 / sigma_t^2`` (normal directions) and k much smaller ones (tangent).
+:func:`intrinsic_dimension` finds the largest gap of the normalised spectrum over *every*
+position, including the one below the top (co-dimension 1, a hyperplane) and the one above it
+(full dimension). Lesson 12.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ._core import check_batch, check_callable, check_process, coefs
+from .calculus import jacobian
+
+__all__ = ["DimensionEstimate", "normalised_spectrum", "dimension_from_spectrum", "intrinsic_dimension"]
+
+
+# --- intrinsic dimension ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class DimensionEstimate:
+    r"""Result of :func:`intrinsic_dimension`.
+
+    dim: the estimate (the most common per-point estimate); dims (B,) long: per point;
+    spectra (B, D): normalised singular values mu, descending (about 1 in normal directions,
+    about ``sigma_t^2 / (alpha_t^2 lambda)`` in a tangent direction of variance lambda); gaps
+    (B, D): ``mu_{i-1} - mu_i`` for i = 1..D with ``mu_0 = 1`` the normal-direction level, so the
+    largest gap at i = D - k + 1 marks dimension k. Gaps are taken on the linear scale: tangent
+    values spread over decades (one per tangent variance), which a log scale would mistake for
+    gaps.
+    """
+
+    dim: int
+    dims: torch.Tensor
+    spectra: torch.Tensor
+    gaps: torch.Tensor
+
+
+def dimension_from_spectrum(spectrum):
+    r"""Dimension estimates from normalised spectra (B, D), descending: ``(dims (B,), gaps (B, D))``.
+
+    The normal directions sit near 1, the tangent ones near 0. Every position is a candidate:
+    with ``mu_0 = 1`` prepended, gap i (i = 1..D) is ``mu_{i-1} - mu_i``; the largest gap at i
+    leaves i - 1 normal directions above it, so the estimate is ``k = D - i + 1``. Gap 1 (between
+    the reference level and the top value) wins for full-dimensional data (k = D), gap 2 for a
+    hyperplane (k = D - 1). A point mass (k = 0) has no gap and is not detected.
+    """
+    if not isinstance(spectrum, torch.Tensor) or spectrum.dim() != 2:
+        raise ValueError(f"spectrum must be a (B, D) tensor; got "
+                         f"{tuple(spectrum.shape) if isinstance(spectrum, torch.Tensor) else type(spectrum).__name__}")
+    mu = spectrum.to(torch.float64)
+    padded = torch.cat([torch.ones_like(mu[:, :1]), mu], 1)
+    gaps = padded[:, :-1] - padded[:, 1:]                             # (B, D)
+    n_normal = torch.argmax(gaps, 1)                                  # 0..D-1
+    return mu.shape[1] - n_normal, gaps
+
+
+def normalised_spectrum(score, x, t, process, *, method: str = "jacobian", n_probes: int | None = None,
+                        generator=None):
+    r"""Spectrum of the score near the data at time t, scaled so normal directions sit near 1: (B, D).
+
+    x: (B, D) points on the data (clean samples). method ``"jacobian"``: the singular values of
+    the score Jacobian at ``alpha_t x``, times ``sigma_t^2``. method ``"scores"`` (Stanczuk et al.
+    2024, Alg. 1): the singular values of the (n_probes, D) matrix of scores at
+    ``alpha_t x + sigma_t eps_i``, times ``sigma_t / sqrt(n_probes)`` (default n_probes = 4 D).
+    """
+    x = check_batch(x)
+    check_process(process)
+    check_callable(score, "score")
+    B, D = x.shape
+    a, s = coefs(process, t, x)
+    if isinstance(t, torch.Tensor) and t.dim() == 1:
+        raise ValueError("t must be one time (a float or a 0-d tensor) for a spectrum; got a (B,) tensor")
+    if method == "jacobian":
+        J = jacobian(lambda y: score(y, t), a * x)
+        return torch.linalg.svdvals(J.detach()) * s**2
+    if method == "scores":
+        P = 4 * D if n_probes is None else n_probes
+        if isinstance(P, bool) or not isinstance(P, int) or P < D:
+            raise ValueError(f"n_probes must be an integer >= D = {D} (scores per point); got {n_probes!r}")
+        eps = torch.randn((B, P, D), generator=generator, dtype=x.dtype, device=x.device)
+        pts = (a * x)[:, None, :] + s * eps
+        with torch.no_grad():
+            S = score(pts.reshape(B * P, D), t).reshape(B, P, D)
+        return torch.linalg.svdvals(S) * s / math.sqrt(P)
+    raise ValueError(f"method must be 'jacobian' or 'scores'; got {method!r}")
+
+
+def intrinsic_dimension(score, x, t, process, *, method: str = "jacobian", n_probes: int | None = None,
+                        generator=None) -> DimensionEstimate:
+    r"""Estimate the dimension of the data manifold from the score at small noise.
+
+    score: ``s(x, t)``, (B, D) -> (B, D), exact or learned; x: (B, D) points on the data; t: a
+    small time (sigma_t well below the manifold's curvature radius and the tangent spread,
+    well above the spacing of a finite training set). See :func:`normalised_spectrum` for the
+    two methods and :func:`dimension_from_spectrum` for the gap rule, which considers every
+    position so co-dimension 1 and full dimension are found too.
+    """
+    mu = normalised_spectrum(score, x, t, process, method=method, n_probes=n_probes, generator=generator)
+    dims, gaps = dimension_from_spectrum(mu)
+    dim = int(torch.mode(dims).values)
+    return DimensionEstimate(dim=dim, dims=dims, spectra=mu, gaps=gaps)

@@ -1,0 +1,147 @@
+r"""Samplers of masked diffusion: first-hitting (one token at a time) and step-wise, with exact laws.
+
+Sampling with an exact time-agnostic denoiser reduces to decoding tokens one at a time in a
+random order: the first-hitting sampler (Zheng et al. 2024, Alg. 1). The step-wise (ancestral)
+sampler of MDLM unmasks several positions per step, independently given the state, so with few
+steps it misses their correlations; :func:`stepwise_law` gives its exact law. Categorical draws
+use :func:`diffedu.categorical.sample_categorical` with ``bits`` of uniform precision. Lesson 08.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..categorical import _check_bits, sample_categorical
+from ._checks import check_cpu_generator, check_denoised, check_int, check_tokens
+from .schedules import MaskSchedule, check_schedule
+
+__all__ = ["first_hitting_time", "sample_first_hitting", "sample_stepwise", "stepwise_law"]
+
+_F64 = torch.float64
+
+
+def first_hitting_time(t, n_masked, schedule: MaskSchedule, *, generator=None) -> torch.Tensor:
+    r"""Time at which the first of ``n_masked`` masked tokens unmasks, going back from t.
+
+    Each masked token at time t is still masked at s < t with probability
+    ``(1 - alpha_s) / (1 - alpha_t)``, independently, so the first of n unmasks at
+    ``1 - alpha_s = (1 - alpha_t) U^(1/n)`` (Zheng et al. 2024, eq. 9): from t = 1,
+    ``alpha_s ~ Beta(1, n)``. t, n_masked: (B,) tensors (or scalars). Returns (B,) float64.
+    """
+    check_cpu_generator(generator)
+    schedule = check_schedule(schedule)
+    t = schedule.check_t(t).reshape(-1)
+    n = torch.as_tensor(n_masked, dtype=_F64).reshape(-1)
+    if (n < 1).any():
+        raise ValueError("n_masked must be at least 1 for every sequence")
+    t, n = torch.broadcast_tensors(t, n)
+    u = torch.rand(t.shape, generator=generator, dtype=_F64)
+    one_minus = (1 - schedule.alpha(t)) * u ** (1 / n)
+    return schedule.t_of_alpha(1 - one_minus).clamp(0, 1)
+
+
+def sample_first_hitting(denoiser, x, vocab_size: int, schedule: MaskSchedule, *, bits: int = 53,
+                         generator=None) -> torch.Tensor:
+    r"""First-hitting sampler (Zheng et al. 2024, Alg. 1): one denoiser call per masked token.
+
+    x: (B, L) start (:func:`all_masked` for unconditional samples); denoiser(x, t) -> (B, L, V)
+    probabilities. Loop: draw the time of the next unmasking (:func:`first_hitting_time`),
+    pick one masked position uniformly, draw its token from the denoiser. Exact for an exact
+    denoiser: it is any-order autoregressive decoding. Returns (B, L) long.
+    """
+    check_cpu_generator(generator)
+    schedule = check_schedule(schedule)
+    bits = _check_bits(bits)
+    V = check_int(vocab_size, "vocab_size", minimum=2)
+    x = check_tokens(x, V).clone().cpu()
+    B, L = x.shape
+    t = torch.ones(B, dtype=_F64)
+    while True:
+        masked = x == V
+        n = masked.sum(1)
+        live = n > 0
+        if not live.any():
+            return x
+        t = torch.where(live, first_hitting_time(t, n.clamp(min=1), schedule, generator=generator), t)
+        probs = check_denoised(denoiser(x, t), B, L, V)
+        # one masked position per live row, uniformly: the argmax of uniform scores over masked slots
+        score = torch.rand((B, L), generator=generator, dtype=_F64).masked_fill(~masked, -1.0)
+        pos = score.argmax(1)
+        rows = torch.arange(B)
+        tok = sample_categorical(probs[rows, pos], bits=bits, generator=generator)
+        x[rows[live], pos[live]] = tok[live]
+
+
+def _stepwise_grid(schedule, steps):
+    ts = torch.linspace(1, 0, steps + 1, dtype=_F64)
+    a = schedule.alpha(ts)
+    a[0], a[-1] = 0.0, 1.0
+    return ts, a
+
+
+def sample_stepwise(denoiser, x, vocab_size: int, schedule: MaskSchedule, steps: int, *, bits: int = 53,
+                    generator=None) -> torch.Tensor:
+    r"""Step-wise (ancestral) sampler on a uniform grid of ``steps`` steps from t = 1 to 0.
+
+    From t to s < t every masked token unmasks with probability
+    ``q = (alpha_s - alpha_t) / (1 - alpha_t)`` and takes a token from the denoiser; positions
+    unmasked in the same step are drawn independently (MDLM, eq. 7). One categorical over
+    V + 1 outcomes per masked token: token v with ``q D[v]``, stay masked with ``1 - q``, drawn
+    by :func:`sample_categorical` with ``bits`` (MDLM's float32 code is ``bits=24``).
+    x: (B, L) start; returns (B, L) long. :func:`stepwise_law` gives its exact law.
+    """
+    check_cpu_generator(generator)
+    schedule = check_schedule(schedule)
+    bits = _check_bits(bits)
+    V = check_int(vocab_size, "vocab_size", minimum=2)
+    steps = check_int(steps, "steps", minimum=1)
+    x = check_tokens(x, V).clone().cpu()
+    B, L = x.shape
+    ts, a = _stepwise_grid(schedule, steps)
+    for k in range(steps):
+        q = float((a[k + 1] - a[k]) / (1 - a[k]))
+        masked = x == V
+        if not masked.any():
+            break
+        probs = check_denoised(denoiser(x, torch.full((B,), float(ts[k]), dtype=_F64)), B, L, V)
+        cat = torch.cat([q * probs, torch.full((B, L, 1), 1 - q, dtype=_F64)], dim=-1)
+        new = sample_categorical(cat, bits=bits, generator=generator)
+        x = torch.where(masked, new, x)
+    return x
+
+
+def stepwise_law(denoiser, vocab_size: int, length: int, schedule: MaskSchedule, steps: int) -> torch.Tensor:
+    r"""Exact law of :func:`sample_stepwise` (53-bit draws) from the all-masked start: (V^L,).
+
+    Propagates a distribution over all ``(V+1)^L`` partially masked states through the steps;
+    each step's transition factorises over masked positions given the state. In the table
+    order of :class:`SequenceDistribution`. Small V and L only ((V+1)^L up to about 4000).
+    """
+    schedule = check_schedule(schedule)
+    V = check_int(vocab_size, "vocab_size", minimum=2)
+    L = check_int(length, "length", minimum=1)
+    steps = check_int(steps, "steps", minimum=1)
+    S = (V + 1) ** L
+    if S > 5000:
+        raise ValueError(f"(vocab_size + 1) ** length must be at most 5000; got {S}")
+    states = torch.arange(S)[:, None] // ((V + 1) ** torch.arange(L - 1, -1, -1))[None] % (V + 1)
+    ts, a = _stepwise_grid(schedule, steps)
+    pi = torch.zeros(S, dtype=_F64)
+    pi[-1] = 1.0  # all masked: the largest code
+    masked = states == V
+    for k in range(steps):
+        q = float((a[k + 1] - a[k]) / (1 - a[k]))
+        probs = check_denoised(denoiser(states, torch.full((S,), float(ts[k]), dtype=_F64)), S, L, V)
+        # per position: a distribution over V + 1 next values
+        step = torch.cat([q * probs, torch.full((S, L, 1), 1 - q, dtype=_F64)], -1)
+        keep = torch.nn.functional.one_hot(states, V + 1).to(_F64)
+        step = torch.where(masked[..., None], step, keep)
+        T = step[:, 0]
+        for i in range(1, L):
+            T = (T[:, :, None] * step[:, i, None, :]).reshape(S, -1)
+        pi = pi @ T
+    full = (states < V).all(1)
+    codes = (states[full] * (V ** torch.arange(L - 1, -1, -1))[None]).sum(1)
+    out = torch.zeros(V**L, dtype=_F64)
+    out[codes] = pi[full]
+    return out

@@ -1,0 +1,179 @@
+r"""Gauge freedom: fields that move samples but leave every marginal of the PF-ODE unchanged.
+
+Horvat and Pfister (2024), "On gauge freedom, conservativity and intrinsic dimensionality
+estimation in diffusion models". The probability-flow ODE ``dx/dt = f x - 1/2 g^2 s`` transports
+p_t by the continuity equation ``d p / dt = -div(p v)``; adding to s any r with
+``div(p_t r) = 0`` leaves ``div(p v)``, hence every marginal, unchanged: trajectories move,
+distributions do not. Only the conservative part ``grad(phi)`` of the weighted decomposition
+(:func:`diffedu.hodge.decompose`) matters for the distribution a sampler transports.
+
+For a Gaussian ``p_t = N(m, C)`` the field ``r = A C^{-1}(x - m) = -A s`` with A antisymmetric is
+such a gauge field (:func:`gauge_rotation`); the plain rotation ``A (x - m)`` is one only when C
+is isotropic (:func:`plain_rotation`). :func:`affine_flow_moments` pushes a Gaussian's moments
+through any affine velocity without samples, and :func:`gauge_flow_summary` uses it to measure
+what each rotation does to the final covariance. Lesson 11.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ._core import check_batch, check_callable, check_process, coefs
+from .gaussian import Gaussian
+
+__all__ = ["gauge_rotation", "plain_rotation", "rotation_matrix", "affine_flow_moments",
+           "rotated_scores", "gauge_flow_summary"]
+
+
+# --- gauge fields of a Gaussian and the moments of affine flows -----------------------------
+def rotation_matrix(dim: int = 2, plane=(0, 1), dtype=torch.float64) -> torch.Tensor:
+    r"""The antisymmetric generator A of rotations in ``plane``: ``A[j, i] = 1, A[i, j] = -1``. (D, D)."""
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
+        raise ValueError(f"dim must be an integer >= 2; got {dim!r}")
+    i, j = plane
+    if not (0 <= i < dim and 0 <= j < dim and i != j):
+        raise ValueError(f"plane must be two different coordinates of 0..{dim - 1}; got {plane!r}")
+    A = torch.zeros(dim, dim, dtype=dtype)
+    A[j, i], A[i, j] = 1.0, -1.0
+    return A
+
+
+def _check_antisym(A, dim):
+    A = torch.as_tensor(A, dtype=torch.float64)
+    if A.shape != (dim, dim):
+        raise ValueError(f"A must have shape ({dim}, {dim}); got {tuple(A.shape)}")
+    if float((A + A.T).abs().max()) > 1e-12 * (1 + float(A.abs().max())):
+        raise ValueError("A must be antisymmetric (A^T = -A)")
+    return A
+
+
+def _check_gauss(gaussian, process, strength):
+    if not isinstance(gaussian, Gaussian):
+        raise TypeError(f"gaussian must be a diffedu.Gaussian; got {type(gaussian).__name__}")
+    check_process(process)
+    if not (isinstance(strength, (int, float)) and math.isfinite(strength)):
+        raise ValueError(f"strength must be a finite number; got {strength!r}")
+
+
+def gauge_rotation(gaussian, process, strength: float = 1.0, A=None):
+    r"""A gauge field of the Gaussian marginals: ``r(x, t) = -strength A s(x, t)``.
+
+    With ``p_t = N(m_t, C_t)`` and ``s = -C_t^{-1}(x - m_t)``, ``r = strength A C_t^{-1}(x - m_t)``
+    for an antisymmetric A (default: the rotation generator of the first two coordinates).
+    ``div(p_t r) = p_t [tr(A C^{-1}) - (x - m)^T C^{-1} A C^{-1} (x - m)] = 0``: both terms vanish
+    because ``A C^{-1}`` has zero trace and ``C^{-1} A C^{-1}`` is antisymmetric. So ``s + r`` moves
+    samples along the level sets of p_t and leaves every marginal of the PF-ODE exact. Returns a
+    field ``r(x, t)`` (B, D) -> (B, D).
+    """
+    _check_gauss(gaussian, process, strength)
+    A = rotation_matrix(gaussian.dim) if A is None else _check_antisym(A, gaussian.dim)
+
+    def r(x, t):
+        s = gaussian.score(x, t, process)
+        return -strength * s @ A.to(s).T
+    return r
+
+
+def plain_rotation(gaussian, process, strength: float = 1.0, A=None):
+    r"""The plain rotation about the moving mean: ``r(x, t) = strength A (x - alpha_t mu)``.
+
+    ``div(p_t r) = -strength p_t (x - m)^T C^{-1} A (x - m)``, which vanishes for every x only when
+    ``C^{-1} A`` is antisymmetric, i.e. (in 2-D) when C_t is isotropic. On an anisotropic Gaussian
+    ``s + r`` changes the distribution the PF-ODE produces. Returns ``r(x, t)``.
+    """
+    _check_gauss(gaussian, process, strength)
+    A = rotation_matrix(gaussian.dim) if A is None else _check_antisym(A, gaussian.dim)
+
+    def r(x, t):
+        x = check_batch(x, gaussian.dim)
+        a, _ = coefs(process, t, x)
+        return strength * (x - a * gaussian.mean.to(x)) @ A.to(x).T
+    return r
+
+
+def affine_flow_moments(velocity, mean, cov, t_from: float, t_to: float, *, rtol: float = 1e-8,
+                        atol: float = 1e-12):
+    r"""Push a mean and covariance through an ODE ``dx/dt = v(x, t)`` whose v is affine in x.
+
+    For ``v(x, t) = M(t) x + c(t)`` a Gaussian stays Gaussian and its moments solve
+    ``dm/dt = v(m, t)``, ``dC/dt = M C + C M^T`` with ``M = dv/dx`` (unit differences at m,
+    exact for an affine v; one batched call of v per step).
+    Integrated with scipy's DOP853 at ``rtol``; an independent check of samplers that needs no
+    samples. velocity: ``v(x, t)`` (B, D) -> (B, D); mean (D,); cov (D, D). Returns float64
+    ``(mean, cov)`` at ``t_to``.
+    """
+    from scipy.integrate import solve_ivp
+
+    check_callable(velocity, "velocity")
+    m0 = torch.as_tensor(mean, dtype=torch.float64)
+    C0 = torch.as_tensor(cov, dtype=torch.float64)
+    if m0.dim() != 1 or C0.shape != (m0.shape[0], m0.shape[0]):
+        raise ValueError(f"mean must be (D,) and cov (D, D); got {tuple(m0.shape)} and {tuple(C0.shape)}")
+    D = m0.shape[0]
+
+    def rhs(t, y):
+        m = torch.from_numpy(y[:D].copy())[None]
+        C = torch.from_numpy(y[D:].reshape(D, D).copy())
+        with torch.no_grad():                         # v affine: exact differences, one batch
+            v = velocity(torch.cat([m, m + torch.eye(D, dtype=m.dtype)]), float(t))
+        dm, M = v[0], (v[1:] - v[0]).T
+        dC = M @ C + C @ M.T
+        return np.concatenate([dm.numpy(), dC.numpy().reshape(-1)])
+
+    sol = solve_ivp(rhs, (float(t_from), float(t_to)), np.concatenate([m0.numpy(), C0.numpy().reshape(-1)]),
+                    method="DOP853", rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(f"the moment ODE failed: {sol.message}")
+    y = torch.from_numpy(sol.y[:, -1])
+    C = y[D:].reshape(D, D)
+    return y[:D], 0.5 * (C + C.T)
+
+
+def rotated_scores(gaussian, process, strength: float = 1.0):
+    r"""The exact score of a Gaussian and its two rotated versions, as fields and as denoisers.
+
+    Returns ``(scores, denoisers)``, two dicts keyed ``"exact"``, ``"gauge"`` (``s + r`` with r
+    the :func:`gauge_rotation`) and ``"plain"`` (``s +`` the :func:`plain_rotation`); each value
+    is a field ``f(x, t)`` (B, D) -> (B, D), the denoisers by Tweedie
+    (:func:`diffedu.flows.denoiser_from_score`), ready for the samplers.
+    """
+    from .flows import denoiser_from_score
+
+    gauge = gauge_rotation(gaussian, process, strength)
+    plain = plain_rotation(gaussian, process, strength)
+    out = {"exact": lambda x, t: gaussian.score(x, t, process),
+           "gauge": lambda x, t: gaussian.score(x, t, process) + gauge(x, t),
+           "plain": lambda x, t: gaussian.score(x, t, process) + plain(x, t)}
+    return out, {k: denoiser_from_score(s, process) for k, s in out.items()}
+
+
+def gauge_flow_summary(gaussian, process, strength: float = 1.0, *, t_end: float | None = None,
+                       rtol: float = 1e-6):
+    r"""The final covariance of the PF-ODE run from ``p_T`` with the gauge-rotated and with the
+    plainly rotated score, against the exact marginal covariance: no samples needed.
+
+    Each rotated score makes the PF-ODE velocity affine in x (the score of a Gaussian is), so
+    :func:`affine_flow_moments` carries ``N(alpha_T m, C_T)`` exactly (to the solver's ``rtol``)
+    from ``t_max`` to ``t_end`` (default: where sigma/alpha = 0.02). Returns
+    ``{"exact" | "gauge" | "plain": (cov (D, D), relative Frobenius error against the exact
+    marginal covariance at t_end)}``: the gauge error is at the solver's tolerance, the plain one
+    is not (lesson 11).
+    """
+    from .flows import pf_ode_velocity
+
+    _check_gauss(gaussian, process, strength)
+    t_end = float(process.t_of_lam(math.log(50.0))) if t_end is None else float(t_end)
+    T = float(process.t_max)
+    exact = gaussian.marginal_cov(t_end, process)
+    _, dens = rotated_scores(gaussian, process, strength)
+    out = {"exact": (exact, 0.0)}       # the exact flow carries p_T to p_t by construction
+    for name in ("gauge", "plain"):
+        D = dens[name]
+        _, C = affine_flow_moments(lambda x, t, D=D: pf_ode_velocity(D, process, x, t),
+                                   gaussian.mean * process.alpha(T), gaussian.marginal_cov(T, process),
+                                   T, t_end, rtol=rtol, atol=rtol * 1e-3)
+        out[name] = (C, float((C - exact).norm() / exact.norm()))
+    return out

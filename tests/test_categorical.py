@@ -1,0 +1,92 @@
+"""diffedu.categorical: the exact law of Gumbel-max sampling with truncated uniforms, against
+seeded Monte Carlo, and the masked-step categorical."""
+
+import pytest
+import torch
+from scipy.stats import chisquare
+
+from diffedu.categorical import (_gumbel_full, _gumbel_split, entropy, gumbel_max_probs, masked_step_law,
+                                 sample_categorical, zipf)
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_float32_rand_lives_on_the_24_bit_grid():
+    u = torch.rand(100000, generator=gen(7), dtype=torch.float32).double() * 2**24
+    assert torch.equal(u, torch.round(u))
+
+
+@pytest.mark.parametrize("bits", [8, 10, 11])
+def test_truncated_gumbel_closed_form_matches_monte_carlo(bits):
+    p = torch.tensor([0.97, 0.02, 0.006, 0.004], dtype=torch.float64)
+    closed = gumbel_max_probs(p, bits)
+    assert abs(float(closed.sum()) - 1) < 1e-12
+    n = 300000
+    x = sample_categorical(p.expand(n, 4), bits=bits, generator=gen(bits))
+    obs = torch.bincount(x, minlength=4).double().numpy()
+    assert chisquare(obs, n * (closed / closed.sum()).numpy()).pvalue > 1e-3
+    if bits == 8:  # the truncation is visible: the ideal law is rejected
+        assert chisquare(obs, n * p.numpy()).pvalue < 1e-10
+
+
+def test_split_evaluation_matches_the_full_sum():
+    p = torch.tensor([0.995, 0.003, 0.0015, 0.0005], dtype=torch.float64)
+    for bits in (9, 12):
+        assert (_gumbel_split(p, bits) - _gumbel_full(p, bits)).abs().max() < 4 * 4.0**-bits
+
+
+def test_float32_lowers_the_entropy_and_float64_does_not():
+    tok = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
+    q = 1e-6  # probability of unmasking in one step
+    pi = torch.cat([q * tok, torch.tensor([1 - q], dtype=torch.float64)])
+    h = {}
+    for bits in (24, 53):
+        pe = gumbel_max_probs(pi, bits)[:-1]
+        h[bits] = float(entropy(pe / pe.sum()))
+    assert h[24] < float(entropy(tok)) - 0.03
+    assert abs(h[53] - float(entropy(tok))) < 1e-9
+
+
+def test_53_bit_sampling_is_unbiased():
+    p = torch.tensor([0.97, 0.02, 0.006, 0.004], dtype=torch.float64)
+    n = 300000
+    x = sample_categorical(p.expand(n, 4), bits=53, generator=gen(53))
+    obs = torch.bincount(x, minlength=4).double().numpy()
+    assert chisquare(obs, n * p.numpy()).pvalue > 1e-3
+    assert torch.allclose(gumbel_max_probs(p, 53), p, atol=1e-12)
+
+
+def test_masked_step_law_is_the_conditional_of_the_race_against_the_mask():
+    tok = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
+    law, rate = masked_step_law(tok, 0.3, 53)
+    torch.testing.assert_close(law, tok, rtol=1e-10, atol=1e-14)
+    assert rate == pytest.approx(0.3, rel=1e-10)
+    q = 1e-6
+    law24, rate24 = masked_step_law(tok, q, 24)
+    pe = gumbel_max_probs(torch.cat([q * tok, torch.tensor([1 - q], dtype=torch.float64)]), 24)
+    torch.testing.assert_close(law24, pe[:-1] / pe[:-1].sum())
+    assert rate24 == pytest.approx(float(pe[:-1].sum()))
+    assert float(entropy(law24)) < float(entropy(tok)) - 0.03
+
+
+def test_zipf_is_normalised_and_decreasing():
+    p = zipf(50, 1.1)
+    assert p.shape == (50,) and abs(float(p.sum()) - 1) < 1e-12 and (p.diff() < 0).all()
+    torch.testing.assert_close(p[0] / p[9], torch.tensor(10.0**1.1, dtype=torch.float64))
+
+
+def test_bad_input_names_the_argument():
+    with pytest.raises(ValueError, match="bits"):
+        sample_categorical(torch.tensor([0.5, 0.5]), bits=64)
+    with pytest.raises(TypeError, match="bits"):
+        sample_categorical(torch.tensor([0.5, 0.5]), bits=24.0)
+    with pytest.raises(ValueError, match="probs"):
+        gumbel_max_probs(torch.tensor([0.5, 0.6]), 8)
+    with pytest.raises(ValueError, match="q must"):
+        masked_step_law(torch.tensor([0.5, 0.5]), 0.0, 24)
+    with pytest.raises(ValueError, match="vocab_size"):
+        zipf(1)
+    with pytest.raises(TypeError, match="vocab_size"):
+        zipf(True)

@@ -1,0 +1,62 @@
+"""diffedu.dimension: the dimension of rank-k Gaussians, hyperplanes and a circle from the score."""
+
+import math
+
+import pytest
+import torch
+
+from diffedu import EDM, VP, Empirical, Gaussian
+from diffedu import dimension as dim
+
+DT = torch.float64
+PI = math.pi
+
+
+@pytest.fixture
+def gen():
+    return torch.Generator().manual_seed(0)
+
+
+def aniso():
+    return Gaussian([0.3, -0.2], [[1.0, 0.45], [0.45, 0.3]])
+
+
+# --- intrinsic dimension ---------------------------------------------------------------------
+@pytest.mark.parametrize("D,k", [(10, 3), (6, 5), (8, 1), (5, 5)])
+@pytest.mark.parametrize("method", ["jacobian", "scores"])
+def test_dimension_of_rank_k_gaussians_including_hyperplanes(D, k, method, gen):
+    proc = EDM()
+    g = Gaussian.low_rank(torch.zeros(D), torch.randn(D, k, generator=gen, dtype=DT))
+    x0 = g.sample(12, generator=gen, dtype=DT)
+    est = dim.intrinsic_dimension(lambda x, t: g.score(x, t, proc), x0, 0.01, proc, method=method, generator=gen)
+    assert est.dim == k
+    assert (est.dims == k).all()
+    assert est.spectra.shape == (12, D) and est.gaps.shape == (12, D)
+
+
+def test_dimension_from_spectrum_looks_at_every_gap():
+    spectra = torch.tensor([[1.0, 1.0, 1.0, 1e-3],      # a curve in R^4: 3 normals
+                            [1.0, 1e-3, 5e-4, 1e-4],    # a hyperplane: co-dimension 1
+                            [1e-2, 5e-3, 1e-3, 1e-4]],  # full dimension: no normal direction
+                           dtype=DT)
+    dims, gaps = dim.dimension_from_spectrum(spectra)
+    assert dims.tolist() == [1, 3, 4]
+
+
+def test_dimension_of_a_circle_from_an_empirical_score(gen):
+    th = torch.rand(2000, generator=gen, dtype=DT) * 2 * PI
+    pts = torch.stack([torch.cos(th), torch.sin(th), torch.zeros_like(th)], 1)
+    emp = Empirical(pts)
+    est = dim.intrinsic_dimension(lambda x, t: emp.score(x, t, EDM()), pts[:16], 0.05, EDM())
+    assert est.dim == 1
+
+
+# --- bad input -------------------------------------------------------------------------------
+def test_bad_input_is_named():
+    proc = VP()
+    with pytest.raises(ValueError, match="method must be"):
+        dim.intrinsic_dimension(lambda x, t: x, torch.zeros(2, 2, dtype=DT), 0.1, proc, method="pca")
+    with pytest.raises(ValueError, match="n_probes"):
+        dim.intrinsic_dimension(lambda x, t: x, torch.zeros(2, 2, dtype=DT), 0.1, proc, method="scores", n_probes=1)
+    with pytest.raises(ValueError, match="t must lie"):
+        dim.intrinsic_dimension(lambda x, t: x, torch.zeros(2, 2, dtype=DT), 5.0, proc)
