@@ -1,10 +1,13 @@
-r"""Plotting: pure functions that draw into a given Axes (or a new one) and return it.
+r"""Plots that several lessons share: pure functions that draw into an Axes and return it.
 
-Every function takes the objects it draws (a process, a distribution, a field, a trajectory)
-and an optional ``ax``; it never calls ``plt.show()`` and keeps no state, so lessons, widgets
-(:mod:`diffedu.widgets`) and tests call the same code. Without ``ax`` a new figure is made with
-:func:`new_axes`, which does not register it with pyplot (no figure leaks when a slider redraws
-a hundred times).
+Every ``plot_*`` takes the objects it draws (a process, a distribution, a field, a trajectory)
+and ``ax=None`` (``axs=None`` for a figure of several panels); it never calls ``plt.show()`` and
+keeps no state, so lessons, widgets and tests call the same code. It returns its Axes (an array
+for several). With ``ax=None`` a new pyplot figure is made (:func:`new_axes` with
+``pyplot=True``), which a lesson cell shows inline; a widget passes the Axes of a bare
+:class:`matplotlib.figure.Figure` from ``new_axes()`` instead, which pyplot never holds, so no
+figure piles up while a slider redraws a hundred times. A plot used by one lesson only lives in
+that lesson's module (:mod:`diffedu.teach`).
 
 Times on shared axes are drawn as ``t / t_max`` so processes with different ranges (EDM runs to
 80) fit side by side; noise levels are the EDM-equivalent ``sigma_t / alpha_t = exp(-lambda_t)``.
@@ -18,12 +21,11 @@ import matplotlib.figure
 import numpy as np
 import torch
 
-from .processes import Process
+from ..processes import Process
 
 __all__ = [
     "new_axes", "plot_schedules", "plot_log_snr", "plot_density_1d", "plot_density_2d",
-    "plot_vector_field", "plot_trajectories", "plot_mode_decisions", "plot_error_vs_steps",
-    "plot_samples",
+    "plot_vector_field", "plot_trajectories", "plot_error_vs_steps", "plot_samples", "plot_images",
 ]
 
 
@@ -45,7 +47,13 @@ def new_axes(ncols: int = 1, *, figsize=None, pyplot: bool = False):
 
 
 def _ax(ax):
+    """The given Axes, or one on a new pyplot figure (shown inline by a lesson cell)."""
     return new_axes(pyplot=True) if ax is None else ax
+
+
+def _axs(axs, ncols, figsize):
+    """The given Axes array, or ``ncols`` Axes on a new pyplot figure."""
+    return new_axes(ncols, figsize=figsize, pyplot=True) if axs is None else axs
 
 
 def _name(process: Process) -> str:
@@ -189,37 +197,6 @@ def plot_trajectories(traj, ax=None, *, dims=(0, 1), max_paths: int = 50, color=
     return ax
 
 
-def plot_mode_decisions(eigvals, process: Process, ax=None, *, n: int = 400, mark=None):
-    r"""How far each Gaussian eigen-mode has been decided, against the noise level.
-
-    Along the exact PF-ODE of ``N(mu, U diag(lambda_k) U^T)`` mode k carries the fraction
-    ``alpha_t^2 lambda_k / (alpha_t^2 lambda_k + sigma_t^2)`` of its variance from the data;
-    it crosses 1/2 where ``(sigma_t / alpha_t)^2 = lambda_k`` (dotted lines). High-variance
-    modes are decided first (at larger noise). Lesson 02.
-
-    eigvals: (K,) eigenvalues. x axis: ``sigma_t / alpha_t`` on a log scale, decreasing to the
-    right as sampling proceeds. mark: current noise level ``sigma/alpha`` to mark.
-    """
-    ev = torch.as_tensor(eigvals, dtype=torch.float64).reshape(-1)
-    if (ev <= 0).any():
-        raise ValueError("eigvals must be positive")
-    ax = _ax(ax)
-    t = _fractions(process, n, endpoint_eps=1e-3)
-    ratio = torch.exp(-process.lam(t))  # sigma / alpha
-    for k, lam_k in enumerate(ev):
-        frac = lam_k / (lam_k + ratio**2)
-        ax.plot(_np(ratio), _np(frac), color=f"C{k % 10}", label=f"lambda = {float(lam_k):.3g}")
-        ax.axvline(math.sqrt(float(lam_k)), color=f"C{k % 10}", ls=":", lw=0.8)
-    if mark is not None:
-        ax.axvline(mark, color="k", lw=1.2)
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ax.set_xlabel("noise level sigma_t / alpha_t (sampling runs left to right)")
-    ax.set_ylabel("fraction decided")
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize="x-small")
-    return ax
-
 
 def plot_error_vs_steps(steps, errors: dict, ax=None, *, orders=(1, 2), anchor: str | None = None):
     r"""Error against number of steps on log-log axes, with reference slopes ``N^-p``.
@@ -264,8 +241,24 @@ def plot_samples(x, ax=None, *, dims=(0, 1), max_points: int = 2000, **scatter_k
     return ax
 
 
-# Static fallbacks (issue 9): every widget module draws through this one, so registering here gives
-# each displayed interactive its image grid when DIFFEDU_STATIC_FALLBACKS=1 (diffedu regenerate).
-from .teach import fallbacks as _fallbacks  # noqa: E402
+def plot_images(images, axs=None, *, titles=None, shape=(8, 8), ncols: int | None = None):
+    """Flattened images (n, prod(shape)) as small grey panels, ``ncols`` per row (default: one
+    row). Returns the Axes array, (nrows, ncols) (a new pyplot figure of the right size when
+    ``axs`` is None)."""
+    imgs = _np(images)
+    n = imgs.shape[0]
+    ncols = ncols or n
+    nrows = math.ceil(n / ncols)
+    if axs is None:
+        import matplotlib.pyplot as plt
 
-_fallbacks.register()
+        _, axs = plt.subplots(nrows, ncols, figsize=(1.1 * ncols, 1.2 * nrows), squeeze=False,
+                              layout="constrained")
+    axs = np.atleast_1d(axs)
+    for i, ax in enumerate(axs.reshape(-1)):
+        ax.set_axis_off()
+        if i < n:
+            ax.imshow(imgs[i].reshape(shape), cmap="gray_r", interpolation="nearest")
+            if titles is not None:
+                ax.set_title(str(titles[i]), fontsize="x-small")
+    return axs
