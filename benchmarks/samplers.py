@@ -32,7 +32,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from diffedu import EDM, VE, VP, Gaussian, GaussianMixture, Linear, VPCosine, time_grid  # noqa: E402
+from diffedu import EDM, VE, VP, Gaussian, GaussianMixture, Linear, VPCosine, fit_gaussian, time_grid  # noqa: E402
+from diffedu.gaussian_approx import teleport  # noqa: E402
 from diffedu import samplers as S  # noqa: E402
 
 
@@ -278,13 +279,13 @@ def accuracy(args):
     D = M.bind(p).denoiser
     B = args.n
     x = M.bind(p).sample_marginal(B, p.t_max, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    t_eps = float(p.t_of_lam(math.log(500)))  # the grids' t_eps (sigma = 0.002)
+    t_eps = p.t_eps  # the grids' t_eps (sigma = 0.002)
     t0 = time.perf_counter()
     ref_eps, nfev = reference_flow(D, p, x, t_eps)
     ref = D(ref_eps, t_eps)  # the final jump, as every sampler here takes it
     print(f"accuracy on a 64-D mixture (K=8), EDM, {B} trajectories; reference: RK45 rtol 1e-9 "
           f"({nfev} calls, {time.perf_counter() - t0:.0f} s). Error |x_0 - ref| at t = 0: median / p90")
-    G = S.fit_gaussian(M.sample(20_000, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
+    G = fit_gaussian(M.sample(20_000, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
     for nfe in (5, 10):
         rows = []
         for name, smp in S.DETERMINISTIC.items():
@@ -293,8 +294,8 @@ def accuracy(args):
                 out = smp(D, p, x, time_grid(p, n, spacing))
                 rows.append((f"{name}/{spacing}", out))
                 for t_start in (20.0, 10.0, 5.0):
-                    ts = S.time_grid_from(p, t_start, n, spacing)
-                    rows.append((f"{name}/{spacing}/tele@{t_start:g}", S.teleport(smp, D, p, x, ts, G)))
+                    ts = time_grid(p, n, spacing, t_start=t_start)
+                    rows.append((f"{name}/{spacing}/tele@{t_start:g}", teleport(smp, D, p, x, ts, G)))
         for spacing in ("karras", "lambda"):            # peers get both grids too (same sigma_min/max)
             if K:
                 for name, (call, calls) in k_samplers(K).items():
