@@ -1,31 +1,23 @@
-"""Shared helpers: argument checks, time coefficients, and the common distribution interface."""
+"""The interface every distribution shares (:class:`Distribution`, :class:`Bound`), the process
+check and the time coefficients ``alpha_t, sigma_t`` (:func:`coefs`), and the argument
+validators (:mod:`diffedu._validate`, re-exported here)."""
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 
 import torch
 
+from ._validate import *  # noqa: F401,F403  (the validators: check_int, check_real, ...)
+from ._validate import __all__ as _validators
+from ._validate import check_batch
+from .processes import Process
 
-# --- argument checks ------------------------------------------------------------------------
-def check_batch(x, dim: int | None = None, name: str = "x") -> torch.Tensor:
-    """Check that ``x`` is a floating tensor of shape (B, D) (D = ``dim`` when given)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, D); got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must have a floating dtype; got {x.dtype}")
-    if x.dim() != 2 or (dim is not None and x.shape[1] != dim):
-        need = f"(B, {dim})" if dim is not None else "(B, D)"
-        raise ValueError(f"{name} must have shape {need}; got {tuple(x.shape)}")
-    return x
+__all__ = list(_validators) + ["check_process", "coefs", "Bound", "Distribution"]
 
 
 def check_process(process):
     """``TypeError`` unless ``process`` is a :class:`diffedu.processes.Process`; returns it."""
-    from .processes import Process  # processes imports this module's validators
-
     if not isinstance(process, Process):
         raise TypeError(
             f"process must be a diffedu.processes.Process (VP(), EDM(), ...); got {type(process).__name__}"
@@ -33,164 +25,13 @@ def check_process(process):
     return process
 
 
-def as_param(value, name: str, shape: tuple | None = None) -> torch.Tensor:
-    """A float64 CPU copy of a parameter, checked for shape and NaN/inf."""
-    try:
-        t = torch.as_tensor(value, dtype=torch.float64).detach().clone().cpu()
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise TypeError(f"{name} must be array-like of numbers; got {type(value).__name__}") from e
-    if shape is not None:
-        if len(shape) != t.dim() or any(s is not None and s != d for s, d in zip(shape, t.shape)):
-            want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
-            raise ValueError(f"{name} must have shape {want}; got {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name} must be finite (no NaN or inf)")
-    return t
-
-
-def check_weights(weights, K: int | None = None, name: str = "weights") -> torch.Tensor:
-    w = as_param(weights, name, (K,))
-    if (w < 0).any():
-        raise ValueError(f"{name} must be non-negative; got minimum {float(w.min())}")
-    if abs(float(w.sum()) - 1) > 1e-6:
-        raise ValueError(f"{name} must sum to 1; got sum {float(w.sum())}")
-    return w
-
-
-def check_int(value, name: str, *, minimum: int | None = 0, maximum: int | None = None) -> int:
-    """An integer argument: ``TypeError`` unless an ``int`` (``True``/``False`` are not integers
-    here), ``ValueError`` outside ``[minimum, maximum]``. Returns it as an ``int``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer; got {type(value).__name__} {value!r}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be an integer <= {maximum}; got {value}")
-    return value
-
-
-def check_n(n, name: str = "n") -> int:
-    """A count: a non-negative integer (:func:`check_int` with ``minimum=0``)."""
-    return check_int(n, name, minimum=0)
-
-
-def check_real(value, name: str, *, minimum: float | None = None, maximum: float | None = None,
-               strict: bool = False, finite: bool = True) -> float:
-    """A real number: ``TypeError`` unless an int or float (not a bool, a string or a tensor with
-    more than one entry), ``ValueError`` if NaN, infinite (when ``finite``) or outside
-    ``[minimum, maximum]`` (open bounds when ``strict``). Returns it as a ``float``."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.dtype.is_complex:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number; got {type(value).__name__} {value!r}")
-    value = float(value)
-    if math.isnan(value) or (finite and math.isinf(value)):
-        raise ValueError(f"{name} must be a finite number; got {value!r}")
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}; got {value!r}")
-    if maximum is not None and (value >= maximum if strict else value > maximum):
-        raise ValueError(f"{name} must be {'<' if strict else '<='} {maximum}; got {value!r}")
-    return value
-
-
-def check_positive(value, name: str) -> float:
-    """A positive finite real number (:func:`check_real` with ``minimum=0, strict=True``)."""
-    return check_real(value, name, minimum=0.0, strict=True)
-
-
-def check_callable(f, name: str, what: str = "a callable f(x, t) -> (B, D)"):
-    """``TypeError`` unless ``f`` is callable; the message says what is expected."""
-    if not callable(f):
-        raise TypeError(f"{name} must be {what}; got {type(f).__name__}")
-    return f
-
-
-def field_at(field, t, name: str = "field"):
-    """``x -> field(x)`` when ``t`` is None, else ``x -> field(x, t)`` (fields are ``f(x, t)``)."""
-    check_callable(field, name, "a callable field f(x) or f(x, t) -> (B, D)")
-    return field if t is None else (lambda x: field(x, t))
-
-
-def check_choice(value, name: str, choices) -> str:
-    """``ValueError`` unless ``value`` is one of ``choices`` (a string option)."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}; got {value!r}")
-    return value
-
-
-def check_probs(probs, name: str = "probs") -> torch.Tensor:
-    """Probabilities along the last dimension: finite, non-negative, summing to 1 (to 1e-6).
-
-    Array-likes become float64 tensors; integer tensors are cast to float64."""
-    if not isinstance(probs, torch.Tensor):
-        try:
-            probs = torch.as_tensor(probs, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError) as e:
-            raise TypeError(f"{name} must be array-like of probabilities; got {type(probs).__name__}") from e
-    if not probs.is_floating_point():
-        probs = probs.to(torch.float64)
-    if probs.dim() < 1 or probs.shape[-1] < 1:
-        raise ValueError(f"{name} must have a last dimension of categories; got shape {tuple(probs.shape)}")
-    if not torch.isfinite(probs).all() or (probs < 0).any():
-        raise ValueError(f"{name} must be finite and non-negative")
-    s = probs.sum(-1)
-    if ((s - 1).abs() > 1e-6).any():
-        raise ValueError(f"{name} must sum to 1 along the last dimension; got sums in "
-                         f"[{float(s.min()):.6g}, {float(s.max()):.6g}]")
-    return probs
-
-
-def check_generator(generator, device) -> None:
-    """A generator must be None or a ``torch.Generator`` on the device where it must draw."""
-    if generator is None:
-        return
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
-    device = torch.device(device)
-    if generator.device.type != device.type:
-        raise ValueError(f"generator lives on {generator.device} but must draw on {device}; "
-                         f"pass torch.Generator(device='{device.type}')")
-
-
-def resolve_device(generator, device, dtype):
-    """Device and dtype for new samples; the generator must live on that device."""
-    if device is None and isinstance(generator, torch.Generator):
-        device = generator.device
-    device = torch.device("cpu" if device is None else device)
-    check_generator(generator, device)
-    dtype = torch.get_default_dtype() if dtype is None else dtype
-    if not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating dtype; got {dtype}")
-    return device, dtype
-
-
 def coefs(process, t, x: torch.Tensor, *, positive: bool = False):
     """``alpha_t, sigma_t`` in x's dtype and device, shaped () or (B, 1) to broadcast with x.
 
-    ``t`` may be a float, a 0-d tensor or a (B,) tensor; it is checked against the process
-    range (and, with ``positive=True``, required to be > 0, for distributions whose marginal
-    is singular at t = 0). The coefficients are computed in float64 and then cast.
+    The process is checked, then :meth:`diffedu.processes.Process.coefs` does the work (t is
+    checked against the process's range; ``positive=True`` also requires t > t_min).
     """
-    check_process(process)
-    process.check_t(t)
-    if positive and not (isinstance(t, torch.Tensor) and t.device.type != "cpu"):
-        lo = float(t.detach().min()) if isinstance(t, torch.Tensor) and t.numel() else float(t)
-        if lo <= process.t_min:
-            raise ValueError(f"t must be > {process.t_min} here: p_0 has no density (its marginal is "
-                             f"singular at t = 0); got t = {lo}")
-    if isinstance(t, torch.Tensor):
-        if t.dim() > 1 or (t.dim() == 1 and t.shape[0] != x.shape[0]):
-            raise ValueError(
-                f"t must be a float, a 0-d tensor or a ({x.shape[0]},) tensor; got shape {tuple(t.shape)}"
-            )
-        tt = t.to(device=x.device, dtype=torch.float64)  # keeps the graph for d/dt by autograd
-    else:
-        tt = torch.as_tensor(float(t), dtype=torch.float64, device=x.device)
-    a, s = process.alpha(tt).to(x.dtype), process.sigma(tt).to(x.dtype)
-    if tt.dim() == 1:
-        a, s = a[:, None], s[:, None]
-    return a, s
+    return check_process(process).coefs(t, x, positive=positive)
 
 
 # --- the interface every closed-form distribution shares ------------------------------------

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._core import check_generator, check_int, check_positive, check_real
+from ._validate import check_batch, check_generator, check_int, check_positive, check_real
 
 __all__ = ["Process", "VP", "VPCosine", "VE", "EDM", "Linear", "time_grid", "SIGMA_RATIO_MIN"]
 
@@ -111,13 +111,37 @@ class Process:
         Returns ``(x_t, eps)``, both (B, D) in x0's dtype and device (the noise is what
         denoising score matching regresses on). ``generator`` draws eps.
         """
-        from ._core import check_batch, coefs
-
         x0 = check_batch(x0, name="x0")
         check_generator(generator, x0.device)
-        a, s = coefs(self, t, x0)
+        a, s = self.coefs(t, x0)
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         return a * x0 + s * eps, eps
+
+    def coefs(self, t, x: torch.Tensor, *, positive: bool = False):
+        """``alpha_t, sigma_t`` in x's dtype and device, shaped () or (B, 1) to broadcast with x.
+
+        ``t`` may be a float, a 0-d tensor or a (B,) tensor; it is checked against the range
+        (and, with ``positive=True``, required to be > t_min, for distributions whose marginal
+        is singular at t = 0). The coefficients are computed in float64 and then cast.
+        """
+        self.check_t(t)
+        if positive and not (isinstance(t, torch.Tensor) and t.device.type != "cpu"):
+            lo = float(t.detach().min()) if isinstance(t, torch.Tensor) and t.numel() else float(t)
+            if lo <= self.t_min:
+                raise ValueError(f"t must be > {self.t_min} here: p_0 has no density (its marginal is "
+                                 f"singular at t = 0); got t = {lo}")
+        if isinstance(t, torch.Tensor):
+            if t.dim() > 1 or (t.dim() == 1 and t.shape[0] != x.shape[0]):
+                raise ValueError(
+                    f"t must be a float, a 0-d tensor or a ({x.shape[0]},) tensor; got shape {tuple(t.shape)}"
+                )
+            tt = t.to(device=x.device, dtype=torch.float64)  # keeps the graph for d/dt by autograd
+        else:
+            tt = torch.as_tensor(float(t), dtype=torch.float64, device=x.device)
+        a, s = self.alpha(tt).to(x.dtype), self.sigma(tt).to(x.dtype)
+        if tt.dim() == 1:
+            a, s = a[:, None], s[:, None]
+        return a, s
 
     def check_t(self, t, name: str = "t") -> None:
         """Raise ``ValueError`` when ``t`` lies outside ``[t_min, t_max]`` or is NaN.
