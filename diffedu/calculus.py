@@ -16,7 +16,7 @@ import torch
 
 from ._core import check_batch, check_generator
 
-__all__ = ["jacobian", "divergence", "laplacian", "hutchinson_probes"]
+__all__ = ["jacobian", "divergence", "laplacian", "hutchinson_probes", "hutchinson_variance"]
 
 _METHODS = ("exact", "hutchinson")
 _PROBES = ("rademacher", "gaussian")
@@ -56,6 +56,29 @@ def hutchinson_probes(shape, like: torch.Tensor, *, n_probes: int = 1, probe: st
     check_generator(generator, like.device)
     z = torch.randn((n_probes, *shape), generator=generator, dtype=like.dtype, device=like.device)
     return z.sign() if probe == "rademacher" else z
+
+
+def hutchinson_variance(A, probe: str = "rademacher") -> torch.Tensor:
+    r"""Variance of the one-probe Hutchinson estimate ``z^T A z`` of ``tr A``: a 0-d float64 tensor.
+
+    With ``S = (A + A^T) / 2`` (``z^T A z = z^T S z``), for probes with ``E[z z^T] = I``:
+
+        Var = 2 ||S||_F^2                              (Gaussian z),
+        Var = 2 ||S||_F^2 - 2 sum_i S_ii^2 = 2 sum_{i != j} S_ij^2   (Rademacher z = +-1),
+
+    since ``z_i^2 = 1`` removes the diagonal's noise (Hutchinson 1989). A: (D, D). Averaging P
+    probes divides it by P. Lesson 04.
+    """
+    if probe not in _PROBES:
+        raise ValueError(f"probe must be one of {_PROBES}; got {probe!r}")
+    A = torch.as_tensor(A, dtype=torch.float64)
+    if A.dim() != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"A must be a square matrix (D, D); got shape {tuple(A.shape)}")
+    S = 0.5 * (A + A.T)
+    var = 2 * (S**2).sum()
+    if probe == "rademacher":
+        var = var - 2 * (torch.diagonal(S) ** 2).sum()
+    return var
 
 
 def divergence(f, x, *, method: str = "exact", n_probes: int = 1, probe: str = "rademacher",

@@ -69,6 +69,35 @@ def test_hutchinson_is_unbiased(probe):
         torch.testing.assert_close(diag, torch.full((2,), 6.0, dtype=F64))
 
 
+def test_hutchinson_variance_matches_exact_expectations():
+    """The closed form against exact averages over the probes: every sign vector (Rademacher),
+    a 3-point Gauss-Hermite rule per axis (Gaussian; exact for polynomials of degree <= 5)."""
+    import itertools
+
+    import numpy as np
+
+    def var_over(points, weights):
+        q = torch.einsum("pi,ij,pj->p", points, A, points)
+        m = (weights * q).sum()
+        return (weights * (q - m) ** 2).sum()
+
+    signs = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=3)), dtype=F64)
+    rad = var_over(signs, torch.full((8,), 1 / 8, dtype=F64))
+    nodes, w = np.polynomial.hermite_e.hermegauss(3)
+    w = w / w.sum()
+    pts = torch.tensor(list(itertools.product(nodes, repeat=3)), dtype=F64)
+    wts = torch.tensor([a * b * c for a, b, c in itertools.product(w, repeat=3)], dtype=F64)
+    gauss = var_over(pts, wts)
+    torch.testing.assert_close(C.hutchinson_variance(A, "rademacher"), rad)
+    torch.testing.assert_close(C.hutchinson_variance(A, "gaussian"), gauss)
+    # S = [[1, 1], [1, 3]]: 2 |S|_F^2 = 24, minus 2 (1 + 9) with Rademacher probes
+    assert float(C.hutchinson_variance([[1.0, 2.0], [0.0, 3.0]])) == 4.0
+    with pytest.raises(ValueError, match="probe"):
+        C.hutchinson_variance(A, "uniform")
+    with pytest.raises(ValueError, match="A must be a square matrix"):
+        C.hutchinson_variance(torch.ones(2, 3))
+
+
 def test_hutchinson_seeded_and_probes_argument():
     x = x_batch()
     a = C.divergence(nonlinear, x, method="hutchinson", n_probes=3, generator=torch.Generator().manual_seed(5))

@@ -7,7 +7,7 @@ import torch
 
 from diffedu import EDM, VP, Empirical, Gaussian, GaussianMixture
 from diffedu import fit_gaussian, time_grid
-from diffedu.gaussian_approx import explained_variance, teleport
+from diffedu.gaussian_approx import explained_variance, gaussian_explained_variance, teleport
 from diffedu.samplers import dpmpp_2m, euler
 
 
@@ -58,6 +58,27 @@ def test_explained_variance_on_training_points():
     ev = explained_variance(E.bind(P).score, fit_gaussian(X).bind(P).score, E, P, [0.1, 0.9], n=300,
                             generator=gen(1))
     assert float(ev[0]) < float(ev[1]) and float(ev[1]) > 0.99
+
+
+def test_gaussian_explained_variance_matches_monte_carlo_and_1d_formula():
+    P = VP()
+    data = Gaussian([1.0, -0.5], [[2.0, 0.4], [0.4, 0.5]])
+    model = Gaussian([0.6, 0.0], [[1.0, -0.2], [-0.2, 1.5]])
+    ts = [0.1, 0.4, 0.9]
+    mc = explained_variance(data.bind(P).score, model.bind(P).score, data, P, ts, n=400_000, generator=gen())
+    closed = gaussian_explained_variance(data, model, P, ts)
+    torch.testing.assert_close(closed, mc, rtol=0, atol=0.01)
+    assert gaussian_explained_variance(data, data, P, ts).tolist() == [1.0, 1.0, 1.0]
+    a, s = float(P.alpha(0.3)), float(P.sigma(0.3))
+    vd, vm = a**2 * 2.0 + s**2, a**2 * 0.5 + s**2
+    one_d = gaussian_explained_variance(Gaussian([0.0], [2.0]), Gaussian([0.0], [0.5]), P, [0.3])
+    assert abs(float(one_d[0]) - (1 - (1 - vd / vm) ** 2)) < 1e-12
+    with pytest.raises(TypeError, match="model"):
+        gaussian_explained_variance(data, "G", P, ts)
+    with pytest.raises(ValueError, match="same dimension"):
+        gaussian_explained_variance(data, Gaussian([0.0], [1.0]), P, ts)
+    with pytest.raises(ValueError, match="ts must"):
+        gaussian_explained_variance(data, model, P, [0.0])
 
 
 def test_bad_input_names_the_argument():
