@@ -22,9 +22,10 @@ import math
 
 import torch
 
-from ._core import Distribution, as_param, check_batch, check_n, check_real, coefs, resolve_device
+from ._core import (Distribution, as_param, check_batch, check_n, check_process, check_real, coefs,
+                    resolve_device)
 
-__all__ = ["Gaussian", "fit_gaussian", "rotated_2d"]
+__all__ = ["Gaussian", "fit_gaussian", "rotated_2d", "decision_time"]
 
 
 def _eigh_psd(cov: torch.Tensor, name: str):
@@ -267,6 +268,36 @@ class Gaussian(Distribution):
         a, s = coefs(process, t, self.mean[None])
         ev = self.eigvals
         return a**2 * ev / (a**2 * ev + s**2)
+
+    def pf_ode_divergence(self, t, process) -> torch.Tensor:
+        r"""Divergence of the PF-ODE velocity ``v = f x - 1/2 g^2 s``: a 0-d float64 tensor.
+
+        The score ``s = -C_t^{-1} (x - alpha_t mu)`` with ``C_t = alpha_t^2 Sigma + sigma_t^2 I``
+        is linear in x, so ``div v = D f(t) + 1/2 g(t)^2 tr(C_t^{-1})`` is the same at every x:
+        the integrand of the instantaneous change of variables
+        (:func:`diffedu.likelihood.log_likelihood`; lesson 10). t: a float where C_t is
+        invertible (t > 0 when Sigma is singular).
+        """
+        t = check_real(t, "t")
+        C = self.marginal_cov(t, process)
+        return self.dim * process.f(t) + 0.5 * process.g2(t) * torch.linalg.inv(C).trace()
+
+
+def decision_time(eigval, process) -> torch.Tensor:
+    r"""The time at which a mode of variance ``eigval`` is half decided: float64, eigval's shape.
+
+    Along an eigenvector of variance ``lambda`` the signal fraction
+    ``alpha_t^2 lambda / (alpha_t^2 lambda + sigma_t^2)`` (:meth:`Gaussian.signal_fraction`)
+    equals 1/2 where ``(sigma_t / alpha_t)^2 = lambda``, i.e. ``lambda_t = -1/2 log lambda``:
+    ``t = process.t_of_lam(-log(lambda) / 2)`` (lesson 02). eigval: a positive float or tensor.
+    A mode with ``lambda`` above ``(sigma_T / alpha_T)^2`` is half decided before ``t_max``: its
+    time lies beyond ``t_max`` (or is NaN where ``t_of_lam`` has no root).
+    """
+    check_process(process)
+    ev = torch.as_tensor(eigval, dtype=torch.float64)
+    if not torch.isfinite(ev).all() or (ev <= 0).any():
+        raise ValueError(f"eigval must be positive and finite; got {eigval!r}")
+    return process.t_of_lam(-0.5 * torch.log(ev))
 
 
 def rotated_2d(lam1: float, lam2: float, angle_deg: float = 30.0, mean=(0.0, 0.0)) -> Gaussian:

@@ -436,3 +436,32 @@ def test_rotated_2d_has_the_requested_spectrum_and_axis():
     torch.testing.assert_close(G.mean, torch.tensor([1.0, 2.0], dtype=torch.float64))
     with pytest.raises(ValueError, match="lam2"):
         rotated_2d(1.0, -1.0)
+
+
+@pytest.mark.parametrize("process", PROCESSES, ids=PIDS)
+def test_decision_time_is_where_the_signal_fraction_is_one_half(process):
+    from diffedu.gaussian import decision_time
+
+    G = Gaussian(torch.zeros(3, dtype=F64), torch.tensor([2.0, 0.3, 0.01], dtype=F64))
+    times = decision_time(G.eigvals, process)
+    assert times.shape == (3,)
+    for k, t in enumerate(times.tolist()):
+        assert float(G.signal_fraction(t, process)[k]) == pytest.approx(0.5, abs=1e-9)
+    # the sigma/alpha of that time is sqrt(eigval): EDM's time is its noise level
+    assert float(decision_time(0.25, EDM())) == pytest.approx(0.5, rel=1e-12)
+    with pytest.raises(ValueError, match="eigval"):
+        decision_time(-1.0, process)
+
+
+@pytest.mark.parametrize("process", PROCESSES, ids=PIDS)
+def test_pf_ode_divergence_matches_autograd_divergence_of_the_velocity(process):
+    from diffedu.calculus import divergence
+    from diffedu.flows import pf_ode_velocity
+
+    G = Gaussian(torch.tensor(MEAN), torch.tensor(COV))
+    t = 0.4 * process.t_max
+    x = G.sample_marginal(5, t, process, generator=torch.Generator().manual_seed(3), dtype=F64)
+    div = divergence(lambda z: pf_ode_velocity(G.bind(process).denoiser, process, z, t), x)
+    expected = G.pf_ode_divergence(t, process)
+    assert expected.shape == ()
+    torch.testing.assert_close(div, expected.expand(5), rtol=1e-9, atol=1e-9)
