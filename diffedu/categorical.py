@@ -19,7 +19,7 @@ import torch
 
 from ._core import check_generator, check_int, check_probs, check_real
 
-__all__ = ["sample_categorical", "gumbel_max_probs", "masked_step_law", "entropy", "zipf"]
+__all__ = ["sample_categorical", "gumbel_max_probs", "masked_step_law", "entropy", "total_variation", "zipf"]
 
 _F64 = torch.float64
 
@@ -158,6 +158,19 @@ def entropy(p, dim: int = -1) -> torch.Tensor:
     """Shannon entropy in nats, ``-sum p log p`` (0 log 0 = 0)."""
     p = torch.as_tensor(p, dtype=_F64)
     return -(torch.where(p > 0, p * torch.log(p), torch.zeros_like(p))).sum(dim)
+
+
+def total_variation(p, q, dim: int = -1) -> torch.Tensor:
+    r"""Total-variation distance between two laws on the same finite set: ``1/2 sum_c |p_c - q_c|``.
+
+    It equals ``max_A |p(A) - q(A)|`` over events A, in [0, 1]. p, q: (..., C) probabilities
+    (broadcast against each other); returns (...) float64. Lesson 08 measures the step-wise
+    sampler's law against the data with it.
+    """
+    p, q = torch.as_tensor(p, dtype=_F64), torch.as_tensor(q, dtype=_F64)
+    if p.shape[dim] != q.shape[dim]:
+        raise ValueError(f"p and q must have the same number of outcomes; got {p.shape[dim]} and {q.shape[dim]}")
+    return 0.5 * (p - q).abs().sum(dim)
 
 
 

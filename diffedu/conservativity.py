@@ -23,7 +23,8 @@ from ._core import check_batch, field_at
 from .calculus import jacobian
 
 __all__ = ["jacobian_at", "antisymmetric_part", "asymmetry_ratio", "asymmetry", "curl_2d",
-           "circle_loops", "line_integral", "circulation", "circulation_ratio", "path_dependence"]
+           "circle_loops", "line_integral", "circulation", "circulation_ratio", "path_dependence",
+           "linear_circulation"]
 
 
 def _check_jac(J, name="J"):
@@ -190,3 +191,20 @@ def path_dependence(field, path_a, path_b, t=None, *, nodes: int = 3):
         if gap > 1e-9 * (float(a.abs().max()) + 1.0):
             raise ValueError(f"path_a and path_b must share their {name} points; they differ by {gap:.3g}")
     return line_integral(field, a, t, nodes=nodes) - line_integral(field, b, t, nodes=nodes)
+
+
+def linear_circulation(M, radius: float) -> float:
+    r"""Circulation of the linear field ``r(x) = M x`` counter-clockwise around a circle of ``radius``.
+
+    The curl of ``M x`` in the plane of coordinates (0, 1) is the constant ``M[1, 0] - M[0, 1]``,
+    so by Stokes the circulation around any such circle (any centre) is
+    ``(M[1, 0] - M[0, 1]) pi radius^2``: ``2 gamma pi R^2`` for the rotation ``gamma A x``
+    (lesson 11). M: (D, D), D >= 2. The closed form of what :func:`circulation` approximates
+    on a :func:`circle_loops` polygon.
+    """
+    M = torch.as_tensor(M, dtype=torch.float64)
+    if M.dim() != 2 or M.shape[0] != M.shape[1] or M.shape[0] < 2:
+        raise ValueError(f"M must be a square (D, D) matrix with D >= 2; got shape {tuple(M.shape)}")
+    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not math.isfinite(radius) or radius <= 0:
+        raise ValueError(f"radius must be a positive number; got {radius!r}")
+    return float(M[1, 0] - M[0, 1]) * math.pi * radius**2

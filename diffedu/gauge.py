@@ -24,8 +24,8 @@ import torch
 from ._core import check_batch, check_callable, check_process, coefs
 from .gaussian import Gaussian
 
-__all__ = ["gauge_rotation", "plain_rotation", "rotation_matrix", "affine_flow_moments",
-           "rotated_scores", "gauge_flow_summary"]
+__all__ = ["gauge_rotation", "plain_rotation", "rotation_matrix", "linear_gauge_defect",
+           "affine_flow_moments", "rotated_scores", "gauge_flow_summary"]
 
 
 # --- gauge fields of a Gaussian and the moments of affine flows -----------------------------
@@ -92,6 +92,26 @@ def plain_rotation(gaussian, process, strength: float = 1.0, A=None):
         a, _ = coefs(process, t, x)
         return strength * (x - a * gaussian.mean.to(x)) @ A.to(x).T
     return r
+
+
+def linear_gauge_defect(M, cov) -> float:
+    r"""How far the linear field ``r(x) = M x`` is from a gauge field of ``p = N(0, C)``: 0 if it is one.
+
+    ``div(p M x) = p (tr M - x^T C^{-1} M x)`` vanishes for every x exactly when ``K = C^{-1} M``
+    is antisymmetric (then ``tr M = tr(C K) = 0`` too). Returns the relative size of K's
+    symmetric part, ``max |K + K^T| / max |K|`` (0 for ``M = 0``, the trivial gauge field):
+    ``M = A C^{-1}`` with A antisymmetric gives 0; a plain rotation ``M = A`` gives 0 only for
+    an isotropic C (lesson 11). M, cov: (D, D), cov positive definite.
+    """
+    C = torch.as_tensor(cov, dtype=torch.float64)
+    M = torch.as_tensor(M, dtype=torch.float64)
+    if C.dim() != 2 or C.shape[0] != C.shape[1]:
+        raise ValueError(f"cov must be a square (D, D) matrix; got shape {tuple(C.shape)}")
+    if M.shape != C.shape:
+        raise ValueError(f"M must have the shape of cov, {tuple(C.shape)}; got {tuple(M.shape)}")
+    K = torch.linalg.solve(C, M)
+    size = float(K.abs().max())
+    return 0.0 if size == 0 else float((K + K.T).abs().max()) / size
 
 
 def affine_flow_moments(velocity, mean, cov, t_from: float, t_to: float, *, rtol: float = 1e-8,

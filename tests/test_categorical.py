@@ -6,7 +6,7 @@ import torch
 from scipy.stats import chisquare
 
 from diffedu.categorical import (_gumbel_full, _gumbel_split, entropy, gumbel_max_probs, masked_step_law,
-                                 sample_categorical, zipf)
+                                 sample_categorical, total_variation, zipf)
 
 
 def gen(seed):
@@ -90,3 +90,19 @@ def test_bad_input_names_the_argument():
         zipf(1)
     with pytest.raises(TypeError, match="vocab_size"):
         zipf(True)
+
+
+def test_total_variation_is_the_largest_difference_over_events():
+    import itertools
+
+    g = gen(5)
+    p = torch.rand(3, 5, generator=g, dtype=torch.float64)
+    q = torch.rand(3, 5, generator=g, dtype=torch.float64)
+    p, q = p / p.sum(1, keepdim=True), q / q.sum(1, keepdim=True)
+    events = [list(A) for r in range(6) for A in itertools.combinations(range(5), r)]
+    brute = torch.stack([torch.stack([(p[:, A].sum(1) - q[:, A].sum(1)).abs() for A in events]).max(0).values])[0]
+    assert torch.allclose(total_variation(p, q), brute, atol=1e-15)
+    assert float(total_variation(p[0], p[0])) == 0.0
+    assert float(total_variation([1.0, 0.0], [0.0, 1.0])) == 1.0
+    with pytest.raises(ValueError, match="same number of outcomes"):
+        total_variation(p, q[:, :4])

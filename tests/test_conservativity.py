@@ -131,3 +131,17 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="end points"):
         cons.path_dependence(lambda y: y, torch.tensor([[0.0, 0.0], [1.0, 0.0]], dtype=DT),
                           torch.tensor([[0.0, 0.0], [2.0, 0.0]], dtype=DT))
+
+
+def test_linear_circulation_is_stokes_for_linear_fields(gen):
+    M = torch.tensor([[0.4, -1.3], [0.7, 2.0]], dtype=DT)
+    c = torch.randn(3, 2, generator=gen, dtype=DT)
+    n, R = 4096, 1.7
+    poly = cons.circulation(lambda y: y @ M.T, cons.circle_loops(c, R, n))  # exact on each segment
+    inscribed = 0.5 * n * math.sin(2 * PI / n) / PI  # polygon area / circle area
+    assert torch.allclose(poly, torch.full((3,), cons.linear_circulation(M, R) * inscribed, dtype=DT), rtol=1e-12)
+    assert cons.linear_circulation(0.5 * gauge.rotation_matrix(2), 2.0) == pytest.approx(4 * PI, rel=1e-15)
+    with pytest.raises(ValueError, match="radius must be"):
+        cons.linear_circulation(M, 0.0)
+    with pytest.raises(ValueError, match="M must be"):
+        cons.linear_circulation(torch.ones(3), 1.0)

@@ -7,7 +7,7 @@ import torch
 from scipy.stats import chisquare, kstest
 
 from diffedu.discrete import (CosineMask, LinearMask, PowerMask, SequenceDistribution, all_masked, elbo,
-                              elbo_integrand, elbo_mc, first_hitting_time, mask_tokens, sample_first_hitting,
+                              elbo_integrand, elbo_mc, first_hitting_survival, first_hitting_time, mask_tokens, sample_first_hitting,
                               sample_stepwise, sequence_chi2, stepwise_law)
 
 V, L = 3, 4
@@ -95,6 +95,22 @@ def test_first_hitting_time_follows_its_beta_law():
     assert (t2 <= 0.6).all()
     ratio = (1 - s.alpha(t2)) / (1 - s.alpha(0.6))
     assert kstest(ratio.numpy(), "beta", args=(3, 1)).pvalue > 0.01
+
+
+def test_first_hitting_survival_is_the_beta_tail_and_matches_the_sampler():
+    from scipy.stats import beta
+
+    a = torch.tensor([0.0, 0.2, 0.5, 0.9, 1.0], dtype=torch.float64)
+    for n in (1, 4):  # from the fully masked sequence, alpha at the first unmasking is Beta(1, n)
+        assert torch.allclose(first_hitting_survival(a, n), torch.as_tensor(beta.sf(a.numpy(), 1, n)), atol=1e-15)
+    s = LinearMask()  # Monte Carlo: still masked at alpha = 0.5 after starting from alpha = 0.3 with 3 masked
+    t = first_hitting_time(torch.full((40000,), float(s.t_of_alpha(0.3)), dtype=torch.float64), 3, s, generator=gen(4))
+    mc = float((s.alpha(t) > 0.5).double().mean())
+    assert abs(mc - float(first_hitting_survival(0.5, 3, alpha_from=0.3))) < 4 * (0.25 / 40000) ** 0.5
+    with pytest.raises(ValueError, match="alpha must lie"):
+        first_hitting_survival(0.1, 2, alpha_from=0.3)
+    with pytest.raises(ValueError, match="n_masked must be"):
+        first_hitting_survival(0.5, 1.5)
 
 
 def test_first_hitting_sampler_is_exact_and_the_test_rejects_marginals(chain):

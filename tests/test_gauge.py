@@ -57,6 +57,25 @@ def test_gauge_rotated_pf_ode_keeps_the_exact_covariance_and_plain_rotation_does
     assert errs["plain"] > 0.1
 
 
+def test_linear_gauge_defect_is_zero_exactly_when_the_weighted_divergence_is(gen):
+    C = torch.tensor([[2.0, 0.3, 0.1], [0.3, 0.5, 0.0], [0.1, 0.0, 1.0]], dtype=DT)
+    A = torch.tensor([[0.0, 1.0, -2.0], [-1.0, 0.0, 0.5], [2.0, -0.5, 0.0]], dtype=DT)
+    g = Gaussian([0.0, 0.0, 0.0], C)
+    x = torch.randn(8, 3, generator=gen, dtype=DT)
+
+    def wdiv(M):  # div(p M x) / p by autograd
+        p = lambda y: g.log_prob(y, 0.0, EDM()).exp()  # noqa: E731
+        return divergence(lambda y: p(y)[:, None] * (y @ M.T), x) / p(x)
+
+    good = C @ A                 # C^{-1} M = A: antisymmetric
+    assert gauge.linear_gauge_defect(good, C) < 1e-14 and wdiv(good).abs().max() < 1e-10
+    assert gauge.linear_gauge_defect(A, C) > 0.1 and wdiv(A).abs().max() > 1e-2   # plain rotation, anisotropic C
+    assert gauge.linear_gauge_defect(A, 0.7 * torch.eye(3, dtype=DT)) == 0.0      # isotropic C: a gauge field
+    assert gauge.linear_gauge_defect(torch.zeros(3, 3), C) == 0.0
+    with pytest.raises(ValueError, match="M must have the shape"):
+        gauge.linear_gauge_defect(torch.eye(2), C)
+
+
 # --- bad input -------------------------------------------------------------------------------
 def test_bad_input_is_named():
     proc = VP()

@@ -24,16 +24,16 @@ The pieces, one module each: :mod:`.schedules` (schedules and the forward maskin
 Everything is re-exported here: ``from diffedu import discrete as dd; dd.elbo(...)``. Lesson 08.
 """
 
-from ..categorical import entropy, gumbel_max_probs, sample_categorical
+from ..categorical import entropy, gumbel_max_probs, sample_categorical, total_variation
 from .elbo import elbo, elbo_integrand, elbo_mc
-from .sampling import first_hitting_time, sample_first_hitting, sample_stepwise, stepwise_law
+from .sampling import first_hitting_survival, first_hitting_time, sample_first_hitting, sample_stepwise, stepwise_law
 from .schedules import CosineMask, LinearMask, MaskSchedule, PowerMask, all_masked, mask_tokens
 from .sequences import SequenceDistribution, sequence_chi2
 
 __all__ = [
     "MaskSchedule", "LinearMask", "CosineMask", "PowerMask",
     "SequenceDistribution", "all_masked", "mask_tokens",
-    "first_hitting_time", "sample_first_hitting", "sample_stepwise", "stepwise_law",
+    "first_hitting_time", "first_hitting_survival", "sample_first_hitting", "sample_stepwise", "stepwise_law",
     "elbo_integrand", "elbo", "elbo_mc", "sequence_chi2",
-    "sample_categorical", "gumbel_max_probs", "entropy",
+    "sample_categorical", "gumbel_max_probs", "entropy", "total_variation",
 ]

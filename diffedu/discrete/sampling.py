@@ -15,7 +15,7 @@ from ..categorical import _check_bits, sample_categorical
 from ._checks import check_cpu_generator, check_denoised, check_int, check_tokens
 from .schedules import MaskSchedule, check_schedule
 
-__all__ = ["first_hitting_time", "sample_first_hitting", "sample_stepwise", "stepwise_law"]
+__all__ = ["first_hitting_time", "first_hitting_survival", "sample_first_hitting", "sample_stepwise", "stepwise_law"]
 
 _F64 = torch.float64
 
@@ -38,6 +38,32 @@ def first_hitting_time(t, n_masked, schedule: MaskSchedule, *, generator=None) -
     u = torch.rand(t.shape, generator=generator, dtype=_F64)
     one_minus = (1 - schedule.alpha(t)) * u ** (1 / n)
     return schedule.t_of_alpha(1 - one_minus).clamp(0, 1)
+
+
+def first_hitting_survival(alpha, n_masked, *, alpha_from=0.0) -> torch.Tensor:
+    r"""Probability that none of ``n_masked`` masked tokens has unmasked yet when the unmasked
+    fraction, going back in time from ``alpha_from``, reaches ``alpha``.
+
+    Each token masked at ``alpha_from`` is still masked at ``alpha >= alpha_from`` with
+    probability ``(1 - alpha) / (1 - alpha_from)``, independently, so
+
+        P(alpha at the first unmasking > alpha) = ((1 - alpha) / (1 - alpha_from))^n,
+
+    the survival function of :func:`first_hitting_time` (in units of alpha; from the fully
+    masked sequence, ``alpha_from = 0``, the first unmasking is at ``alpha ~ Beta(1, n)``;
+    Zheng et al. 2024, eq. 9). alpha, n_masked: floats or broadcastable tensors; alpha in
+    ``[alpha_from, 1]``, alpha_from in [0, 1). Returns float64. Lesson 08.
+    """
+    a = torch.as_tensor(alpha, dtype=_F64)
+    a0 = torch.as_tensor(alpha_from, dtype=_F64)
+    n = torch.as_tensor(n_masked, dtype=_F64)
+    if torch.isnan(a0).any() or (a0 < 0).any() or (a0 >= 1).any():
+        raise ValueError(f"alpha_from must lie in [0, 1); got {alpha_from!r}")
+    if torch.isnan(a).any() or (a < a0).any() or (a > 1).any():
+        raise ValueError(f"alpha must lie in [alpha_from, 1]; got {alpha!r}")
+    if (n < 1).any() or (n != torch.round(n)).any():
+        raise ValueError(f"n_masked must be an integer >= 1; got {n_masked!r}")
+    return ((1 - a) / (1 - a0)) ** n
 
 
 def sample_first_hitting(denoiser, x, vocab_size: int, schedule: MaskSchedule, *, bits: int = 53,
