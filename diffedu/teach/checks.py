@@ -14,10 +14,13 @@ Each lesson's own checkers live in its module (``diffedu.teach.<topic>``) and ar
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
-__all__ = ["Feedback", "check_close", "check_denoiser", "say", "unanswered", "NOT_ANSWERED"]
+__all__ = ["Feedback", "check_close", "check_denoiser", "say", "unanswered", "recognisable_factor",
+           "RECOGNISABLE_FACTORS", "NOT_ANSWERED"]
 
 NOT_ANSWERED = "not answered yet"
 
@@ -56,13 +59,55 @@ def _fmt(v: torch.Tensor) -> str:
     return f"{float(v):.4g}" if v.numel() == 1 else "[" + ", ".join(f"{float(a):.4g}" for a in v.reshape(-1)[:4]) + (", ...]" if v.numel() > 4 else "]")
 
 
+#: Factors a student's answer is plausibly off by (a forgotten 2, pi, square root, ...), by name.
+RECOGNISABLE_FACTORS = {
+    "2": 2.0, "1/2": 0.5, "3": 3.0, "1/3": 1 / 3, "4": 4.0, "1/4": 0.25, "10": 10.0, "1/10": 0.1,
+    "pi": math.pi, "1/pi": 1 / math.pi, "2 pi": 2 * math.pi, "1/(2 pi)": 1 / (2 * math.pi),
+    "sqrt 2": math.sqrt(2), "1/sqrt 2": 1 / math.sqrt(2), "sqrt(2 pi)": math.sqrt(2 * math.pi),
+    "1/sqrt(2 pi)": 1 / math.sqrt(2 * math.pi), "e": math.e, "1/e": 1 / math.e,
+}
+
+
+def recognisable_factor(ratio: float, rtol: float = 1e-3) -> str | None:
+    """The name of a :data:`RECOGNISABLE_FACTORS` entry (or minus one) within ``rtol`` of ``ratio``."""
+    for name, f in RECOGNISABLE_FACTORS.items():
+        for sign, prefix in ((1.0, ""), (-1.0, "-")):
+            if abs(ratio - sign * f) <= rtol * f:
+                return prefix + name
+    return None
+
+
+def _magnitude(v: float) -> str:
+    """``v``'s sign and order of magnitude in words: "positive, of order 1e-3"."""
+    if v == 0:
+        return "zero"
+    sign = "positive" if v > 0 else "negative"
+    return f"{sign}, of order 1e{math.floor(math.log10(abs(v))):d}"
+
+
+def _shape_message(a: torch.Tensor, e: torch.Tensor, rtol: float, atol: float) -> str:
+    """What a wrong shape is: transposed, the same entries in another shape, or just wrong."""
+    got, want = tuple(a.shape), tuple(e.shape)
+    if a.dim() == 2 and e.dim() == 2 and got == want[::-1] and got != want:
+        if torch.allclose(a.T, e, rtol=rtol, atol=atol):
+            return f"your answer is transposed: shape {got}, expected {want}; its transpose is right"
+        return f"shape {got} is the transpose of the expected {want}: check which index is which"
+    if a.numel() == e.numel():
+        return (f"shape {got}, expected {want}: the same number of entries in another shape; "
+                "check the order of the dimensions rather than reshaping")
+    return f"shape {got}, expected {want}"
+
+
 def check_close(answer, expected, *, name: str = "answer", rtol: float = 1e-3, atol: float = 1e-8,
                 show_expected: bool = False) -> Feedback:
     r"""Compare ``answer`` with ``expected`` entrywise: ``|a - e| <= atol + rtol |e|``.
 
     answer: a number, sequence or tensor (or None / ... when not answered). expected: the
-    closed-form value. When wrong, the message names the shape mismatch, a flipped sign,
-    a constant factor, or the worst entry and its relative error.
+    closed-form value. When wrong, the message says what is off: a wrong shape (a transposed
+    matrix is named as such; nothing is reshaped), NaN or inf, an answer that is zero, a flipped
+    sign; for a single number its expected sign and order of magnitude and the relative error,
+    and a factor only when it is a recognisable one (2, 1/2, pi, sqrt 2, ...); for a tensor a
+    constant factor across all entries, or the worst entry and its relative error.
     """
     if unanswered(answer):
         return say("unanswered", name, "")
@@ -72,28 +117,56 @@ def check_close(answer, expected, *, name: str = "answer", rtol: float = 1e-3, a
         return say("wrong", name, f"expected numbers, got a {type(answer).__name__}")
     e = torch.as_tensor(expected, dtype=torch.float64).detach().cpu()
     if a.shape != e.shape:
-        if a.numel() == e.numel():
-            a = a.reshape(e.shape)
-        else:
-            return say("wrong", name, f"shape {tuple(a.shape)}, expected {tuple(e.shape)}")
+        if not (a.numel() == 1 and e.numel() == 1):
+            return say("wrong", name, _shape_message(a, e, rtol, atol))
+        a = a.reshape(e.shape)  # a number given as [x] or a 0-d tensor: the same number
     if not torch.isfinite(a).all():
         return say("wrong", name, "contains NaN or inf")
     tol = atol + rtol * e.abs()
     err = (a - e).abs()
     if (err <= tol).all():
         return say("correct", name, f"matches the closed form within rtol={rtol:g}")
+    if (a == 0).all():
+        return say("wrong", name, "your answer is zero" + ("" if e.numel() == 1 else " everywhere")
+                   + (f"; expected {_magnitude(float(e))}" if e.numel() == 1 else
+                      f"; expected entries up to {float(e.abs().max()):.2g} in size"))
     if ((a + e).abs() <= tol).all():
         return say("wrong", name, "the sign is flipped")
+    if e.numel() == 1:
+        return say("wrong", name, _scalar_message(float(a), float(e), rtol, show_expected))
     ratio = (a / e)[e.abs() > tol]
     if ratio.numel() and (ratio - ratio.mean()).abs().max() <= rtol * ratio.mean().abs():
-        return say("wrong", name, f"off by a constant factor {float(ratio.mean()):.4g}")
+        r = float(ratio.mean())
+        known = recognisable_factor(r, rtol)
+        return say("wrong", name, f"every entry is off by the same factor {known or f'{r:.4g}'}"
+                   + ("" if known else " (a coefficient in your formula?)"))
     k = int(torch.argmax(err / tol))
     rel = float(err.reshape(-1)[k] / e.abs().reshape(-1)[k].clamp_min(atol))
-    where = "" if e.numel() == 1 else f" at entry {tuple(int(i) for i in torch.unravel_index(torch.tensor(k), e.shape))}"
+    where = f" at entry {tuple(int(i) for i in torch.unravel_index(torch.tensor(k), e.shape))}"
     text = f"relative error {rel:.2g}{where} (tolerance {rtol:g})"
     if show_expected:
         text += f"; expected {_fmt(e)}"
     return say("wrong", name, text)
+
+
+def _scalar_message(a: float, e: float, rtol: float, show_expected: bool) -> str:
+    """What is off about a single number: a recognisable factor, else its sign, its order of
+    magnitude and its relative error."""
+    known = recognisable_factor(a / e, rtol) if e != 0 else None
+    if known:
+        return f"your answer is {known} times the expected value"
+    rel = abs(a - e) / abs(e) if e != 0 else math.inf
+    parts = []
+    if (a > 0) != (e > 0):
+        parts.append(f"the sign is wrong (expected {_magnitude(e)})")
+    elif e != 0 and abs(math.log10(abs(a) / abs(e))) >= 1:
+        parts.append(f"the size is wrong: expected {_magnitude(e)}, yours is of order "
+                     f"1e{math.floor(math.log10(abs(a))):d}")
+    parts.append(f"relative error {rel:.2g} (tolerance {rtol:g})")
+    text = "; ".join(parts)
+    if show_expected:
+        text += f"; expected {e:.4g}"
+    return text
 
 
 def check_denoiser(answer, dist, x, t, process, *, rtol: float = 1e-5) -> Feedback:
