@@ -22,10 +22,10 @@ import math
 
 import torch
 
-from ._core import (Distribution, as_param, check_batch, check_n, check_process, check_real, coefs,
+from ._core import (Distribution, as_param, check_batch, check_int, check_n, check_process, check_real, coefs,
                     resolve_device)
 
-__all__ = ["Gaussian", "fit_gaussian", "rotated_2d", "decision_time"]
+__all__ = ["Gaussian", "fit_gaussian", "rotated_2d", "decision_time", "cov_ellipse"]
 
 
 def _eigh_psd(cov: torch.Tensor, name: str):
@@ -310,6 +310,26 @@ def rotated_2d(lam1: float, lam2: float, angle_deg: float = 30.0, mean=(0.0, 0.0
     U = torch.tensor([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]], dtype=torch.float64)
     cov = U @ torch.diag(torch.tensor([lam1, lam2], dtype=torch.float64)) @ U.T
     return Gaussian(as_param(mean, "mean", (2,)), 0.5 * (cov + cov.T))
+
+
+def cov_ellipse(cov, mean=(0.0, 0.0), *, n_std: float = 2.0, n: int = 121) -> torch.Tensor:
+    r"""Points on the ``n_std``-standard-deviation ellipse of a 2-D Gaussian: (n, 2) float64, closed.
+
+    The ellipse ``{x : (x - m)^T C^{-1} (x - m) = n_std^2}`` is the image of the circle of radius
+    ``n_std`` under ``x = m + U diag(sqrt(lambda)) z`` with ``C = U diag(lambda) U^T``; the first
+    and last points coincide. cov: (2, 2) symmetric positive semi-definite (a singular C gives a
+    segment); mean: (2,). Traversed counter-clockwise. Lesson 11 draws the final covariances of rotated flows with it.
+    """
+    C = torch.as_tensor(cov, dtype=torch.float64)
+    if C.shape != (2, 2):
+        raise ValueError(f"cov must have shape (2, 2); got {tuple(C.shape)}")
+    n_std = check_real(n_std, "n_std", minimum=0.0)
+    n = check_int(n, "n", minimum=3)
+    U, ev = _eigh_psd(C, "cov")
+    U = U * torch.tensor([1.0, float(torch.sign(torch.linalg.det(U)))], dtype=torch.float64)  # a rotation
+    th = torch.linspace(0, 2 * math.pi, n, dtype=torch.float64)
+    circle = n_std * torch.stack([torch.cos(th), torch.sin(th)], 1)
+    return circle * ev.sqrt() @ U.T + as_param(mean, "mean", (2,))
 
 
 def fit_gaussian(data, *, shrinkage: float = 0.0) -> Gaussian:

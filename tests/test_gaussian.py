@@ -465,3 +465,21 @@ def test_pf_ode_divergence_matches_autograd_divergence_of_the_velocity(process):
     expected = G.pf_ode_divergence(t, process)
     assert expected.shape == ()
     torch.testing.assert_close(div, expected.expand(5), rtol=1e-9, atol=1e-9)
+
+
+def test_cov_ellipse_lies_on_the_mahalanobis_level_and_encloses_its_area():
+    from diffedu.gaussian import cov_ellipse
+
+    C = torch.tensor([[1.0, 0.45], [0.45, 0.3]], dtype=torch.float64)
+    m = torch.tensor([0.3, -0.2], dtype=torch.float64)
+    pts = cov_ellipse(C, m, n_std=2.0, n=2001)
+    y = pts - m
+    maha = (y @ torch.linalg.inv(C) * y).sum(1)
+    assert torch.allclose(maha, torch.full_like(maha, 4.0), rtol=1e-12)
+    assert torch.allclose(pts[0], pts[-1], atol=1e-12)
+    area = 0.5 * float((y[:-1, 0] * y[1:, 1] - y[1:, 0] * y[:-1, 1]).sum())  # shoelace, counter-clockwise
+    assert area == pytest.approx(math.pi * 4.0 * math.sqrt(float(torch.linalg.det(C))), rel=1e-5)
+    with pytest.raises(ValueError, match="cov must have shape"):
+        cov_ellipse(torch.eye(3))
+    with pytest.raises(ValueError, match="cov must be positive semi-definite"):
+        cov_ellipse(torch.diag(torch.tensor([1.0, -1.0])))
