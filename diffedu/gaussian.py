@@ -317,8 +317,9 @@ def cov_ellipse(cov, mean=(0.0, 0.0), *, n_std: float = 2.0, n: int = 121) -> to
 
     The ellipse ``{x : (x - m)^T C^{-1} (x - m) = n_std^2}`` is the image of the circle of radius
     ``n_std`` under ``x = m + U diag(sqrt(lambda)) z`` with ``C = U diag(lambda) U^T``; the first
-    and last points coincide. cov: (2, 2) symmetric positive semi-definite (a singular C gives a
-    segment); mean: (2,). Traversed counter-clockwise. Lesson 11 draws the final covariances of rotated flows with it.
+    and last points coincide, traversed counter-clockwise. cov: (2, 2) symmetric positive
+    semi-definite (a singular C gives a segment); mean: (2,). Lesson 11 draws the final
+    covariances of rotated flows with it.
     """
     C = torch.as_tensor(cov, dtype=torch.float64)
     if C.shape != (2, 2):
