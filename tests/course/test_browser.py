@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LESSON = REPO / "lessons" / "02_gaussian_score_and_flow.ipynb"
 CHROMIUM = "/usr/bin/chromium"
 HOWTO = ("browser test needs Debian chromium and Python Playwright: "

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from diffedu import cli
+from diffedu.course import notebooks
 
-REPO = Path(__file__).resolve().parent.parent
-LESSONS = cli.lesson_files(REPO / "lessons")
+REPO = Path(__file__).resolve().parents[2]
+LESSONS = notebooks.lesson_files(REPO / "lessons")
 IDS = [p.stem for p in LESSONS]
 
 
@@ -32,7 +32,7 @@ def tags(c):
 
 def test_lessons_exist_and_are_numbered_in_order():
     assert len(LESSONS) >= 1
-    nums = [cli.lesson_meta(p)["number"] for p in LESSONS]
+    nums = [notebooks.lesson_meta(p)["number"] for p in LESSONS]
     assert nums == list(range(1, len(LESSONS) + 1))
     assert [int(p.name[:2]) for p in LESSONS] == nums
 
@@ -42,9 +42,9 @@ def test_readme_index_is_generated_from_metadata():
     if not readme.exists():
         pytest.skip("README.md is not in this checkout")
     text = readme.read_text()
-    assert cli.readme_with_index(text, cli.lesson_index(REPO / "lessons")) == text, (
-        "README lesson index is stale: regenerate it with "
-        "`python3 -m diffedu.cli index` between the lesson-index markers")
+    table = notebooks.lesson_table(LESSONS, notebooks.lesson_costs(REPO / "lessons"))
+    assert notebooks.readme_with_index(text, table) == text, (
+        "README lesson index is stale: paste the output of `diffedu index` between the lesson-index markers")
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=IDS)
@@ -54,7 +54,7 @@ def test_opening_cell_states_scope_and_run_time(path):
     assert nb["cells"][0]["cell_type"] == "markdown"
     for phrase in ("What it teaches", "What it assumes", "Run time"):
         assert phrase in first
-    secs = cli.lesson_meta(path)["cpu_seconds"]
+    secs = notebooks.lesson_meta(path)["cpu_seconds"]
     assert f"About {secs} s" in first
 
 
@@ -102,7 +102,7 @@ def test_widget_cells_ignore_output(path):
 def test_stored_outputs_are_complete(path):
     cells = code_cells(load(path))
     assert [c["execution_count"] for c in cells] == list(range(1, len(cells) + 1)), (
-        "store lessons executed top to bottom: python3 -m diffedu.cli regenerate")
+        "store lessons executed top to bottom: diffedu regenerate")
     for c in cells:
         for o in c["outputs"]:
             assert o["output_type"] != "error"

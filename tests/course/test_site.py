@@ -1,4 +1,5 @@
-"""The offline course site: built from stored outputs, typeset math, every widget fallback, no network.
+"""The offline course site: built from stored outputs, typeset math, every widget fallback, no network;
+the notation page and one API page per module of the maths core.
 
 The browser part opens the built pages in headless Debian chromium (Python Playwright), served
 from 127.0.0.1, with every request recorded and any request for another host aborted. It skips
@@ -16,11 +17,11 @@ from urllib.parse import urlparse
 
 import pytest
 
-from diffedu import cli, site
+from diffedu.course import cli, notebooks, site
 from diffedu.teach.fallbacks import FALLBACK_CLASS
 
-REPO = Path(__file__).resolve().parent.parent
-LESSONS = cli.lesson_files(REPO / "lessons")
+REPO = Path(__file__).resolve().parents[2]
+LESSONS = notebooks.lesson_files(REPO / "lessons")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 CHROMIUM = "/usr/bin/chromium"
 HOWTO = ("the browser test needs Debian chromium and Python Playwright: "
@@ -45,7 +46,7 @@ def test_every_stored_widget_has_a_static_fallback(path):
         html = "".join(out["data"].get("text/html", ""))  # nbformat may store it as a list of lines
         assert FALLBACK_CLASS in html and "data:image/png;base64," in html, (
             f"{path.name}: a widget output has no stored static fallback; regenerate the lesson with "
-            "`python3 -m diffedu.cli regenerate`, which stores one (diffedu/fallbacks.py)")
+            "`diffedu regenerate`, which stores one (diffedu/teach/fallbacks.py)")
 
 
 def test_site_notebook_shows_fallbacks_and_drops_widget_state():
@@ -65,37 +66,93 @@ def test_site_notebook_shows_fallbacks_and_drops_widget_state():
     assert len(site.site_notebook(nb, solutions=True)["cells"]) == 2
 
 
-def test_index_uses_the_same_metadata_as_the_readme():
+def test_index_shows_the_readme_lesson_table():
     costs = {LESSONS[0].name: {"wall_s": 12.3, "peak_mb": 456.0}}
     md = site.index_markdown(LESSONS, costs, solutions=False)
-    readme_index = cli.lesson_index(REPO / "lessons")
+    table = notebooks.lesson_table(LESSONS, costs)
+    assert table in md  # the same rows, header included, as the README index
     for p in LESSONS:
-        m = cli.lesson_meta(p)
-        assert m["title"] in md and m["teaches"] in md and m["title"] in readme_index
-        assert f"lessons/{p.stem}" in md
+        assert f"[{notebooks.lesson_meta(p)['title']}](lessons/{p.stem}.ipynb)" in md
+        assert f"\nlessons/{p.stem}\n" in md  # in the toctree
     assert "| 456 MB | 12 s |" in md
     assert ("not measured" in md) == (len(LESSONS) > 1)
-    assert "Student version" in md
+    assert "Student version" in md and "Instructor version" in site.index_markdown(LESSONS, {}, solutions=True)
+    assert "\nnotation\n" in md and "\napi/index\n" in md
+
+
+def _fake_package(root: Path) -> str:
+    """A package with the three floors, private modules and a core subpackage; returns its name."""
+    pkg = root / "fakecore"
+    for folder in ("", "teach", "course", "discrete", "discrete/_impl", "_hidden"):
+        (pkg / folder).mkdir(parents=True, exist_ok=True)
+        (pkg / folder / "__init__.py").write_text("")
+    for mod in ("processes.py", "_core.py", "teach/plots.py", "course/site.py", "discrete/elbo.py",
+                "discrete/_checks.py", "discrete/_impl/x.py", "_hidden/y.py"):
+        (pkg / mod).write_text("")
+    return pkg.name
+
+
+def test_core_modules_are_discovered(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = _fake_package(tmp_path)
+    assert site.core_modules(name) == ["fakecore.discrete", "fakecore.discrete.elbo", "fakecore.processes"]
+    found = site.core_modules()
+    assert "diffedu.processes" in found
+    assert not [m for m in found if m.startswith(("diffedu.teach", "diffedu.course")) or "._" in m]
+    with pytest.raises(TypeError, match="package"):
+        site.core_modules(3)
+
+
+def test_api_pages_document_each_module():
+    pages = site.api_pages(["diffedu.processes", "diffedu.gaussian"])
+    assert sorted(pages) == ["diffedu.gaussian.md", "diffedu.processes.md", "index.md"]
+    assert ".. automodule:: diffedu.processes" in pages["diffedu.processes.md"]
+    assert "\ndiffedu.gaussian\n" in pages["index.md"] and "autosummary" in pages["index.md"]
+    with pytest.raises(TypeError, match="modules"):
+        site.api_pages([site])
 
 
 WIDGETS_AT_BUILD = {}  # lesson name -> widget outputs when the site was built (lessons may change later)
 
 
+CORE_AT_BUILD = []  # the core modules when the site was built
+
+
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory):
+    """The site, built once by the console command (``diffedu site build --out DIR``)."""
     pytest.importorskip("myst_nb", reason="the site needs Sphinx and MyST-NB: pip install -e '.[test]'")
     WIDGETS_AT_BUILD.update({p.name: len(widget_outputs(p)) for p in LESSONS})
-    return site.build(tmp_path_factory.mktemp("site") / "html")
+    CORE_AT_BUILD[:] = site.core_modules()
+    out = tmp_path_factory.mktemp("site") / "html"
+    assert cli.main(["site", "build", "--out", str(out)]) == 0
+    return out
+
+
+def test_built_site_has_the_notation_page_and_an_api_page_per_core_module(built_site):
+    notation = (built_site / "notation.html").read_text()
+    assert "Time and the forward process" in notation and "pf_ode_velocity" in notation
+    assert notation.count("<table") >= 4 and 'class="math' in notation
+    api = {p.stem for p in (built_site / "api").glob("diffedu*.html")}
+    assert api == set(CORE_AT_BUILD) and len(api) >= 5
+    index = (built_site / "api" / "index.html").read_text()
+    for mod in CORE_AT_BUILD:
+        page = (built_site / "api" / f"{mod}.html").read_text()
+        assert f'id="module-{mod}"' in page, f"autodoc could not import {mod}"
+        assert f'href="{mod}.html' in index
+    front = (built_site / "index.html").read_text()
+    assert 'href="notation.html"' in front and 'href="api/index.html"' in front
 
 
 def test_built_pages_reference_no_other_host(built_site):
-    pages = [built_site / "index.html"] + [built_site / "lessons" / f"{p.stem}.html" for p in LESSONS]
+    pages = sorted(built_site.glob("*.html")) + sorted(built_site.glob("*/*.html"))
+    assert len(pages) >= len(LESSONS) + len(CORE_AT_BUILD) + 3
     for page in pages:
         text = page.read_text()
         refs = re.findall(r'<(?:script|link|img|iframe|source)\b[^>]*?\b(?:src|href)="([^"]+)"', text)
         remote = [r for r in refs if urlparse(r).scheme in ("http", "https") or r.startswith("//")]
         assert not remote, f"{page.name} loads {remote}"
-        if page.parent.name == "lessons":
+        if page.parent.name == "lessons" or page.name == "notation.html":
             assert "mathjax/tex-chtml.js" in text
         assert "require.js" not in text and "embed-amd" not in text  # no widget manager from a CDN
 
@@ -143,7 +200,7 @@ def test_pages_render_offline_in_chromium(served):
             blocked.append(url)
             r.abort()
 
-    pages = ["index.html"] + [f"lessons/{p.stem}.html" for p in LESSONS]
+    pages = ["index.html", "notation.html", "api/diffedu.processes.html"] + [f"lessons/{p.stem}.html" for p in LESSONS]
     report = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
@@ -155,9 +212,9 @@ def test_pages_render_offline_in_chromium(served):
             page = ctx.new_page()
             page.on("requestfailed", lambda req: failed.append(req.url))
             page.on("response", lambda resp: resp.status >= 400 and failed.append(f"{resp.status} {resp.url}"))
-            for rel, lesson in zip(pages, [None] + LESSONS):
+            for rel, lesson in zip(pages, [None, None, None] + LESSONS):
                 page.goto(f"{served}/{rel}", wait_until="load")
-                if lesson is not None:  # Sphinx loads MathJax only on pages with math
+                if lesson is not None or rel == "notation.html":  # MathJax loads only where there is math
                     page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise",
                                            timeout=60_000)
                     page.evaluate("MathJax.startup.promise.then(() => true)")
@@ -174,6 +231,9 @@ def test_pages_render_offline_in_chromium(served):
                                  .map(i => i.alt || i.src.slice(0, 60)),
                     missing: document.querySelectorAll('.diffedu-missing-fallback').length,
                 })""")
+                if rel == "notation.html":
+                    r = report[rel]
+                    assert r["math"] > 10 and r["untypeset"] == 0 and r["merror"] == 0, (rel, r)
                 if lesson is not None:
                     r = report[rel]
                     n_widgets = WIDGETS_AT_BUILD[lesson.name]

@@ -1,0 +1,301 @@
+r"""The offline course site and the per-lesson cost measurements.
+
+    diffedu site build [--out DIR] [--solutions]       (or python3 -m diffedu.course.site build)
+        Build the static site (Sphinx + MyST-NB, config in docs/conf.py) from the lessons' stored
+        outputs, without running a kernel. Default output: docs/_build/html. The site shows the
+        student version (solution cells removed); ``--solutions`` keeps them. Widgets appear as
+        their stored image-grid fallback (:mod:`diffedu.teach.fallbacks`); math is typeset by a
+        bundled MathJax; no page loads anything from another machine. Beside the lessons: the
+        notation page (docs/notation.md) and one API page per module of the maths core, found
+        when the site is built (:func:`core_modules`).
+    diffedu measure [NOTEBOOK ...]                     (or python3 -m diffedu.course.site measure)
+        Run each lesson once in a fresh kernel (one thread, as nbval and a hub seat run it) and
+        record its wall time and the peak resident memory of the kernel process in
+        lessons/costs.json, which feeds the lesson table of the README and of the site.
+
+The site's lesson table is :func:`diffedu.course.notebooks.lesson_table`, as the README's is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import pkgutil
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .. import _paths
+from ..teach.fallbacks import FALLBACK_CLASS
+from .notebooks import COSTS_FILE, lesson_costs, lesson_files, lesson_table, student_notebook
+
+__all__ = ["docs_dir", "core_modules", "site_notebook", "index_markdown", "api_pages", "build",
+           "measure_one", "measure", "add_build_command", "add_measure_command", "main"]
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+#: Subpackages of diffedu that are not the maths core: the teaching layer and the course tools.
+NOT_CORE = ("teach", "course")
+
+
+def docs_dir() -> Path:
+    """The repository's docs/ folder (conf.py, the notation page and static assets of the site)."""
+    root = _paths.source_root()
+    if root is None or not (root / "docs" / "conf.py").is_file():
+        raise FileNotFoundError("no docs/conf.py: build the site from a source checkout of diffedu")
+    return root / "docs"
+
+
+def core_modules(package: str = "diffedu") -> list[str]:
+    """The public modules of the maths core, found by walking ``package`` (``pkgutil``).
+
+    Every module and subpackage under ``package`` except ``package.teach``, ``package.course``
+    and private modules (a name part starting with ``_``), sorted.
+    """
+    if not isinstance(package, str):
+        raise TypeError(f"package must be a module name; got {type(package).__name__}")
+    pkg = importlib.import_module(package)
+    found = []
+    for info in pkgutil.walk_packages(pkg.__path__, prefix=package + "."):
+        parts = info.name.split(".")[1:]
+        if parts[0] in NOT_CORE or any(p.startswith("_") for p in parts):
+            continue
+        found.append(info.name)
+    return sorted(found)
+
+
+# --- what the site shows -----------------------------------------------------------------------
+def _widget_output(output: dict) -> dict:
+    """A widget output as the site shows it: its stored fallback grid, or a note that it has none."""
+    data = output.get("data", {})
+    html = "".join(data.get("text/html", ""))  # nbformat may store it as a list of lines
+    if FALLBACK_CLASS not in html:
+        html = ('<p class="diffedu-missing-fallback"><em>An interactive widget is here; run the '
+                "notebook to use it (no static preview was stored: regenerate the lesson with "
+                "<code>diffedu regenerate</code>).</em></p>")
+    out = dict(output)
+    out["data"] = {"text/html": html}
+    out["metadata"] = {}
+    return out
+
+
+def site_notebook(nb: dict, *, solutions: bool = False) -> dict:
+    """The notebook as the site renders it.
+
+    The student copy (unless ``solutions``), widgets replaced by their static fallbacks, and no
+    saved widget state (nothing for a widget manager to load).
+    """
+    nb = student_notebook(nb) if not solutions else json.loads(json.dumps(nb))
+    nb.get("metadata", {}).pop("widgets", None)
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        cell["outputs"] = [_widget_output(o) if WIDGET_VIEW in o.get("data", {}) else o
+                           for o in cell["outputs"]]
+    return nb
+
+
+def index_markdown(lessons, costs: dict, *, solutions: bool) -> str:
+    """The site's front page (MyST Markdown): the lesson table and the table of contents.
+
+    The table is the README's (:func:`~diffedu.course.notebooks.lesson_table`): its links
+    ``lessons/NN_topic.ipynb`` name the staged notebooks, which MyST resolves to their pages.
+    """
+    version = ("Instructor version: exercise solutions are included." if solutions else
+               "Student version: exercise solutions are left out; the checkers say "
+               "\"not answered yet\" until you write an answer.")
+    toc = "\n".join(["notation"] + [f"lessons/{Path(p).stem}" for p in lessons] + ["api/index"])
+    return f"""# diffedu: the mathematics of diffusion models
+
+A course of JupyterLab lessons with a tested library behind every formula. These pages show each
+lesson with its stored outputs; the interactive sliders appear as a small grid of the same figure
+at a few slider values. To move the sliders, open the lessons in JupyterLab:
+`pip install diffedu[lessons] && diffedu lessons` (see the README's "Teaching with diffedu").
+
+{version}
+
+Every lesson and every module uses one [notation](notation.md). The [API reference](api/index.md)
+documents each module of the library behind the lessons.
+
+{lesson_table(lessons, costs)}
+
+CPU time is the lesson author's estimate; peak memory and wall time are measured by
+`diffedu measure` (one kernel, one thread).
+
+```{{toctree}}
+:hidden:
+:maxdepth: 1
+
+{toc}
+```
+"""
+
+
+def api_pages(modules) -> dict[str, str]:
+    """The API pages (MyST Markdown), ``{file name relative to api/: text}``.
+
+    One page per module (autodoc renders its docstrings), and ``index.md`` listing them.
+    """
+    modules = list(modules)
+    if not all(isinstance(m, str) for m in modules):
+        raise TypeError("modules must be module names (str)")
+    pages = {f"{m}.md": (f"# {m}\n\n```{{eval-rst}}\n.. automodule:: {m}\n   :members:\n"
+                         f"   :show-inheritance:\n```\n") for m in modules}
+    listing = "\n".join(f"   {m}" for m in modules)
+    toc = "\n".join(modules)
+    pages["index.md"] = f"""# API reference
+
+The maths core of diffedu, one page per module: every module of the package except the teaching
+layer (`diffedu.teach`, what the lessons call to draw and check answers), the course tools
+(`diffedu.course`) and private modules. The list is read from the package when the site is built.
+The names in `diffedu.__all__` are also importable from `diffedu` itself. All of it uses one
+[notation](../notation.md).
+
+```{{eval-rst}}
+.. autosummary::
+
+{listing}
+```
+
+```{{toctree}}
+:hidden:
+:maxdepth: 1
+
+{toc}
+```
+"""
+    return pages
+
+
+def _stage(src: Path, lessons: list[Path], *, solutions: bool) -> None:
+    """Write the site's sources into ``src``: lessons, front page, notation page, API pages."""
+    (src / "lessons").mkdir()
+    for p in lessons:
+        nb = site_notebook(json.loads(p.read_text()), solutions=solutions)
+        (src / "lessons" / p.name).write_text(json.dumps(nb, ensure_ascii=False))
+    costs = lesson_costs(lessons[0].parent)
+    (src / "index.md").write_text(index_markdown(lessons, costs, solutions=solutions))
+    shutil.copyfile(docs_dir() / "notation.md", src / "notation.md")
+    (src / "api").mkdir()
+    for name, text in api_pages(core_modules()).items():
+        (src / "api" / name).write_text(text)
+
+
+def build(out=None, *, solutions: bool = False, lessons_dir=None, quiet: bool = True) -> Path:
+    """Build the static site; returns the folder holding ``index.html``.
+
+    Stages the site's sources in a temporary folder and runs ``sphinx-build -b html`` on it with
+    ``docs/`` as the configuration folder. No notebook is executed. Default output:
+    ``docs/_build/html``. Warnings (docstring formatting in the API pages, say) do not fail it.
+    """
+    docs = docs_dir()
+    lessons = lesson_files(lessons_dir)
+    if not lessons:
+        raise FileNotFoundError("no lessons to build")
+    out = Path(out) if out is not None else docs / "_build" / "html"
+    with tempfile.TemporaryDirectory(prefix="diffedu-site-") as tmp:
+        src = Path(tmp)
+        _stage(src, lessons, solutions=solutions)
+        cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(docs), "-E", "-j", "1",
+               "-d", str(src / ".doctrees"), str(src), str(out)] + (["-q"] if quiet else [])
+        subprocess.run(cmd, check=True)
+    return out
+
+
+# --- measuring what a lesson costs -------------------------------------------------------------
+def _run_notebook(path: str) -> None:  # runs inside the child process that measure_one waits for
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    t0 = time.perf_counter()
+    NotebookClient(nb, timeout=1200, kernel_name="python3",
+                   resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+    print(json.dumps({"wall_s": time.perf_counter() - t0}))
+
+
+def measure_one(path) -> dict:
+    """Run one lesson in a fresh kernel; ``{"wall_s", "peak_mb"}``.
+
+    wall_s: time from kernel start to the last cell's end. peak_mb: the largest peak resident set
+    size among the measuring process and its children, the kernel included (``wait4``'s rusage,
+    which Linux reports as the maximum over the reaped process tree); the kernel dominates it.
+    """
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
+    env.pop("MPLBACKEND", None)
+    env.pop("DIFFEDU_STATIC_FALLBACKS", None)  # measure what a student's run costs
+    code = f"from diffedu.course.site import _run_notebook; _run_notebook({str(Path(path).resolve())!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env,
+                            cwd=str(Path(path).parent))
+    stdout = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{path} failed to run (exit status {proc.returncode})")
+    wall = json.loads(stdout.decode().strip().splitlines()[-1])["wall_s"]
+    return {"wall_s": round(wall, 1), "peak_mb": round(usage.ru_maxrss / 1024, 0)}
+
+
+def measure(paths=None, *, out=print) -> dict:
+    """Measure lessons (default: all) one after another and merge the results into costs.json."""
+    paths = [Path(p) for p in paths] if paths else lesson_files()
+    costs_path = paths[0].parent / COSTS_FILE
+    data = json.loads(costs_path.read_text()) if costs_path.is_file() else {}
+    lessons = data.setdefault("lessons", {})
+    for p in paths:
+        lessons[p.name] = measure_one(p)
+        out(f"{p.name}: {lessons[p.name]['wall_s']} s, {lessons[p.name]['peak_mb']:.0f} MB")
+    data["measured_on"] = (f"{os.cpu_count()} CPU cores, {platform.machine()}, Python "
+                           f"{platform.python_version()}, one thread per kernel")
+    data["lessons"] = dict(sorted(lessons.items()))
+    costs_path.write_text(json.dumps(data, indent=1) + "\n")
+    return data
+
+
+# --- commands (shared with diffedu.course.cli) -------------------------------------------------
+def _build_command(args) -> int:
+    t0 = time.perf_counter()
+    out = build(args.out, solutions=args.solutions)
+    print(f"site built in {time.perf_counter() - t0:.0f} s: {out / 'index.html'}")
+    return 0
+
+
+def _measure_command(args) -> int:
+    measure(args.notebooks)
+    return 0
+
+
+def add_build_command(subparsers) -> argparse.ArgumentParser:
+    """Add ``build [--out DIR] [--solutions]`` to an argparse subparsers object."""
+    p = subparsers.add_parser("build", help="build the offline course site from the stored outputs")
+    p.add_argument("--out", default=None, metavar="DIR", help="output folder (default docs/_build/html)")
+    p.add_argument("--solutions", action="store_true", help="instructor version: keep solution cells")
+    p.set_defaults(run=_build_command)
+    return p
+
+
+def add_measure_command(subparsers) -> argparse.ArgumentParser:
+    """Add ``measure [NOTEBOOK ...]`` to an argparse subparsers object."""
+    p = subparsers.add_parser("measure", help="measure wall time and peak memory per lesson")
+    p.add_argument("notebooks", nargs="*", help="lesson notebooks (default: all in lessons/)")
+    p.set_defaults(run=_measure_command)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m diffedu.course.site",
+                                     description="the offline course site and lesson costs")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_build_command(sub)
+    add_measure_command(sub)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
