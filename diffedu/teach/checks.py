@@ -19,8 +19,8 @@ import math
 import torch
 
 
-__all__ = ["Feedback", "check_close", "check_denoiser", "say", "unanswered", "recognisable_factor",
-           "RECOGNISABLE_FACTORS", "NOT_ANSWERED"]
+__all__ = ["Feedback", "check_close", "check_denoiser", "check_implementation", "say", "unanswered",
+           "recognisable_factor", "RECOGNISABLE_FACTORS", "TOLERANCES", "NOT_ANSWERED"]
 
 NOT_ANSWERED = "not answered yet"
 
@@ -109,44 +109,50 @@ def check_close(answer, expected, *, name: str = "answer", rtol: float = 1e-3, a
     and a factor only when it is a recognisable one (2, 1/2, pi, sqrt 2, ...); for a tensor a
     constant factor across all entries, or the worst entry and its relative error.
     """
+    status, text = _verdict(answer, expected, rtol, atol, show_expected)
+    return say(status, name, text)
+
+
+def _verdict(answer, expected, rtol, atol, show_expected=False):
+    """``(status, text)`` of :func:`check_close`, without printing."""
     if unanswered(answer):
-        return say("unanswered", name, "")
+        return "unanswered", ""
     try:
         a = torch.as_tensor(answer, dtype=torch.float64).detach().cpu()
     except (TypeError, ValueError, RuntimeError):
-        return say("wrong", name, f"expected numbers, got a {type(answer).__name__}")
+        return ("wrong", f"expected numbers, got a {type(answer).__name__}")
     e = torch.as_tensor(expected, dtype=torch.float64).detach().cpu()
     if a.shape != e.shape:
         if not (a.numel() == 1 and e.numel() == 1):
-            return say("wrong", name, _shape_message(a, e, rtol, atol))
+            return ("wrong", _shape_message(a, e, rtol, atol))
         a = a.reshape(e.shape)  # a number given as [x] or a 0-d tensor: the same number
     if not torch.isfinite(a).all():
-        return say("wrong", name, "contains NaN or inf")
+        return ("wrong", "contains NaN or inf")
     tol = atol + rtol * e.abs()
     err = (a - e).abs()
     if (err <= tol).all():
-        return say("correct", name, f"matches the closed form within rtol={rtol:g}")
+        return ("correct", f"matches the closed form within rtol={rtol:g}")
     if (a == 0).all():
-        return say("wrong", name, "your answer is zero" + ("" if e.numel() == 1 else " everywhere")
-                   + (f"; expected {_magnitude(float(e))}" if e.numel() == 1 else
-                      f"; expected entries up to {float(e.abs().max()):.2g} in size"))
+        return ("wrong", "your answer is zero" + ("" if e.numel() == 1 else " everywhere")
+                + (f"; expected {_magnitude(float(e))}" if e.numel() == 1 else
+                   f"; expected entries up to {float(e.abs().max()):.2g} in size"))
     if ((a + e).abs() <= tol).all():
-        return say("wrong", name, "the sign is flipped")
+        return ("wrong", "the sign is flipped")
     if e.numel() == 1:
-        return say("wrong", name, _scalar_message(float(a), float(e), rtol, show_expected))
+        return ("wrong", _scalar_message(float(a), float(e), rtol, show_expected))
     ratio = (a / e)[e.abs() > tol]
     if ratio.numel() and (ratio - ratio.mean()).abs().max() <= rtol * ratio.mean().abs():
         r = float(ratio.mean())
         known = recognisable_factor(r, rtol)
-        return say("wrong", name, f"every entry is off by the same factor {known or f'{r:.4g}'}"
-                   + ("" if known else " (a coefficient in your formula?)"))
+        return ("wrong", f"every entry is off by the same factor {known or f'{r:.4g}'}"
+                + ("" if known else " (a coefficient in your formula?)"))
     k = int(torch.argmax(err / tol))
     rel = float(err.reshape(-1)[k] / e.abs().reshape(-1)[k].clamp_min(atol))
     where = f" at entry {tuple(int(i) for i in torch.unravel_index(torch.tensor(k), e.shape))}"
     text = f"relative error {rel:.2g}{where} (tolerance {rtol:g})"
     if show_expected:
         text += f"; expected {_fmt(e)}"
-    return say("wrong", name, text)
+    return ("wrong", text)
 
 
 def _scalar_message(a: float, e: float, rtol: float, show_expected: bool) -> str:
@@ -173,3 +179,70 @@ def check_denoiser(answer, dist, x, t, process, *, rtol: float = 1e-5) -> Feedba
     """``answer`` (B, D) = the Tweedie denoiser ``E[x_0 | x_t = x]`` (lesson 02)."""
     return check_close(answer, dist.denoiser(x, t, process), name=f"denoiser at t={float(t):g}", rtol=rtol,
                        atol=1e-8)
+
+
+#: Default tolerances of :func:`check_implementation` by dtype: (rtol, atol).
+TOLERANCES = {torch.float64: (1e-9, 1e-12), torch.float32: (2e-4, 1e-6)}
+
+
+def _describe(kw: dict) -> str:
+    """The drawn inputs of one case, briefly: shapes and dtypes of tensors, values of the rest."""
+    parts = []
+    for k, v in kw.items():
+        if isinstance(v, torch.Tensor):
+            parts.append(f"{k}: {tuple(v.shape)} {str(v.dtype).replace('torch.', '')}")
+        elif callable(v):
+            continue
+        else:
+            parts.append(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v!r}")
+    return ", ".join(parts)
+
+
+def check_implementation(answer, reference, make_inputs, *, name: str = "your function",
+                         shapes=((4, 2), (1, 3), (6, 5)), dtypes=(torch.float64, torch.float32),
+                         seeds=(0, 1, 2), tolerances=None) -> Feedback:
+    r"""Check a function the learner wrote against the library's on fresh inputs the checker draws.
+
+    answer: the learner's function (None / ``...`` when not written yet). reference: the
+    library's function with the same signature. ``make_inputs(generator, dtype, shape) -> dict``
+    draws the keyword arguments of one case (x of ``shape``, times, a model, the noise a
+    stochastic method takes as an argument, ...) from ``generator``. Every combination of
+    ``shapes``, ``dtypes`` and ``seeds`` is tried, in that order; both functions get their own
+    copy of the inputs. The first case where the answer raises, returns the wrong type, shape or
+    dtype, or differs beyond the dtype's tolerance (:data:`TOLERANCES`: rtol, atol) is reported
+    with its inputs and what is off (as :func:`check_close` says it). Methods that draw noise
+    must take it as an argument (then both see the same draws); the checker never relies on the
+    order in which a generator is used.
+    """
+    if unanswered(answer):
+        return say("unanswered", name, "")
+    if not callable(answer):
+        return say("wrong", name, f"expected a function, got a {type(answer).__name__}")
+    tolerances = dict(TOLERANCES, **(tolerances or {}))
+    n_cases = 0
+    for shape in shapes:
+        for dtype in dtypes:
+            for seed in seeds:
+                kw = make_inputs(torch.Generator().manual_seed(seed), dtype, shape)
+                where = f"on the inputs {_describe(kw)} (seed {seed})"
+                expected = reference(**{k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()})
+                try:
+                    got = answer(**{k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()})
+                except Exception as exc:  # the learner's code: report any error, with the case
+                    return say("wrong", name, f"raised {type(exc).__name__}: {exc} {where}")
+                n_cases += 1
+                if not isinstance(got, torch.Tensor):
+                    return say("wrong", name, f"returned a {type(got).__name__}, expected a tensor {where}")
+                if got.shape != expected.shape:
+                    return say("wrong", name, _shape_message(got.detach().double().cpu(),
+                                                             expected.detach().double().cpu(), 1e-6, 1e-9) + f" {where}")
+                if got.dtype != expected.dtype:
+                    return say("wrong", name, f"returned {str(got.dtype).replace('torch.', '')}, expected "
+                                              f"{str(expected.dtype).replace('torch.', '')} (keep the input's "
+                                              f"dtype) {where}")
+                rtol, atol = tolerances[dtype]
+                g, e = got.detach().double().cpu(), expected.detach().double().cpu()
+                if not ((g - e).abs() <= atol + rtol * e.abs()).all():
+                    return say("wrong", name, f"{_verdict(g, e, rtol, atol)[1]} {where}")
+    return say("correct", name, f"agrees with the library on {n_cases} fresh cases "
+                                f"({len(shapes)} shapes, {', '.join(str(d).replace('torch.', '') for d in dtypes)})")

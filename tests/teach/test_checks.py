@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from diffedu.teach.checks import Feedback, check_close, recognisable_factor
+from diffedu.teach.checks import Feedback, check_close, check_implementation, recognisable_factor
 
 E = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.5]], dtype=torch.float64)
 
@@ -81,3 +81,40 @@ def test_recognisable_factor():
     assert recognisable_factor(2.0) == "2" and recognisable_factor(-0.5) == "-1/2"
     assert recognisable_factor(1 / math.sqrt(2 * math.pi)) == "1/sqrt(2 pi)"
     assert recognisable_factor(0.9577) is None and recognisable_factor(1.0) is None
+
+
+# --- the implementation checker ------------------------------------------------------------------
+def _inputs(generator, dtype, shape):
+    return {"x": torch.randn(shape, generator=generator, dtype=dtype),
+            "h": float(torch.rand((), generator=generator, dtype=torch.float64)) + 0.1}
+
+
+def _reference(x, h):
+    return x + h * torch.tanh(x)
+
+
+def test_implementation_checker_accepts_a_right_method_written_differently(capsys):
+    fb = check_implementation(lambda x, h: x + h * (torch.exp(2 * x) - 1) / (torch.exp(2 * x) + 1),
+                              _reference, _inputs, name="step")
+    out = capsys.readouterr().out
+    assert fb and "agrees with the library on 18 fresh cases (3 shapes, float64, float32)" in out
+
+
+@pytest.mark.parametrize("answer, expect", [
+    (lambda x, h: 2 * (x + h * torch.tanh(x)), "every entry is off by the same factor 2"),
+    (lambda x, h: x + 2 * h * torch.tanh(x), "relative error"),
+    (lambda x, h: (x + h * torch.tanh(x)).reshape(-1), "shape (8,), expected (4, 2)"),
+    (lambda x, h: (x + h * torch.tanh(x)).double(), "returned float64, expected float32 (keep the input's dtype)"),
+    (lambda x, h: float(h), "returned a float, expected a tensor"),
+    (lambda x, h: x.foo(), "raised AttributeError"),
+    (lambda x, h: x + h * torch.tanh(x) + 1e-6 * (x.shape[0] > 5), "relative error"),
+])
+def test_implementation_checker_reports_the_first_failing_case(capsys, answer, expect):
+    fb = check_implementation(answer, _reference, _inputs, name="step")
+    out = capsys.readouterr().out
+    assert fb.status == "wrong" and expect in out and "on the inputs x: (" in out and "(seed " in out
+
+
+def test_implementation_checker_unanswered_and_not_a_function(capsys):
+    assert check_implementation(None, _reference, _inputs, name="step").status == "unanswered"
+    assert "expected a function, got a int" in check_implementation(3, _reference, _inputs, name="step").message
