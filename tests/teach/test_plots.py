@@ -1,4 +1,5 @@
-"""diffedu.plotting: each function draws the right data into the Axes it is given and returns it."""
+"""diffedu.teach.plots (the shared plots): each draws the right data into the Axes it is given and
+returns it, or a new one when given none."""
 
 import math
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 import diffedu as de
-from diffedu import plotting as P
+from diffedu.teach import plots as P
 
 
 @pytest.fixture
@@ -95,18 +96,6 @@ def test_trajectories(ax):
         P.plot_trajectories(traj[0], ax)
 
 
-def test_mode_decisions_half_at_eigenvalue(ax):
-    ev = [4.0, 0.01]
-    P.plot_mode_decisions(ev, de.VP(), ax, mark=0.1)
-    for line, lam in zip(ax.lines[::2], ev):
-        r, frac = line.get_data()
-        k = np.argmin(np.abs(frac - 0.5))
-        assert r[k] == pytest.approx(math.sqrt(lam), rel=0.05)
-    assert ax.get_xscale() == "log"
-    with pytest.raises(ValueError, match="positive"):
-        P.plot_mode_decisions([1.0, -1.0], de.VP(), ax)
-
-
 def test_error_vs_steps(ax):
     steps = np.array([4, 8, 16, 32])
     errs = {"first": 1.0 / steps, "second": 1.0 / steps**2}
@@ -123,3 +112,27 @@ def test_samples(ax):
     x = torch.randn(100, 2, generator=torch.Generator().manual_seed(1))
     P.plot_samples(x, ax)
     np.testing.assert_allclose(ax.collections[0].get_offsets(), x.numpy())
+
+
+def test_every_plot_makes_its_own_axes_when_given_none():
+    import matplotlib.pyplot as plt
+
+    g = de.Gaussian(torch.zeros(2), torch.ones(2))
+    traj = torch.zeros(3, 2, 2)
+    made = [P.plot_schedules([de.VP()]), P.plot_log_snr([de.VP()]), P.plot_density_1d(mix1(), de.VP(), 0.3),
+            P.plot_density_2d(g, de.VP(), 0.3, n=11), P.plot_vector_field(g.bind(de.VP()).score, 0.5, n=3),
+            P.plot_trajectories(traj), P.plot_error_vs_steps([1, 2], {"a": [1.0, 0.5]}),
+            P.plot_samples(torch.zeros(4, 2))]
+    assert len({id(a.figure) for a in made}) == len(made)
+    assert all(a.figure.number in plt.get_fignums() for a in made)  # pyplot figures, shown by a cell
+
+
+def test_images_grid():
+    imgs = torch.arange(5 * 64, dtype=torch.float64).reshape(5, 64)
+    axs = P.plot_images(imgs, titles=list("abcde"), ncols=3)
+    assert axs.shape == (2, 3)
+    np.testing.assert_allclose(axs[0, 1].images[0].get_array(), imgs[1].reshape(8, 8).numpy())
+    assert axs[1, 1].get_title() == "e" and not axs[1, 2].images
+    given = matplotlib.figure.Figure().subplots(1, 2)
+    assert P.plot_images(imgs[:2], given, shape=(4, 16)).shape == (2,)
+    assert given[1].images[0].get_array().shape == (4, 16)
