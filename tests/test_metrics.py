@@ -47,3 +47,54 @@ def test_bad_input():
     dist, proc = Gaussian([0.0, 1.0], [1.0, 1.0]), VP()
     with pytest.raises(ValueError, match="score must return"):
         relative_score_error(lambda x, t: x[:, :1], dist, proc, [0.5], n=10)
+
+
+# --- MMD and moments ------------------------------------------------------------------------------
+def _gauss_kernel_mean(ma, va, mb, vb, h):
+    """E k(X, Y) for X ~ N(ma, va I), Y ~ N(mb, vb I) in D dims, k = exp(-|x-y|^2 / (2 h^2)):
+    the Gaussian integral det(I + (va + vb)/h^2 I)^(-1/2) exp(-|ma - mb|^2 / (2 (h^2 + va + vb)))."""
+    D = ma.numel()
+    s = h * h + va + vb
+    return (h * h / s) ** (D / 2) * math.exp(-float(((ma - mb) ** 2).sum()) / (2 * s))
+
+
+def test_mmd2_is_unbiased_for_the_closed_form_between_gaussians():
+    from diffedu.metrics import mmd2
+
+    D, h = 5, 2.0
+    ma, mb = torch.zeros(D, dtype=torch.float64), torch.full((D,), 0.4, dtype=torch.float64)
+    va, vb = 1.0, 1.5
+    exact = (_gauss_kernel_mean(ma, va, ma, va, h) + _gauss_kernel_mean(mb, vb, mb, vb, h)
+             - 2 * _gauss_kernel_mean(ma, va, mb, vb, h))
+    g = torch.Generator().manual_seed(0)
+    est = torch.tensor([mmd2(ma + va**0.5 * torch.randn(60, D, generator=g, dtype=torch.float64),
+                             mb + vb**0.5 * torch.randn(80, D, generator=g, dtype=torch.float64), bandwidth=h)
+                        for _ in range(400)])
+    se = float(est.std()) / math.sqrt(len(est))
+    assert abs(float(est.mean()) - exact) < 4 * se, (float(est.mean()), exact, se)
+    same = torch.tensor([mmd2(torch.randn(60, D, generator=g, dtype=torch.float64),
+                              torch.randn(80, D, generator=g, dtype=torch.float64), bandwidth=h) for _ in range(400)])
+    assert abs(float(same.mean())) < 4 * float(same.std()) / math.sqrt(400)
+
+
+def test_mmd2_matches_a_double_loop_and_moment_errors():
+    from diffedu.metrics import median_bandwidth, mmd2, moment_errors
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(7, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64) + 1
+    h = median_bandwidth(x, y)
+    k = lambda a, b: math.exp(-float(((a - b) ** 2).sum()) / (2 * h * h))  # noqa: E731
+    xx = sum(k(x[i], x[j]) for i in range(7) for j in range(7) if i != j) / 42
+    yy = sum(k(y[i], y[j]) for i in range(5) for j in range(5) if i != j) / 20
+    xy = sum(k(x[i], y[j]) for i in range(7) for j in range(5)) / 35
+    assert mmd2(x, y) == pytest.approx(xx + yy - 2 * xy, rel=1e-12)
+    z = torch.cat([x, y])
+    dists = [float((z[i] - z[j]).norm()) for i in range(12) for j in range(i + 1, 12)]
+    assert h == pytest.approx(float(torch.tensor(dists, dtype=torch.float64).median()), rel=1e-12)
+    em, ec = moment_errors(x, torch.zeros(3), torch.eye(3))
+    assert em == pytest.approx(float(x.mean(0).norm()) / math.sqrt(3))
+    assert ec == pytest.approx(float((torch.cov(x.T) - torch.eye(3, dtype=torch.float64)).norm()) / math.sqrt(3))
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        mmd2(x[:1], y)
+    with pytest.raises(ValueError, match="mean must be"):
+        moment_errors(x, torch.zeros(2), torch.eye(3))
