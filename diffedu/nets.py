@@ -14,22 +14,19 @@ Two models share one interface, the fields of ``NOTATION.md`` with signature ``f
 :func:`train_dsm` fits either by denoising score matching (Vincent 2011) with the noise
 weighting ``E |sigma_t s(x_t, t) + eps|^2``, optionally plus ``fp_weight`` times the mean
 squared score Fokker-Planck residual (FP-Diffusion, Lai et al. 2023; Deveney et al. 2023).
-Lesson 04.
+Lesson 04 (its cached runs live in :mod:`diffedu.teach.fokker_planck`).
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from ._core import check_batch, check_int, check_positive, check_process, check_real, coefs
-from ._paths import data_path, writable_data_path
 
-__all__ = ["ScoreMLP", "EnergyMLP", "train_dsm", "sample_times", "FP_RUN_CONFIG", "FP_RUN_WEIGHTS",
-           "fp_run", "fp_run_metrics", "save_fp_runs", "load_fp_runs", "load_fp_run_metrics"]
+__all__ = ["ScoreMLP", "EnergyMLP", "train_dsm", "sample_times"]
 
 
 def _t_batch(t, x):
@@ -242,81 +239,3 @@ def train_dsm(model: _TimeMLP, data, *, steps: int = 2000, batch_size: int = 256
         sched.step()
         losses[i] = float(loss.detach())
     return losses
-
-
-
-# --- the cached runs of lesson 04: DSM with and without the Fokker-Planck penalty --------------
-#: Settings shared by every cached run (``data/fp_runs.pt``); only the penalty weight differs.
-FP_RUN_CONFIG = dict(data="two_gaussians", hidden=64, depth=3, param="denoiser", steps=3000,
-                     batch_size=256, lr=2e-3, fp_batch=64, seed=0)
-#: Penalty weights of the cached runs.
-FP_RUN_WEIGHTS = (0.0, 1.0, 10.0, 100.0)
-
-
-def fp_run(fp_weight: float, *, steps: int | None = None, seed: int | None = None):
-    r"""Train one cached-run model: a :class:`ScoreMLP` on :func:`diffedu.datasets.two_gaussians`
-    under VP with penalty weight ``fp_weight`` (settings :data:`FP_RUN_CONFIG`). Float32, one
-    generator seeded with ``seed`` for the weights and every draw. Returns (model, losses)."""
-    from .datasets import two_gaussians
-    from .processes import VP
-
-    c = dict(FP_RUN_CONFIG)
-    steps = c["steps"] if steps is None else steps
-    g = torch.Generator().manual_seed(c["seed"] if seed is None else seed)
-    data = two_gaussians()
-    model = ScoreMLP(VP(), 2, hidden=c["hidden"], depth=c["depth"], param=c["param"], generator=g)
-    losses = train_dsm(model, lambda n, generator=None: data.sample(n, generator=generator, dtype=torch.float32),
-                       steps=steps, batch_size=c["batch_size"], lr=c["lr"], fp_weight=float(fp_weight),
-                       fp_batch=c["fp_batch"], generator=g)
-    return model, losses
-
-
-def fp_run_metrics(model) -> dict:
-    """What a cached run is checked by: its p_t-weighted relative score error
-    (:func:`diffedu.metrics.relative_score_error`, t = 0.1, 0.3, 0.6, 1.0, 2000 points) and its
-    score-residual size (:func:`diffedu.fokker_planck.residual_rms`, t = 0.2, 0.5, 0.8, 256 points),
-    in float64 with seed 1. Returns ``{"score_error": [...], "residual": [...]}``."""
-    import copy
-
-    from .datasets import two_gaussians
-    from .fokker_planck import residual_rms
-    from .metrics import relative_score_error
-
-    m = copy.deepcopy(model).double()
-    data, proc = two_gaussians(), m.process
-    err = relative_score_error(m.score, data, proc, [0.1, 0.3, 0.6, 1.0], n=2000,
-                               generator=torch.Generator().manual_seed(1))
-    res = residual_rms(m.score, proc, data.sample, [0.2, 0.5, 0.8], n=256,
-                       generator=torch.Generator().manual_seed(1))
-    return {"score_error": [float(e) for e in err], "residual": [float(r) for r in res]}
-
-
-def save_fp_runs(models: dict, path=None) -> Path:
-    """Save ``{fp_weight: ScoreMLP}``, :data:`FP_RUN_CONFIG` and each run's :func:`fp_run_metrics`
-    to ``data/fp_runs.pt``."""
-    path = writable_data_path("fp_runs.pt") if path is None else Path(path)
-    torch.save({"config": dict(FP_RUN_CONFIG),
-                "runs": {float(w): m.state_dict() for w, m in models.items()},
-                "metrics": {float(w): fp_run_metrics(m) for w, m in models.items()}}, path)
-    return path
-
-
-def load_fp_run_metrics(path=None) -> dict:
-    """The metrics stored with the cached runs: ``{fp_weight: fp_run_metrics(...)}``."""
-    path = data_path("fp_runs.pt") if path is None else Path(path)
-    return torch.load(path, map_location="cpu", weights_only=True)["metrics"]
-
-
-def load_fp_runs(path=None) -> dict:
-    """The cached lesson-04 models ``{fp_weight: ScoreMLP}`` (float32, eval mode)."""
-    from .processes import VP
-
-    path = data_path("fp_runs.pt") if path is None else Path(path)
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    c = blob["config"]
-    out = {}
-    for w, state in blob["runs"].items():
-        m = ScoreMLP(VP(), 2, hidden=c["hidden"], depth=c["depth"], param=c["param"])
-        m.load_state_dict(state)
-        out[float(w)] = m.eval()
-    return out

@@ -90,37 +90,3 @@ def test_training_from_a_point_set_and_bad_input():
         m(torch.randn(4, 2), 1.5)
     with pytest.raises(ValueError, match="param"):
         ScoreMLP(VP(), 2, param="velocity")
-
-
-def test_cached_runs_load_and_reproduce_their_stored_metrics():
-    """data/fp_runs.pt: the lesson-04 models (trained once, see nets.fp_run) still give the score
-    errors stored with them, and the stored residuals fall as the penalty weight grows."""
-    from diffedu.datasets import two_gaussians
-    from diffedu.nets import FP_RUN_WEIGHTS, load_fp_run_metrics, load_fp_runs
-
-    runs, stored = load_fp_runs(), load_fp_run_metrics()
-    assert sorted(runs) == sorted(stored) == sorted(FP_RUN_WEIGHTS)
-    for w in (min(runs), max(runs)):
-        m = runs[w].double()
-        err = relative_score_error(m.score, two_gaussians(), m.process, [0.1, 0.3, 0.6, 1.0], n=2000,
-                                   generator=torch.Generator().manual_seed(1))
-        torch.testing.assert_close(err, torch.tensor(stored[w]["score_error"], dtype=torch.float64),
-                                   rtol=1e-5, atol=1e-7)
-    res = [stored[w]["residual"][1] for w in sorted(stored)]
-    assert all(a > b for a, b in zip(res, res[1:]))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("weight", [0.0, 100.0])
-def test_regenerating_a_cached_run_gives_an_equivalent_model(weight):
-    """Retrains a cached run (minutes on one core; the cache was made on another machine, so
-    weights need not agree bit for bit) and checks the new model against the stored metrics."""
-    from diffedu.nets import fp_run, fp_run_metrics, load_fp_run_metrics
-
-    model, losses = fp_run(weight)
-    new, old = fp_run_metrics(model), load_fp_run_metrics()[weight]
-    assert torch.isfinite(losses).all()
-    for a, b in zip(new["score_error"], old["score_error"]):
-        assert abs(a - b) < 0.05 + 0.3 * b
-    for a, b in zip(new["residual"], old["residual"]):
-        assert 0.5 * b < a < 2 * b
