@@ -10,7 +10,7 @@ from IPython.core.formatters import DisplayFormatter
 
 import diffedu as de
 from diffedu.teach import fallbacks as fb
-from diffedu import widgets as dw
+from diffedu.teach import forward_processes, samplers_and_errors
 
 
 def test_representative_values_cover_the_range_on_the_step():
@@ -25,7 +25,7 @@ def test_representative_values_cover_the_range_on_the_step():
 
 
 def test_frames_come_from_the_widget_callback_at_each_value():
-    w = dw.error_vs_steps_widget([4, 8, 16, 32], {"euler": torch.tensor([1.0, 0.5, 0.25, 0.125])})
+    w = samplers_and_errors.error_vs_steps_widget([4, 8, 16, 32], {"euler": torch.tensor([1.0, 0.5, 0.25, 0.125])})
     rows = fb.fallback_frames(w, n_first=2, dpi=20)
     assert [label for label, _ in rows] == ["steps N"]
     caps = [c for c, _ in rows[0][1]]
@@ -51,7 +51,7 @@ def test_frames_leave_no_pyplot_figure_open():
 
 def test_every_slider_gets_a_row_and_other_controls_are_held():
     mix = de.GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [[0.2], [0.2]])
-    w = dw.marginal_density_widget(mix, {"VP": de.VP(), "VE": de.VE()})
+    w = forward_processes.marginal_density_widget(mix, {"VP": de.VP(), "VE": de.VE()})
     html = fb.fallback_html(w, n_first=2, dpi=20)
     assert html.startswith(f'<div class="{fb.FALLBACK_CLASS}">')
     assert "process = VP" in html and "<script" not in html
@@ -82,7 +82,7 @@ def test_registered_formatter_adds_html_beside_the_widget_view(monkeypatch):
     class Shell:  # the part of an IPython shell that register() touches
         display_formatter = DisplayFormatter()
 
-    w = dw.error_vs_steps_widget([4, 8], {"euler": torch.tensor([1.0, 0.5])})
+    w = samplers_and_errors.error_vs_steps_widget([4, 8], {"euler": torch.tensor([1.0, 0.5])})
     monkeypatch.delenv(fb.ENV, raising=False)
     assert not fb.register(Shell())  # off unless asked for: students pay nothing
     assert "text/html" not in Shell.display_formatter.format(w)[0]

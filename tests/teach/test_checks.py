@@ -118,3 +118,13 @@ def test_implementation_checker_reports_the_first_failing_case(capsys, answer, e
 def test_implementation_checker_unanswered_and_not_a_function(capsys):
     assert check_implementation(None, _reference, _inputs, name="step").status == "unanswered"
     assert "expected a function, got a int" in check_implementation(3, _reference, _inputs, name="step").message
+
+
+def test_show_expected_names_the_closed_form(capsys):
+    """(moved from tests/test_exercises.py) show_expected appends the expected value to a wrong answer."""
+    _, out = said(capsys, [1.0, 2.5, 3.0], [1.0, 2.0, 3.0], show_expected=True)
+    assert "at entry (1,)" in out and out.endswith("expected [1, 2, 3]")
+    _, out = said(capsys, 2.5, 2.0, show_expected=True)
+    assert out.endswith("expected 2")
+    _, out = said(capsys, 2.5, 2.0)
+    assert "expected 2" not in out
