@@ -40,8 +40,8 @@ def plot_ode_likelihood(dist, process, points, ax=None, *, log10_rtol: float = -
         raise ValueError(f"n_probes must be >= 0 (0 = exact divergence); got {n_probes}")
     t_eps, T = process.t_eps, float(process.t_max)
     rtol = 10.0**log10_rtol
-    kw = dict(divergence="exact") if n_probes == 0 else dict(
-        divergence="hutchinson", n_probes=n_probes, generator=torch.Generator().manual_seed(seed))
+    kw = {"divergence": "exact"} if n_probes == 0 else {
+        "divergence": "hutchinson", "n_probes": n_probes, "generator": torch.Generator().manual_seed(seed)}
     ll = log_likelihood(dist.bind(process).denoiser, process, points, t_start=t_eps,
                         prior=lambda z: dist.log_prob(z, T, process), rtol=rtol, atol=rtol * 1e-2, **kw)
     exact = dist.log_prob(points, t_eps, process)
