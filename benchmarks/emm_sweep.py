@@ -1,10 +1,11 @@
 """Regenerate data/emm_ring.npz: memorised fraction of a small network's samples against the
-training-set size M (lesson 05), for two network widths, one process per (width, M).
+training-set size M (lesson 05), for three network widths, one process per (width, M).
 
     OMP_NUM_THREADS=1 python3 benchmarks/emm_sweep.py data/emm_ring.npz [--workers 14]
 
 Each (width, M) run is independent (memorisation.mlp_fit_and_sample seeds its own generator), so
-the runs are spread over processes; tests/test_memorisation.py (slow) re-runs two of them.
+the runs are spread over processes; tests/teach/test_memorisation.py (slow) re-runs two of them,
+and diffedu.teach.memorisation.load_emm_ring loads the file for the lesson.
 """
 
 import argparse

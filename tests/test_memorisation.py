@@ -92,49 +92,6 @@ def test_empirical_denoiser_samples_are_all_memorised():
         assert float(nn_distances(x0, train)[:, 0].max()) < 1e-2
 
 
-def test_memorisation_widget_and_checker():
-    from diffedu import exercises_generalisation as exg
-    from diffedu import widgets_generalisation as wg
-    data = torch.randn(30, 2, generator=gen(), dtype=torch.float64)
-    w = wg.memorisation_widget(data, VP())
-    assert w.auto_display  # the returned (non-pyplot) figure is shown only with auto_display
-    before = w.result.axes[0].collections[1].get_offsets().copy()
-    w.children[1].value = 0.8  # more noise: the denoised points move towards the mean
-    after = w.result.axes[0].collections[1].get_offsets()
-    assert not np.allclose(before, after)
-    assert "memorised" in w.result.axes[0].get_title()
-    x = torch.randn(4, 2, generator=gen(1), dtype=torch.float64)
-    assert exg.check_nn_ratio(nn_ratio(x, data), x, data)
-    assert not exg.check_nn_ratio(1 / nn_ratio(x, data), x, data)
-    with pytest.raises(TypeError, match="process"):
-        wg.memorisation_widget(data, "VP")
-
-
-def test_cached_emm_sweep_is_consistent():
-    from diffedu._paths import data_path
-    z = np.load(data_path("emm_ring.npz"))
-    sizes, fr = z["sizes"].tolist(), z["fractions"]
-    assert fr.shape == (len(z["widths"]), len(sizes)) and (fr >= 0).all() and (fr <= 1).all()
-    for row in fr:  # small sets are memorised, large ones are not
-        assert row[0] >= 0.9 and row[-1] < 0.3
-        assert 2 <= effective_model_memorisation(sizes, row) < 32
-
-
-@pytest.mark.slow
-def test_cached_emm_sweep_regenerates():
-    import sys
-    from pathlib import Path
-
-    from diffedu._paths import data_path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    import emm_sweep
-    z = np.load(data_path("emm_ring.npz"))
-    sizes, widths = z["sizes"].tolist(), z["widths"].tolist()
-    for w, m in ((32, 4), (32, 64)):
-        got = emm_sweep.run_one(w, m)
-        assert abs(got - z["fractions"][widths.index(w), sizes.index(m)]) <= 0.1, (w, m, got)
-
-
 def test_exact_score_memorises_at_every_size():
     from diffedu.memorisation import empirical_fit_and_sample
     data = torch.randn(256, 2, generator=gen(), dtype=torch.float64)
