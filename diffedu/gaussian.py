@@ -22,8 +22,8 @@ import math
 
 import torch
 
-from ._core import (Distribution, as_param, check_batch, check_int, check_n, check_process, check_real, coefs,
-                    resolve_device)
+from ._core import (Distribution, as_param, check_batch, check_int, check_n, check_process, check_real,
+                    coefs, resolve_device)
 
 __all__ = ["Gaussian", "fit_gaussian", "rotated_2d", "decision_time", "cov_ellipse"]
 

@@ -63,8 +63,10 @@ def test_linear_gauge_defect_is_zero_exactly_when_the_weighted_divergence_is(gen
     g = Gaussian([0.0, 0.0, 0.0], C)
     x = torch.randn(8, 3, generator=gen, dtype=DT)
 
+    def p(y):
+        return g.log_prob(y, 0.0, EDM()).exp()
+
     def wdiv(M):  # div(p M x) / p by autograd
-        p = lambda y: g.log_prob(y, 0.0, EDM()).exp()  # noqa: E731
         return divergence(lambda y: p(y)[:, None] * (y @ M.T), x) / p(x)
 
     good = C @ A                 # C^{-1} M = A: antisymmetric

@@ -19,7 +19,7 @@ from .checks import Feedback, check_close
 
 __all__ = ["plot_truncated_unmasking", "truncation_widget", "plot_entropy_vs_q", "plot_stepwise_law",
            "stepwise_widget", "plot_elbo_integrands", "check_first_hit_alpha_prob", "check_marginal_elbo",
-           "check_one_step_prob", "check_close"]
+           "check_one_step_prob"]
 
 
 # --- float32 Gumbel sampling ---------------------------------------------------------------

@@ -18,7 +18,7 @@ from . import plots, widgets
 from .checks import Feedback, check_close
 
 __all__ = ["plot_interpolant_paths", "interpolant_widget", "check_interpolant_velocity",
-           "check_interpolant_variance", "check_close"]
+           "check_interpolant_variance"]
 
 _F64 = torch.float64
 
