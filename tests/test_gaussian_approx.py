@@ -158,28 +158,3 @@ def test_teleport_sweep_on_a_mixture_grows_with_the_skipped_steps():
         teleport_sweep(de.dpmpp_2m, mix.bind(P).denoiser, P, x, ts, mix.sample(10, generator=gen()), [12])
     with pytest.raises(ValueError, match="ts must start at t_max"):
         teleport_sweep(de.dpmpp_2m, mix.bind(P).denoiser, P, x, ts[1:], mix.sample(10, generator=gen()), [1])
-
-
-def test_flow_and_explained_variance_checkers():
-    from diffedu import exercises_generalisation as exg
-    P = VP()
-    a0, s0, a1, s1 = (float(v) for v in (P.alpha(0.8), P.sigma(0.8), P.alpha(0.2), P.sigma(0.2)))
-    assert exg.check_flow_scale(((a1**2 * 3 + s1**2) / (a0**2 * 3 + s0**2)) ** 0.5, 3.0, 0.8, 0.2, P)
-    assert not exg.check_flow_scale(1.0, 3.0, 0.8, 0.2, P)
-    G_d, G_m = Gaussian([0.0], [2.0]), Gaussian([0.0], [0.5])
-    ev = explained_variance(G_d.bind(P).score, G_m.bind(P).score, G_d, P, [0.3], n=200_000, generator=gen())
-    assert exg.check_explained_variance(float(ev[0]), 2.0, 0.5, 0.3, P, rtol=0.02)
-    assert exg.check_explained_variance(None, 2.0, 0.5, 0.3, P).status == "unanswered"
-
-
-def test_teleport_widget_moves_with_its_slider():
-    import diffedu as de
-    from diffedu import widgets_generalisation as wg
-    P = VP()
-    mix = GaussianMixture([0.5, 0.5], [[-2.0, 0.0], [2.0, 0.0]], [[0.1, 0.1], [0.1, 0.1]])
-    x = mix.sample_marginal(50, P.t_max, P, generator=gen(), dtype=torch.float64)
-    w = wg.teleport_widget(de.dpmpp_2m, mix.bind(P).denoiser, P, x, de.time_grid(P, 12), Gaussian(mix.mean, mix.cov))
-    assert w.auto_display
-    t0 = w.result.axes[0].get_title()
-    w.children[0].value = 10
-    assert w.result.axes[0].get_title() != t0 and "10 of 12 steps skipped" in w.result.axes[0].get_title()
