@@ -184,21 +184,6 @@ def test_bad_input_names_the_argument():
         phase_transition([2], dim=4, n_subspaces=1, rank=1, noise=-1.0)
 
 
-def test_subspace_widget_and_checker():
-    from diffedu import exercises_generalisation as exg
-    from diffedu import widgets_generalisation as wg
-    w = wg.subspace_widget()
-    assert w.auto_display
-    t0 = w.result.axes[0].get_title()
-    w.children[0].value = 40
-    assert w.result.axes[0].get_title() != t0 and "K-subspaces" in t0
-    U = wg.line_bases([10.0, 40.0])
-    assert exg.check_subspace_error(0.5, U[0], U[1])
-    assert not exg.check_subspace_error(0.25, U[0], U[1])
-    fig = wg.plot_images(torch.rand(3, 64), titles=["a", "b", "c"])
-    assert len(fig.axes) == 3
-
-
 def test_line_bases_are_unit_vectors_at_the_given_angles():
     from diffedu.subspace import line_bases
 
