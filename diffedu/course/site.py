@@ -19,7 +19,9 @@ The site's lesson table is :func:`diffedu.course.notebooks.lesson_table`, as the
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import json
 import os
 import pkgutil
@@ -136,17 +138,59 @@ CPU time is the lesson author's estimate; peak memory and wall time are measured
 """
 
 
+def _summary(name: str) -> str:
+    """The first paragraph of a module's docstring, read from its source file (not imported)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not (spec.origin or "").endswith(".py"):
+        return ""
+    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text())) or ""
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+def _module_table(names) -> str:
+    """A reST table: each module's link and the first paragraph of its docstring."""
+    rows = "".join(f"   * - :mod:`{m}`\n     - {_summary(m) or '(no docstring)'}\n" for m in names)
+    return f".. list-table::\n   :widths: 35 65\n\n{rows}"
+
+
+def _module_rst(name: str, modules: list[str]) -> str:
+    """The reST of one API page: ``automodule``, and for a package its public submodules.
+
+    A package that re-exports names from its public submodules links to where they are
+    documented instead of documenting them twice; the names it defines (itself or in private
+    modules) are documented on its page.
+    """
+    children = [m for m in modules if m.rpartition(".")[0] == name]
+    members, after = "   :members:\n", ""
+    if children:
+        pkg = importlib.import_module(name)
+        own, elsewhere = [], []
+        for n in getattr(pkg, "__all__", None) or []:
+            obj = getattr(pkg, n, None)
+            home = getattr(obj, "__module__", None)
+            if home in modules and home != name:
+                elsewhere.append(f":obj:`~{home}.{getattr(obj, '__qualname__', n)}`")
+            else:
+                own.append(n)
+        if getattr(pkg, "__all__", None):
+            members = f"   :members: {', '.join(own)}\n" if own else ""
+        if elsewhere:
+            after += f"\nAlso importable from ``{name}``: {', '.join(elsewhere)}.\n"
+        after += f"\n.. rubric:: Submodules\n\n{_module_table(children)}"
+    return f".. automodule:: {name}\n{members}   :show-inheritance:\n{after}"
+
+
 def api_pages(modules) -> dict[str, str]:
     """The API pages (MyST Markdown), ``{file name relative to api/: text}``.
 
-    One page per module (autodoc renders its docstrings), and ``index.md`` listing them.
+    One page per module (autodoc renders its docstrings), and ``index.md`` listing them with the
+    first paragraph of each docstring. Packages with public submodules are imported here, to see
+    where the names they export are defined.
     """
     modules = list(modules)
     if not all(isinstance(m, str) for m in modules):
         raise TypeError("modules must be module names (str)")
-    pages = {f"{m}.md": (f"# {m}\n\n```{{eval-rst}}\n.. automodule:: {m}\n   :members:\n"
-                         f"   :show-inheritance:\n```\n") for m in modules}
-    listing = "\n".join(f"   {m}" for m in modules)
+    pages = {f"{m}.md": f"# {m}\n\n```{{eval-rst}}\n{_module_rst(m, modules)}```\n" for m in modules}
     toc = "\n".join(modules)
     pages["index.md"] = f"""# API reference
 
@@ -157,10 +201,7 @@ The names in `diffedu.__all__` are also importable from `diffedu` itself. All of
 [notation](../notation.md).
 
 ```{{eval-rst}}
-.. autosummary::
-
-{listing}
-```
+{_module_table(modules)}```
 
 ```{{toctree}}
 :hidden:

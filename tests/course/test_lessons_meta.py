@@ -87,7 +87,7 @@ def test_exercises_have_solutions_and_checks(path):
         assert answer, f"solution cell {i} must assign an answer_* variable"
         # the learner's cell before it leaves the answer as None, the cell after checks it
         assert re.search(rf"^{answer[0]} = None", src(cells[i - 1]), re.M)
-        assert f"ex.check_" in src(cells[i + 1]) and answer[0] in src(cells[i + 1])
+        assert "ex.check_" in src(cells[i + 1]) and answer[0] in src(cells[i + 1])
     assert "ex.check_" in src(cells[-1]), "a lesson ends with its exercises"
 
 

@@ -11,6 +11,7 @@ import http.server
 import json
 import os
 import re
+import sys
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
@@ -80,22 +81,30 @@ def test_index_shows_the_readme_lesson_table():
     assert "\nnotation\n" in md and "\napi/index\n" in md
 
 
-def _fake_package(root: Path) -> str:
-    """A package with the three floors, private modules and a core subpackage; returns its name."""
-    pkg = root / "fakecore"
-    for folder in ("", "teach", "course", "discrete", "discrete/_impl", "_hidden"):
-        (pkg / folder).mkdir(parents=True, exist_ok=True)
-        (pkg / folder / "__init__.py").write_text("")
-    for mod in ("processes.py", "_core.py", "teach/plots.py", "course/site.py", "discrete/elbo.py",
-                "discrete/_checks.py", "discrete/_impl/x.py", "_hidden/y.py"):
-        (pkg / mod).write_text("")
-    return pkg.name
+FAKE = {  # a package with the three floors, private modules and a core subpackage that re-exports
+    "__init__.py": '"""The fake core."""', "processes.py": '"""Processes."""', "_core.py": "",
+    "teach/__init__.py": "", "teach/plots.py": "", "course/__init__.py": "", "course/site.py": "",
+    "_hidden/__init__.py": "", "_hidden/y.py": "", "discrete/_impl/__init__.py": "", "discrete/_impl/x.py": "",
+    "discrete/__init__.py": '"""Discrete.\n\nMore."""\nfrom .elbo import elbo\nfrom ._checks import check\n'
+                            '__all__ = ["elbo", "check", "own"]\ndef own():\n    """Defined here."""\n',
+    "discrete/elbo.py": '"""The ELBO,\nexactly."""\ndef elbo():\n    """The ELBO."""\n',
+    "discrete/_checks.py": 'def check():\n    """A check."""\n',
+}
 
 
-def test_core_modules_are_discovered(tmp_path, monkeypatch):
+@pytest.fixture
+def fakecore(tmp_path, monkeypatch):
+    for rel, text in FAKE.items():
+        (tmp_path / "fakecore" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "fakecore" / rel).write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path))
-    name = _fake_package(tmp_path)
-    assert site.core_modules(name) == ["fakecore.discrete", "fakecore.discrete.elbo", "fakecore.processes"]
+    yield "fakecore"
+    for name in [m for m in sys.modules if m.split(".")[0] == "fakecore"]:
+        del sys.modules[name]
+
+
+def test_core_modules_are_discovered(fakecore):
+    assert site.core_modules(fakecore) == ["fakecore.discrete", "fakecore.discrete.elbo", "fakecore.processes"]
     found = site.core_modules()
     assert "diffedu.processes" in found
     assert not [m for m in found if m.startswith(("diffedu.teach", "diffedu.course")) or "._" in m]
@@ -103,11 +112,15 @@ def test_core_modules_are_discovered(tmp_path, monkeypatch):
         site.core_modules(3)
 
 
-def test_api_pages_document_each_module():
-    pages = site.api_pages(["diffedu.processes", "diffedu.gaussian"])
-    assert sorted(pages) == ["diffedu.gaussian.md", "diffedu.processes.md", "index.md"]
-    assert ".. automodule:: diffedu.processes" in pages["diffedu.processes.md"]
-    assert "\ndiffedu.gaussian\n" in pages["index.md"] and "autosummary" in pages["index.md"]
+def test_api_pages_document_each_object_once(fakecore):
+    pages = site.api_pages(site.core_modules(fakecore))
+    assert sorted(pages) == ["fakecore.discrete.elbo.md", "fakecore.discrete.md", "fakecore.processes.md", "index.md"]
+    assert ".. automodule:: fakecore.processes\n   :members:\n" in pages["fakecore.processes.md"]
+    package = pages["fakecore.discrete.md"]  # its own and its private modules' names; links to the rest
+    assert ":members: check, own\n" in package and ":obj:`~fakecore.discrete.elbo.elbo`" in package
+    assert "   * - :mod:`fakecore.discrete.elbo`\n     - The ELBO, exactly.\n" in package
+    index = pages["index.md"]
+    assert "   * - :mod:`fakecore.processes`\n     - Processes.\n" in index and "\nfakecore.discrete\n" in index
     with pytest.raises(TypeError, match="modules"):
         site.api_pages([site])
 
