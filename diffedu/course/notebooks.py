@@ -8,7 +8,7 @@ What both the console command (:mod:`diffedu.course.cli`) and the site
   (:func:`lesson_meta`); ``lessons/costs.json`` holds the measured peak memory and wall time
   (:func:`lesson_costs`, written by ``diffedu measure``).
 * Student copies: solutions are code cells tagged ``solution`` (the cell before assigns
-  ``answer_k = None``, the cell after calls an ``ex.check_*`` checker). A student copy drops them
+  ``answer_k = None``, the cell after calls a ``check_*`` checker). A student copy drops them
   and clears, with no execution count, the stored outputs of the cells that use what a solution
   bound (directly or through another such cell): nbval then runs those cells without comparing
   them, and the checkers print "not answered yet". Every other output stays.
