@@ -2,7 +2,6 @@
 checkers accept right answers, reject wrong ones and say "not answered yet"."""
 
 import numpy as np
-import pytest
 import torch
 
 from diffedu import VP, LowRankMixture
