@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .. import fokker_planck as fp
+from .._core import check_process
 from .._paths import data_path, writable_data_path
 from ..calculus import hutchinson_variance
 from ..datasets import two_gaussians
@@ -37,12 +38,6 @@ __all__ = [
     "FP_RUN_CONFIG", "FP_RUN_WEIGHTS", "fp_run", "fp_run_metrics", "save_fp_runs", "load_fp_runs",
     "load_fp_run_metrics",
 ]
-
-
-def _check_process(process):
-    if not isinstance(process, Process):
-        raise TypeError(f"process must be a Process; got {type(process).__name__}")
-    return process
 
 
 # --- plain plots ---------------------------------------------------------------------------
@@ -134,7 +129,7 @@ def _draw_grid(t_index, *, grid, ts, numeric, exact):
 def fp_grid_widget(dist, process: Process, *, lim=(-4.0, 4.0), n: int = 81, n_times: int = 11):
     r"""A 2-D density evolved by :func:`~diffedu.fokker_planck.solve_fp_grid` next to the closed
     form, with a slider over ``n_times`` times from 0 to ``t_max`` (solved once, when built)."""
-    _check_process(process)
+    check_process(process)
     grid = np.linspace(lim[0], lim[1], n)
     ts = np.linspace(0.0, process.t_max, n_times)
     numeric = fp.solve_fp_grid(fp.density_on_grid(dist, process, grid, 0.0), grid, process, ts)
@@ -155,7 +150,7 @@ def perturbation_widget(dist, process: Process, *, n: int = 500, seed: int = 0, 
     r"""PF-ODE and reverse-SDE samples with a perturbed exact score
     (:func:`~diffedu.fokker_planck.perturb_score`): a menu for the kind of perturbation and a
     slider for its size; W2 distances in the titles."""
-    _check_process(process)
+    check_process(process)
     return interactive(_draw_perturbed, kind=dropdown(fp._KINDS, "scale", "perturbation"),
                        size=float_slider(0.3, 0.0, 1.0, 0.05, "size"), dist=dist, process=process, n=n,
                        seed=seed, ode_steps=ode_steps, sde_steps=sde_steps)
@@ -183,7 +178,7 @@ def check_dt_log_p(answer, dist, x, t, process, *, rtol: float = 1e-6) -> Feedba
     r"""``answer`` (B,) = ``d_t log p_t(x)`` of ``dist``'s marginal, obtained from the
     Fokker-Planck equation (exercise 1). The expected value is the autograd time derivative of
     ``dist.log_prob`` (:func:`diffedu.fokker_planck.time_derivative`)."""
-    _check_process(process)
+    check_process(process)
     x = torch.as_tensor(x, dtype=torch.float64)
     tt = torch.full((x.shape[0],), float(t), dtype=torch.float64, requires_grad=True)
     expected = fp.time_derivative(dist.log_prob(x, tt, process), tt)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from .._core import check_process
 from ..gaussian import Gaussian
 from ..gaussian_approx import gaussian_explained_variance, teleport, teleport_sweep
 from ..processes import Process
@@ -20,12 +21,6 @@ from .checks import Feedback, check_close
 from .widgets import int_slider, interactive
 
 __all__ = ["plot_teleport", "teleport_widget", "check_flow_scale", "check_explained_variance"]
-
-
-def _check_process(process):
-    if not isinstance(process, Process):
-        raise TypeError(f"process must be a Process; got {type(process).__name__}")
-    return process
 
 
 # --- teleported against full samples ----------------------------------------------------------
@@ -38,7 +33,7 @@ def plot_teleport(sampler, D, process: Process, x, ts, target, skip: int, ax=Non
     ``ts[0] = t_max``; ts: (N+1,) decreasing grid; target: the :class:`~diffedu.Gaussian`
     teleported with. Returns the Axes.
     """
-    _check_process(process)
+    check_process(process)
     ts = torch.as_tensor(ts, dtype=torch.float64)
     full = sampler(D, process, x, ts)
     tel = full if skip == 0 else teleport(sampler, D, process, x, ts[skip:], target, t_from=float(ts[0]))
@@ -65,7 +60,7 @@ def _draw_teleport(skip, *, sampler, D, process, x, ts, target, lim):
 
 def teleport_widget(sampler, D, process: Process, x, ts, target):
     """Slider: number of sampler steps skipped by teleportation; draws :func:`plot_teleport`."""
-    _check_process(process)
+    check_process(process)
     n = torch.as_tensor(ts).numel() - 1
     return interactive(_draw_teleport, skip=int_slider(n // 4, 0, n - 1, "steps skipped"), sampler=sampler,
                        D=D, process=process, x=x, ts=ts, target=target, lim=(-3.5, 3.5))
@@ -77,7 +72,7 @@ def check_flow_scale(answer, eigval: float, t_from: float, t_to: float, process,
     r"""``answer`` = the factor by which the exact Gaussian flow scales a mode of variance
     ``eigval`` from ``t_from`` to ``t_to`` (exercise 1). Expected: the unit vector carried by
     :meth:`diffedu.Gaussian.flow` of ``N(0, eigval)``."""
-    _check_process(process)
+    check_process(process)
     if not eigval >= 0:
         raise ValueError(f"eigval must be non-negative; got {eigval!r}")
     G = Gaussian([0.0], [float(eigval)])
@@ -89,7 +84,7 @@ def check_explained_variance(answer, data_var: float, model_var: float, t: float
                              rtol: float = 1e-6) -> Feedback:
     r"""``answer`` = EV(t) of the 1-D score of ``N(0, model_var)`` for data ``N(0, data_var)``
     (exercise 2). Expected: :func:`diffedu.gaussian_approx.gaussian_explained_variance`."""
-    _check_process(process)
+    check_process(process)
     for name, v in (("data_var", data_var), ("model_var", model_var)):
         if not v > 0:
             raise ValueError(f"{name} must be a positive variance; got {v!r}")

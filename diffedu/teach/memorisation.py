@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .._core import check_process
 from .._paths import data_path
 from ..memorisation import memorised_fraction, nn_ratio
 from ..mixtures import Empirical
@@ -30,12 +31,6 @@ __all__ = ["plot_memorising_denoiser", "memorisation_widget", "check_nn_ratio", 
            "EMMSweep", "load_emm_ring"]
 
 
-def _check_process(process):
-    if not isinstance(process, Process):
-        raise TypeError(f"process must be a Process; got {type(process).__name__}")
-    return process
-
-
 # --- the memorising denoiser ------------------------------------------------------------------
 def plot_memorising_denoiser(train, process: Process, log10_sigma: float, ax=None, *, seed: int = 0,
                              n: int = 400, lim=(-3.0, 3.0)):
@@ -46,7 +41,7 @@ def plot_memorising_denoiser(train, process: Process, log10_sigma: float, ax=Non
     ``D(x_t)`` (:meth:`diffedu.Empirical.denoiser`); black crosses: the training points. The
     title gives the memorised fraction (1/3 rule) of the denoised points. Returns the Axes.
     """
-    _check_process(process)
+    check_process(process)
     train = torch.as_tensor(train).to(torch.float64)
     E = Empirical(train)
     t = float(process.t_of_lam(-log10_sigma * math.log(10.0)))
@@ -75,7 +70,7 @@ def _draw_memorisation(M, log10_sigma, *, process, data, seed, n, lim):
 def memorisation_widget(data, process: Process, *, max_M: int | None = None, seed: int = 0):
     """Sliders: training-set size M (the first M rows of ``data`` (N, 2)) and log10 of the noise
     level; draws :func:`plot_memorising_denoiser`."""
-    _check_process(process)
+    check_process(process)
     max_M = max_M or data.shape[0]
     return interactive(_draw_memorisation, M=int_slider(min(8, max_M), 2, max_M, "M (training points)"),
                        log10_sigma=float_slider(-0.5, -2.0, 1.0, 0.1, "log10 sigma"),
