@@ -31,13 +31,9 @@ from . import plots
 from .checks import Feedback, check_close
 from .widgets import dropdown, float_slider, int_slider, interactive, selection_slider
 
-__all__ = [
-    "plot_fp_grid_1d", "plot_density_pair_2d", "plot_gap_samples", "plot_gap_vs_residual",
-    "plot_hutchinson", "fp_grid_widget", "perturbation_widget", "penalty_widget",
-    "check_dt_log_p", "check_hutchinson_variance", "check_close",
-    "FP_RUN_CONFIG", "FP_RUN_WEIGHTS", "fp_run", "fp_run_metrics", "save_fp_runs", "load_fp_runs",
-    "load_fp_run_metrics",
-]
+__all__ = ["plot_fp_grid_1d", "fp_grid_widget", "plot_gap_vs_residual", "perturbation_widget",
+           "load_fp_runs", "load_fp_run_metrics", "penalty_widget", "plot_hutchinson", "check_dt_log_p",
+           "check_hutchinson_variance"]
 
 
 # --- plain plots ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from . import plots
 from .checks import Feedback, check_close
 from .widgets import int_slider, interactive
 
-__all__ = ["plot_teleport", "teleport_widget", "check_flow_scale", "check_explained_variance"]
+__all__ = ["teleport_widget", "check_flow_scale", "check_explained_variance"]
 
 
 # --- teleported against full samples ----------------------------------------------------------

@@ -27,8 +27,7 @@ from . import plots
 from .checks import Feedback, check_close
 from .widgets import float_slider, int_slider, interactive
 
-__all__ = ["plot_memorising_denoiser", "memorisation_widget", "check_nn_ratio", "check_close",
-           "EMMSweep", "load_emm_ring"]
+__all__ = ["memorisation_widget", "load_emm_ring", "check_nn_ratio", "check_close"]
 
 
 # --- the memorising denoiser ------------------------------------------------------------------

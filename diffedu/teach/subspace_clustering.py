@@ -19,7 +19,7 @@ from . import plots
 from .checks import Feedback, check_close, check_denoiser
 from .widgets import float_slider, int_slider, interactive
 
-__all__ = ["plot_subspace_fit", "subspace_widget", "check_subspace_error", "check_denoiser", "check_close"]
+__all__ = ["subspace_widget", "check_subspace_error", "check_denoiser", "check_close"]
 
 _HALF = 3.0  # half-width of the plotted square; lines are drawn from -_HALF to _HALF
 
