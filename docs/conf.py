@@ -48,7 +48,7 @@ suppress_warnings = ["mystnb.unknown_mime_type", "myst.header"]
 # would make such a block a quotation: its lines run together and its primes (alpha'_t) become
 # curly quotes. Show each as a plain-text literal block instead, line for line. Lists, directives,
 # fields and doctests are left alone.
-_MARKUP = re.compile(r"\s*(\.\. |[-*+] |\d+\. |#\. |>>>|:|\|)")
+_MARKUP = re.compile(r"\s*(\.\. |[-*+] |\d+\. |#\. |>>>|:[^:`]+:(\s|$)|\| )")  # not ":func:`x`"
 
 
 def _indent(line):
