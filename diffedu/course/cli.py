@@ -33,7 +33,7 @@ from pathlib import Path
 from . import site
 from .notebooks import copy_lessons, lesson_costs, lesson_files, lesson_table
 
-__all__ = ["main", "launch", "regenerate"]
+__all__ = ["main", "parser", "launch", "regenerate"]
 
 
 def launch(dest) -> int:
