@@ -48,5 +48,5 @@ def test_empirical_copies_points_and_checks_chunks():
 def test_time_grid_and_process_parameters_reject_bad_types():
     with pytest.raises(TypeError, match="process"):
         de.time_grid("VP", 10)
-    with pytest.raises(ValueError, match="beta_min"):
+    with pytest.raises(TypeError, match="beta_min"):
         de.VP(beta_min=True)
