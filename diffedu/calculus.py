@@ -48,7 +48,7 @@ def jacobian(f, x, *, create_graph: bool = False):
 
 def hutchinson_probes(shape, like: torch.Tensor, *, n_probes: int = 1, probe: str = "rademacher",
                       generator=None):
-    """``n_probes`` probe tensors (n_probes, *shape) with ``E[z z^T] = I`` in like's dtype/device."""
+    """``n_probes`` probe tensors ``(n_probes, *shape)`` with ``E[z z^T] = I`` in like's dtype/device."""
     if probe not in _PROBES:
         raise ValueError(f"probe must be one of {_PROBES}; got {probe!r}")
     if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:

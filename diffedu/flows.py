@@ -2,7 +2,7 @@ r"""Vector fields of the reverse-time dynamics, and converters between model par
 
 Every sampler in :mod:`diffedu.samplers` takes a denoiser ``D(x, t)``; a model that predicts
 the noise, the score or the velocity becomes one here (and back), through the process's
-``alpha_t`` and ``sigma_t`` only (NOTATION.md):
+``alpha_t`` and ``sigma_t`` only (the notation page, ``docs/notation.md``):
 
     eps_hat = (x - alpha_t D) / sigma_t,            D = (x - sigma_t eps_hat) / alpha_t,
     s       = (alpha_t D - x) / sigma_t^2,          D = (x + sigma_t^2 s) / alpha_t,

@@ -38,7 +38,7 @@ from ._core import check_batch, check_process
 
 __all__ = ["div", "laplacian", "log_density_residual", "score_residual", "time_derivative",
            "solve_fp_grid", "density_on_grid", "grid_mesh", "perturb_score", "residual_rms",
-           "GapReport", "ode_sde_gap"]
+           "GapReport", "ode_sde_gap", "PERTURBATIONS"]
 
 
 # --- operators on (x, t) fields, from diffedu.calculus ------------------------------------------
@@ -270,7 +270,8 @@ def solve_fp_grid(p0, grid, process, ts, *, max_dt: float | None = None) -> np.n
 
 
 # --- perturbed scores and the ODE-SDE gap ---------------------------------------------------
-_KINDS = ("scale", "gradient", "rotation")
+#: The kinds of :func:`perturb_score`.
+PERTURBATIONS = ("scale", "gradient", "rotation")
 
 
 def perturb_score(score: Callable, kind: str, size: float) -> Callable:
@@ -282,8 +283,8 @@ def perturb_score(score: Callable, kind: str, size: float) -> Callable:
     rotation keeps ``div(p_t J s) = div(J grad p_t) = 0``, so the PF-ODE and the reverse SDE
     still produce the exact marginals, although the score residual is far from zero.
     """
-    if kind not in _KINDS:
-        raise ValueError(f"kind must be one of {_KINDS}; got {kind!r}")
+    if kind not in PERTURBATIONS:
+        raise ValueError(f"kind must be one of {PERTURBATIONS}; got {kind!r}")
     size = float(size)
 
     def perturbed(x, t):

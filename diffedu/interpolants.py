@@ -2,7 +2,7 @@ r"""Stochastic interpolants between two densities, with exact fields for Gaussia
 
 Albergo, Boffi and Vanden-Eijnden (2023), "Stochastic interpolants: a unifying framework for
 flows and diffusions", eq. (2.1), in this project's time direction (data ``x0 ~ rho_0`` at
-t = 0, the other end ``x1 ~ rho_1`` at t = 1; NOTATION.md):
+t = 0, the other end ``x1 ~ rho_1`` at t = 1; ``docs/notation.md``):
 
     x_t = alpha(t) x0 + beta(t) x1 + gamma(t) z,   z ~ N(0, I),  x0, x1, z independent,
 

@@ -41,7 +41,7 @@ def nn_distances(samples, train, *, chunk: int = 4096) -> torch.Tensor:
     """Euclidean distances from each sample to its nearest and second-nearest training points.
 
     samples: (B, D), train: (M, D), M >= 2. Returns (B, 2), ascending per row. Computed in
-    chunks of ``chunk`` samples with exact differences (no |a|^2 - 2ab + |b|^2 cancellation).
+    chunks of ``chunk`` samples with exact differences (no ``|a|^2 - 2ab + |b|^2`` cancellation).
     """
     samples, train = _check_pair(samples, train)
     out = samples.new_empty(samples.shape[0], 2)

@@ -1,6 +1,6 @@
 r"""Small trainable score models for 2-D and low-D data, and denoising score matching.
 
-Two models share one interface, the fields of ``NOTATION.md`` with signature ``f(x, t)``
+Two models share one interface, the fields of the notation page (``docs/notation.md``) with signature ``f(x, t)``
 (``score``, ``denoiser``, ``eps``; ``model(x, t)`` is the score):
 
 * :class:`ScoreMLP`, an MLP with a Fourier embedding of the half log-SNR ``lambda_t``. It
@@ -79,7 +79,7 @@ class _TimeMLP(nn.Module):
         emb = torch.cat([c, torch.sin(c * self.freqs.to(c.dtype)), torch.cos(c * self.freqs.to(c.dtype))], 1)
         return self.net(torch.cat([u, emb], 1))
 
-    # the NOTATION.md fields, from the score
+    # the notation page's fields, from the score
     def forward(self, x, t):
         return self.score(x, t)
 

@@ -12,7 +12,7 @@ marginals, ``dx = f(t) x dt + g(t) dW``, where
 
 All derivatives are written analytically (tests check them against autograd and SymPy).
 Methods accept a Python float, a 0-d tensor or a (B,) tensor and return a tensor; a
-Python float is computed in float64. See ``shared/NOTATION.md`` and lesson 01.
+Python float is computed in float64. See ``docs/notation.md`` and lesson 01.
 """
 
 from __future__ import annotations

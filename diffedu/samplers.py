@@ -422,7 +422,7 @@ def predictor_corrector(D, process, x, ts, *, generator=None, callback=None, pro
 
     At each t_i, ``n_corrector`` Langevin steps ``x <- x + e s(x, t_i) + sqrt(2 e) z`` with
     ``e = 2 (snr mean_b |z_b| / mean_b |s_b|)^2`` with batch-averaged norms, as in Song et al.'s
-    code (per-sample norms diverge in low dimension, where |s_b| can be near 0), then one
+    code (per-sample norms diverge in low dimension, where ``|s_b|`` can be near 0), then one
     Euler-Maruyama step to t_{i+1}. The corrector's step does not shrink
     with the grid, so its bias (of order snr^2) remains as N grows. Final jump ``x = D(x, t_eps)``.
     """

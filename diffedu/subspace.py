@@ -223,8 +223,8 @@ class SubspaceClustering:
 
     Attributes (after :meth:`fit`)
     ----------
-    bases_ (K, D, r) float64 orthonormal, labels_ (n,) long, inertia_ float (the objective),
-    n_iter_ int (iterations of the best restart).
+    ``bases_`` (K, D, r) float64 orthonormal, ``labels_`` (n,) long, ``inertia_`` float (the
+    objective), ``n_iter_`` int (iterations of the best restart).
     """
 
     def __init__(self, n_clusters: int = 2, rank: int = 1, *, n_init: int = 10, max_iter: int = 100,

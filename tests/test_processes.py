@@ -1,6 +1,6 @@
 """Tests for diffedu.processes: every coefficient against SymPy and autograd, the grids, bad input.
 
-The SymPy expressions below are typed in from the table in shared/NOTATION.md, independently of
+The SymPy expressions below are typed in from the table of docs/notation.md, independently of
 the code, so a wrong closed form or a wrong analytic derivative in diffedu fails here.
 """
 
@@ -20,7 +20,7 @@ IDS = [repr(p) for p in PROCESSES]
 
 
 def _sympy_alpha_sigma(p):
-    """alpha_t, sigma_t as SymPy expressions, straight from NOTATION.md."""
+    """alpha_t, sigma_t as SymPy expressions, straight from docs/notation.md."""
     import sympy as sp
 
     t = sp.Symbol("t", positive=True)

@@ -19,13 +19,13 @@ schedule (Shi et al. 2024, eq. 5; Sahoo et al. 2024, MDLM, eq. 10), and sampling
 decoding tokens one at a time in a random order: the first-hitting sampler (Zheng et al., Alg. 1).
 
 The pieces, one module each: :mod:`.schedules` (schedules and the forward masking),
-:mod:`.sequences` (the data distribution and its exact denoiser), :mod:`.elbo`,
+:mod:`.sequences` (the data distribution and its exact denoiser), :mod:`.evidence` (the ELBO),
 :mod:`.sampling`. Categorical draws with truncated uniforms are :mod:`diffedu.categorical`.
 Everything is re-exported here: ``from diffedu import discrete as dd; dd.elbo(...)``. Lesson 08.
 """
 
 from ..categorical import entropy, gumbel_max_probs, sample_categorical, total_variation
-from .elbo import elbo, elbo_integrand, elbo_mc
+from .evidence import elbo, elbo_integrand, elbo_mc
 from .sampling import first_hitting_survival, first_hitting_time, sample_first_hitting, sample_stepwise, stepwise_law
 from .schedules import CosineMask, LinearMask, MaskSchedule, PowerMask, all_masked, mask_tokens
 from .sequences import SequenceDistribution, sequence_chi2

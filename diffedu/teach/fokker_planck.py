@@ -147,7 +147,7 @@ def perturbation_widget(dist, process: Process, *, n: int = 500, seed: int = 0, 
     (:func:`~diffedu.fokker_planck.perturb_score`): a menu for the kind of perturbation and a
     slider for its size; W2 distances in the titles."""
     check_process(process)
-    return interactive(_draw_perturbed, kind=dropdown(fp._KINDS, "scale", "perturbation"),
+    return interactive(_draw_perturbed, kind=dropdown(fp.PERTURBATIONS, "scale", "perturbation"),
                        size=float_slider(0.3, 0.0, 1.0, 0.05, "size"), dist=dist, process=process, n=n,
                        seed=seed, ode_steps=ode_steps, sde_steps=sde_steps)
 
