@@ -24,9 +24,10 @@ import math
 import torch
 from torch import nn
 
-from ._core import check_batch, check_int, check_positive, check_process, check_real, coefs
+from ._core import check_batch, check_int, check_positive, check_process, coefs
+from .training import dsm_loss, train
 
-__all__ = ["ScoreMLP", "EnergyMLP", "train_dsm", "sample_times"]
+__all__ = ["ScoreMLP", "EnergyMLP", "train_dsm"]
 
 
 def _t_batch(t, x):
@@ -158,29 +159,17 @@ class EnergyMLP(_TimeMLP):
         return f"EnergyMLP(dim={self.dim}, process={self.process!r})"
 
 
-def sample_times(process, n: int, *, t_min: float | None = None, like: torch.Tensor,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """n training times, uniform on ``[t_min, t_max]`` in like's dtype/device: (n,).
-
-    ``t_min`` defaults to the time where ``sigma_t / alpha_t = 0.01``."""
-    check_process(process)
-    t_hi = float(process.t_max)
-    t_lo = float(process.t_of_lam(math.log(100.0))) if t_min is None else float(t_min)
-    if not (process.t_min < t_lo < t_hi):
-        raise ValueError(f"t_min must lie in ({process.t_min}, {t_hi}); got {t_lo}")
-    u = torch.rand(n, generator=generator, dtype=like.dtype, device=like.device)
-    return t_lo + (t_hi - t_lo) * u
-
-
 def train_dsm(model: _TimeMLP, data, *, steps: int = 2000, batch_size: int = 256, lr: float = 2e-3,
               fp_weight: float = 0.0, fp_batch: int = 64, fp_t_min: float | None = None,
-              fp_method: str = "exact", t_min: float | None = None,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+              fp_method: str = "exact", t_min: float | None = None, weighting: str = "eps",
+              generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
     r"""Denoising score matching, optionally with a score Fokker-Planck penalty. Returns losses (steps,).
 
-    data: a (M, D) tensor of training points (minibatches drawn with replacement), or a callable
-    ``sample(n, generator=...) -> (n, D)``. Each step draws x_0, t uniform on
-    ``[t_min, t_max]`` (:func:`sample_times`) and eps, and minimises
+    One use of the course's training loop: :func:`diffedu.training.train` with
+    :func:`diffedu.training.dsm_loss`. data: a (M, D) tensor of training points (minibatches
+    drawn with replacement), or a callable ``sample(n, generator=...) -> (n, D)``. Each step draws
+    x_0, t uniform on ``[t_min, t_max]`` (:func:`~diffedu.training.sample_times`) and eps, and
+    minimises (with the default ``weighting="eps"``)
 
         L = mean |sigma_t s(alpha_t x_0 + sigma_t eps, t) + eps|^2
             + fp_weight * mean | sigma_t^3 R(x_t, t) / g(t)^2 |^2 ,
@@ -190,52 +179,13 @@ def train_dsm(model: _TimeMLP, data, *, steps: int = 2000, batch_size: int = 256
     ``sigma_t / alpha_t = 0.1``). The factor ``sigma^3 / g^2`` makes the residual O(1) across t (the
     terms of R grow like ``g^2 / sigma^3`` at small noise). Adam with a cosine learning-rate decay;
     the model's dtype is used throughout. Losses are returned detached (the DSM part, then the
-    penalty, summed).
+    penalty, summed); a non-finite loss stops training with ``FloatingPointError``.
     """
     if not isinstance(model, _TimeMLP):
         raise TypeError(f"model must be a ScoreMLP or EnergyMLP; got {type(model).__name__}")
-    steps = check_int(steps, "steps", minimum=1)
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    fp_batch = check_int(fp_batch, "fp_batch", minimum=1)
-    lr = check_positive(lr, "lr")
-    fp_weight = check_real(fp_weight, "fp_weight", minimum=0.0)
-    process = model.process
-    p = next(model.parameters())
     if isinstance(data, torch.Tensor):
-        X = check_batch(data, model.dim, "data").to(dtype=p.dtype, device=p.device)
-
-        def draw(n):
-            return X[torch.randint(X.shape[0], (n,), generator=generator, device=X.device)]
-    elif callable(data):
-        def draw(n):
-            return data(n, generator=generator).to(dtype=p.dtype, device=p.device)
-    else:
-        raise TypeError(f"data must be a (M, D) tensor or a sampler callable; got {type(data).__name__}")
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    fp_lo = float(process.t_of_lam(math.log(10.0))) if fp_t_min is None else float(fp_t_min)
-    resid = None
-    if fp_weight:
-        from .fokker_planck import score_residual  # only the penalty needs it
-        resid = score_residual(model.score, process, method=fp_method, create_graph=True)
-    losses = torch.empty(steps, dtype=torch.float64)
-    for i in range(steps):
-        x0 = draw(batch_size)
-        t = sample_times(process, batch_size, t_min=t_min, like=x0, generator=generator)
-        xt, eps = process.noise(x0, t, generator=generator)
-        _, s = coefs(process, t, x0)
-        loss = ((s * model.score(xt, t) + eps) ** 2).sum(1).mean()
-        if fp_weight:
-            m = min(fp_batch, batch_size)
-            tf = sample_times(process, m, t_min=fp_lo, like=x0, generator=generator)
-            af, sf = coefs(process, tf, x0[:m])
-            xf = af * x0[:m] + sf * eps[:m]
-            g2 = process.g2(tf.double()).to(x0.dtype)[:, None]
-            R = resid(xf, tf) * sf**3 / g2
-            loss = loss + fp_weight * (R**2).sum(1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses[i] = float(loss.detach())
-    return losses
+        check_batch(data, model.dim, "data")
+    loss = dsm_loss(model.process, weighting=weighting, t_min=t_min, fp_weight=fp_weight, fp_batch=fp_batch,
+                    fp_t_min=fp_t_min, fp_method=fp_method)
+    return train(model, loss, data, steps=steps, batch_size=batch_size, lr=lr, generator=generator,
+                 progress=progress).losses

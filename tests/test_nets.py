@@ -7,7 +7,8 @@ import torch
 from diffedu import VP, EDM
 from diffedu.datasets import two_gaussians
 from diffedu.metrics import relative_score_error
-from diffedu.nets import EnergyMLP, ScoreMLP, sample_times, train_dsm
+from diffedu.nets import EnergyMLP, ScoreMLP, train_dsm
+from diffedu.training import sample_times
 
 
 @pytest.mark.parametrize("make", [
