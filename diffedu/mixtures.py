@@ -275,7 +275,8 @@ class Empirical(Distribution):
             self._cache = {key: keys}
         return self._cache[key]
 
-    def _rows(self, x):
+    def _rows(self):
+        """Rows of x per chunk, so that a chunk holds at most ``chunk_elems`` logits."""
         return max(1, self.chunk_elems // self.M)
 
     def _queries(self, x, a, s, width):
@@ -299,7 +300,7 @@ class Empirical(Distribution):
         keys = self._keys(x)
         q = self._queries(x, a, s, keys.shape[1])
         out = torch.empty_like(x)
-        step = self._rows(x)
+        step = self._rows()
         with _matmul_precision(self.matmul_precision):
             for i in range(0, x.shape[0], step):
                 # torch.softmax subtracts the row maximum (no overflow at small sigma) and does not
@@ -316,7 +317,7 @@ class Empirical(Distribution):
         q = self._queries(x, a, s, keys.shape[1])
         sq = (x**2).sum(1, keepdim=True) / (2 * s**2)
         out = x.new_empty(x.shape[0])
-        step = self._rows(x)
+        step = self._rows()
         for i in range(0, x.shape[0], step):
             logits = q[i:i + step] @ keys.T - sq[i:i + step]
             out[i:i + step] = torch.logsumexp(logits, 1)

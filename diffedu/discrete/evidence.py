@@ -35,6 +35,8 @@ def _mask_costs(denoiser, x0, V):
 
 
 def _check_elbo_args(denoiser, x0, schedule, vocab_size):
+    if not callable(denoiser):
+        raise TypeError(f"denoiser must be a callable denoiser(x, t) -> (B, L, V); got {type(denoiser).__name__}")
     schedule = check_schedule(schedule)
     V = check_int(vocab_size, "vocab_size", minimum=2)
     x0 = check_tokens(x0, V, "x0", allow_mask=False).cpu()
