@@ -91,3 +91,21 @@ def test_registered_formatter_adds_html_beside_the_widget_view(monkeypatch):
     data, _ = Shell.display_formatter.format(w)
     assert "application/vnd.jupyter.widget-view+json" in data
     assert fb.FALLBACK_CLASS in data["text/html"]
+
+
+def test_frames_are_drawn_readable_and_shown_at_their_natural_size():
+    """A frame is the figure at its own dpi (as JupyterLab shows it), at a lower dpi only when
+    that is wider than the site's column, and the page shows it at its natural width (no more
+    56-dpi frames shrunk to 380 px, whose text was 3 to 6 px tall)."""
+    from diffedu.teach.plots import new_axes
+
+    narrow, wide = new_axes().figure, new_axes(3, figsize=(12.0, 3.0))[0].figure
+    assert fb.frame_dpi(narrow) == narrow.dpi == 100
+    assert fb.frame_dpi(wide) < wide.dpi and fb.frame_dpi(wide) == pytest.approx(
+        wide.dpi * fb.MAX_WIDTH_PX / fb._png_width(fb._render(wide, wide.dpi)))
+    assert abs(fb._png_width(fb._png(wide)) - fb.MAX_WIDTH_PX) <= 1
+    w = samplers_and_errors.error_vs_steps_widget([4, 8], {"euler": torch.tensor([1.0, 0.5])})
+    html = fb.fallback_html(w, n_first=2)
+    for src, width in re.findall(r'src="data:image/png;base64,([^"]+)" alt="[^"]*" width="(\d+)"', html):
+        assert int(width) == fb._png_width(base64.b64decode(src)) <= fb.MAX_WIDTH_PX
+    assert html.count('width="') == 2 and "max-width:100%;height:auto" in html

@@ -140,7 +140,7 @@ def plot_gauge_flows(gaussian, process, strength: float, t: float, axs=None, *, 
     gauge and plain flows, from :func:`diffedu.gauge.gauge_flow_summary`, show that only the plain
     rotation changes the distribution. Returns the three Axes.
     """
-    axs = plots._axs(axs, 3, (14.0, 4.4))
+    axs = plots._axs(axs, 3, (9.2, 3.6))
     scores, dens = gauge.rotated_scores(gaussian, process, strength)
     for ax, name in zip(axs[:2], ("gauge", "plain")):
         plots.plot_density_2d(gaussian, process, t, ax, lim=lim, n=80, cmap="Greys")
@@ -160,13 +160,13 @@ def plot_gauge_flows(gaussian, process, strength: float, t: float, axs=None, *, 
     ax.set_xlim(*lim)
     ax.set_ylim(*lim)
     ax.set_aspect("equal")
-    ax.legend(fontsize="x-small", loc="lower right")
-    ax.set_title("PF-ODE paths (dark: exact, blue: gauge) and final ellipses", fontsize="small")
+    ax.legend(fontsize="small", loc="lower right")
+    ax.set_title("PF-ODE paths (dark: exact, blue: gauge)\nand final ellipses", fontsize="small")
     return axs
 
 
 def _draw_gauge(strength, t_frac, *, gaussian, process, lim):
-    axs = plots.new_axes(3, figsize=(14.0, 4.4))
+    axs = plots.new_axes(3, figsize=(9.2, 3.6))
     return plot_gauge_flows(gaussian, process, strength, max(t_frac, 0.02) * process.t_max, axs, lim=lim)[0].figure
 
 

@@ -2,8 +2,8 @@ r"""Static fallbacks for the lesson widgets: the figure at a few slider values, 
 
 A slider needs a kernel; a static course site, a notebook opened without running it, or a printed
 handout has none. :func:`fallback_html` calls a widget's own callback (``interactive.f``, the
-plain drawing function in :mod:`diffedu.widgets`) at a few representative values of each slider,
-with every other control at its current value, and returns an HTML grid of small PNG images.
+plain drawing function of a :mod:`diffedu.teach` module) at a few representative values of each slider,
+with every other control at its current value, and returns an HTML grid of PNG images.
 
 Nothing is re-executed at site-build time. When a lesson is regenerated (``diffedu regenerate``
 sets ``DIFFEDU_STATIC_FALLBACKS=1`` in the kernel's environment), :func:`register` adds the grid
@@ -11,6 +11,15 @@ as a ``text/html`` entry beside the widget's own ``application/vnd.jupyter.widge
 entry of the same stored output. JupyterLab shows the live widget (it ranks the widget renderer
 above HTML); the static site drops the widget MIME type and shows the grid. Without the variable (students in JupyterLab, nbval runs)
 nothing is computed: a grid costs a few seconds of CPU per widget.
+
+**Readable frames.** Each frame is the widget's figure as JupyterLab shows it: rendered at the
+figure's own dpi with ``bbox_inches="tight"`` (as IPython displays a figure inline), at a lower dpi
+only when that is wider than :data:`MAX_WIDTH_PX` (the course site's text column), and shown at
+its natural size, one image pixel per CSS pixel. A text of s points in a frame is therefore
+``s * frame_dpi(fig) / 72`` pixels tall on the page, which is the readability rule of
+:mod:`diffedu.teach.plots` with the site's column for JupyterLab's output area
+(``tests/teach/test_readability.py`` checks both on every lesson widget). Earlier frames were
+drawn at 56 dpi and shrunk to at most 380 pixels: a lesson-11 title came out at 3 pixels.
 
 Why an image grid rather than ``matplotlib.animation.Animation.to_jshtml``: plain ``<img>``
 elements survive JupyterLab's HTML sanitizer (which strips scripts from untrusted outputs),
@@ -25,10 +34,13 @@ import io
 import os
 
 __all__ = ["representative_values", "fallback_frames", "fallback_html", "register", "enabled",
-           "FALLBACK_CLASS"]
+           "frame_dpi", "FALLBACK_CLASS", "MAX_WIDTH_PX"]
 
 FALLBACK_CLASS = "diffedu-fallback"
 ENV = "DIFFEDU_STATIC_FALLBACKS"
+#: The widest a frame is drawn and shown, in pixels: the course site's text column (the alabaster
+#: theme with ``page_width`` 1100 px, less its 220-px sidebar and 2 x 30 px padding, is 820 px).
+MAX_WIDTH_PX = 800
 
 
 def enabled(environ=None) -> bool:
@@ -104,28 +116,57 @@ def _figure_of(result, before):
     raise TypeError(f"the widget callback returned {type(result).__name__}, not a matplotlib Figure")
 
 
-def _png(fig, dpi) -> bytes:
-    """The figure as a PNG with a 128-colour palette: about a third of the RGBA size, and plots
-    (flat colours, smooth colour maps) look the same. Pillow comes with matplotlib."""
+def _png_width(png: bytes) -> int:
+    """The width in pixels of a PNG, from its IHDR chunk."""
+    return int.from_bytes(png[16:20], "big")
+
+
+def _render(fig, dpi) -> bytes:
+    """The figure as IPython displays it inline: a PNG at ``dpi``, cropped to its content."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def frame_dpi(fig, max_width: int = MAX_WIDTH_PX) -> float:
+    """The dpi a frame of ``fig`` is drawn at: the figure's own dpi (JupyterLab shows an inline
+    figure at it), lowered so that the frame is at most ``max_width`` pixels wide."""
+    return _frame(fig, max_width)[0]
+
+
+def _frame(fig, max_width: int = MAX_WIDTH_PX):
+    """``(dpi, png)`` of a frame of ``fig`` at :func:`frame_dpi` (drawn once more only when the
+    figure is wider than ``max_width`` at its own dpi)."""
+    png = _render(fig, fig.dpi)
+    natural = _png_width(png)
+    if natural <= max_width:
+        return float(fig.dpi), png
+    dpi = fig.dpi * max_width / natural
+    return dpi, _render(fig, dpi)
+
+
+def _png(fig, dpi=None) -> bytes:
+    """The figure as a PNG (at :func:`frame_dpi` unless ``dpi`` is given) with a 128-colour
+    palette: about a third of the RGBA size, and plots (flat colours, smooth colour maps) look
+    the same. Pillow comes with matplotlib."""
     from PIL import Image
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    buf.seek(0)
+    buf = io.BytesIO(_frame(fig)[1] if dpi is None else _render(fig, dpi))
     img = Image.open(buf).convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT)
     out = io.BytesIO()
     img.save(out, format="PNG", optimize=True)
     return out.getvalue()
 
 
-def fallback_frames(widget, *, n_first: int = 4, n_other: int = 2, dpi: int = 56):
+def fallback_frames(widget, *, n_first: int = 4, n_other: int = 2, dpi: float | None = None):
     r"""Render ``widget``'s callback over representative slider values.
 
     widget: an ``ipywidgets.interactive``. Each slider in turn is moved over
     :func:`representative_values` (``n_first`` values for the first slider, ``n_other`` for the
     rest) while every other control keeps its current value. Returns a list of rows, one per
     slider: ``(slider label, [(caption, png bytes), ...])``; a widget without sliders gets one row
-    with its figure as first shown.
+    with its figure as first shown. Each frame is drawn at :func:`frame_dpi` of its figure
+    (readable at its natural size), or at ``dpi`` when given.
     """
     import matplotlib.pyplot as plt
 
@@ -165,9 +206,9 @@ def fallback_html(widget, **kwargs) -> str:
         for caption, png in frames:
             src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
             cap = html.escape(caption)
-            width = min(int.from_bytes(png[16:20], "big"), 380)  # PNG IHDR width; two or three a row
-            parts.append(f'<figure style="margin:0;text-align:center;flex:0 1 {width}px;max-width:100%">'
-                         f'<img src="{src}" alt="{cap}" style="width:100%">'
+            width = _png_width(png)  # shown at its natural size (text readable), never shrunk to fit more in a row
+            parts.append(f'<figure style="margin:0;text-align:center;flex:0 0 auto;max-width:100%">'
+                         f'<img src="{src}" alt="{cap}" width="{width}" style="max-width:100%;height:auto">'
                          f'<figcaption style="font-size:small">{cap}</figcaption></figure>')
         parts.append("</div>")
     parts.append("</div>")

@@ -63,7 +63,7 @@ def plot_mode_decisions(eigvals, process: Process, ax=None, *, n: int = 400, mar
     ax.set_xlabel("noise level sigma_t / alpha_t (sampling runs left to right)")
     ax.set_ylabel("fraction decided")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize="x-small")
+    ax.legend(fontsize="small")
     return ax
 
 

@@ -9,6 +9,19 @@ for several). With ``ax=None`` a new pyplot figure is made (:func:`new_axes` wit
 figure piles up while a slider redraws a hundred times. A plot used by one lesson only lives in
 that lesson's module (:mod:`diffedu.teach`).
 
+**Readable text (the rule every widget's figure meets).** JupyterLab shows an inline figure at
+the figure's dpi, one image pixel per CSS pixel (matplotlib's default 100 dpi: matplotlib-inline
+no longer sets 72), cropped to its content (``bbox_inches="tight"``), and scales a figure wider
+than the output area down to the area's width: 844 px in a 1280 x 800 window with the file
+browser open (JupyterLab 4.6, measured in headless chromium). A text of ``s`` points in a figure
+``W`` pixels wide is therefore shown ``s * dpi / 72 * min(1, SHOWN_WIDTH_PX / W)`` pixels tall,
+and every text a widget's figure draws (titles, axis and tick labels, legends, annotations) must
+come out at :data:`READABLE_PX` or more. For a figure that fits (at most 8.4 inches wide at
+100 dpi) ``"x-small"`` (6.9 pt, 9.6 px) is the smallest size that passes; a wider figure needs
+larger text. The static previews (:mod:`diffedu.teach.fallbacks`) meet the same rule at the
+course site's column width. ``tests/teach/test_readability.py`` checks both on the figure of
+every lesson widget, built with the lesson's own arguments.
+
 Times on shared axes are drawn as ``t / t_max`` so processes with different ranges (EDM runs to
 80) fit side by side; noise levels are the EDM-equivalent ``sigma_t / alpha_t = exp(-lambda_t)``.
 """
@@ -24,9 +37,16 @@ import torch
 from ..processes import Process
 
 __all__ = [
-    "new_axes", "plot_schedules", "plot_log_snr", "plot_density_1d", "plot_density_2d",
+    "SHOWN_WIDTH_PX", "READABLE_PX", "new_axes", "plot_schedules", "plot_log_snr", "plot_density_1d", "plot_density_2d",
     "plot_vector_field", "plot_trajectories", "plot_error_vs_steps", "plot_samples", "plot_images",
 ]
+
+
+#: The width, in CSS pixels, of JupyterLab's output area that the readability rule assumes: a
+#: 1280 x 800 window with the file browser open gives 844 px (JupyterLab 4.6).
+SHOWN_WIDTH_PX = 840
+#: The smallest height, in pixels, at which a figure's text is shown (see the module docstring).
+READABLE_PX = 9.0
 
 
 def new_axes(ncols: int = 1, *, figsize=None, pyplot: bool = False):

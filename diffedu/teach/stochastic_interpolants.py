@@ -62,7 +62,7 @@ def plot_interpolant_paths(eps: float, a: float, *, rho0, rho1, n_paths: int = 1
     axs[1].hist(traj[-1, :, 0].numpy(), bins=40, density=True, color="C1", alpha=0.6, label="SDE samples at t = 0")
     axs[1].plot(xs[:, 0].numpy(), pdf.numpy(), "k-", label="exact rho_0")
     axs[1].set_xlabel("first coordinate")
-    axs[1].legend(fontsize="x-small")
+    axs[1].legend(fontsize="small")
     return axs
 
 

@@ -135,8 +135,10 @@ def interactive(draw, **controls) -> LessonInteractive:
     ``controls``: for each argument of ``draw``, a control (an ipywidgets ``ValueWidget``: a
     slider, a menu, a check box) or a plain value, which is pinned with ``ipywidgets.fixed`` so no
     stray control appears. ``draw`` returns a Figure (bare, from ``new_axes()``), which the
-    widget displays and keeps in ``.result``. Sliders get :data:`SLIDER_STYLE`'s
-    ``continuous_update=False`` when they were built without it.
+    widget displays and keeps in ``.result``. Every control gets :data:`SLIDER_STYLE`'s
+    ``continuous_update=False`` and full-width label (``description_width="initial"``; the
+    ipywidgets default cuts a label longer than about 80 pixels, "perturbation" to
+    "perturbati...") when it was built without them.
     """
     if not callable(draw):
         raise TypeError(f"draw must be a callable returning a Figure; got {type(draw).__name__}")
@@ -147,6 +149,8 @@ def interactive(draw, **controls) -> LessonInteractive:
         elif isinstance(c, W.ValueWidget):
             if hasattr(c, "continuous_update"):
                 c.continuous_update = False
+            if hasattr(getattr(c, "style", None), "description_width"):
+                c.style.description_width = "initial"   # the whole label, never "perturbati..."
             kwargs[name] = c
         else:
             kwargs[name] = W.fixed(c)

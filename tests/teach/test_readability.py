@@ -1,0 +1,218 @@
+r"""Every lesson widget's figure has readable text, in JupyterLab and in its static preview.
+
+The rule (stated in :mod:`diffedu.teach.plots`): JupyterLab shows an inline figure at the
+figure's dpi (100, matplotlib's default), one image pixel per CSS pixel, cropped to its content
+(``bbox_inches="tight"``), and scales a figure wider than the output area down to the area's
+width, ``SHOWN_WIDTH_PX`` = 840 CSS pixels (a 1280 x 800 window with the file browser open; the
+browser test measures it). A text of ``s`` points in a figure ``W`` pixels wide is then shown
+
+    s * dpi / 72 * min(1, SHOWN_WIDTH_PX / W)  pixels tall,
+
+and must be at least ``READABLE_PX`` = 9 pixels. A static preview frame
+(:mod:`diffedu.teach.fallbacks`) is drawn at ``frame_dpi(fig)`` and shown at its natural size,
+so the same text is ``s * frame_dpi / 72`` pixels there, with the same bound.
+
+Every text that is drawn counts: titles, axis and tick labels, legends, annotations, colour-bar
+labels. They are found by recording ``Text.draw`` while the figure is saved, so hidden texts and
+tick labels outside the axis range do not count.
+
+Each widget is built from its teaching module with the arguments its lesson passes; where the
+lesson computes them at length, from a cheaper run of the same computation (the lesson-04
+penalty reports from 200 samples instead of 1000: the numbers in the titles keep their format).
+A lesson that calls a widget not listed here, or a teaching module that defines one, fails
+:func:`test_every_lesson_widget_is_measured`. The same test checks that every control shows its
+whole label (``description_width="initial"``; ipywidgets' default cuts "perturbation" to
+"perturbati...").
+"""
+
+import functools
+import importlib
+import io
+import json
+import pkgutil
+import re
+from pathlib import Path
+
+import ipywidgets as W
+import matplotlib.text
+import pytest
+import torch
+
+import diffedu as de
+import diffedu.teach
+from diffedu import datasets
+from diffedu import discrete as dd
+from diffedu import fokker_planck as fp
+from diffedu import samplers as S
+from diffedu.teach import fallbacks
+from diffedu.teach.plots import READABLE_PX, SHOWN_WIDTH_PX
+
+REPO = Path(__file__).resolve().parents[2]
+F64 = torch.float64
+
+
+# --- the lessons' arguments ----------------------------------------------------------------------
+def _gen():
+    return torch.Generator().manual_seed(0)
+
+
+PROCESSES = {"VP": de.VP(), "VE": de.VE(), "EDM": de.EDM(), "Linear": de.Linear()}
+MIX_1D = de.GaussianMixture([0.3, 0.7], [[-2.0], [1.5]], [[0.1], [0.4]])
+MIX_2D = de.GaussianMixture([0.4, 0.35, 0.25], [[-1.5, -1.0], [1.5, -0.5], [0.0, 1.8]],
+                            [[[0.30, 0.20], [0.20, 0.30]], [[0.20, -0.10], [-0.10, 0.40]], [[0.50, 0.0], [0.0, 0.05]]])
+
+
+def _errors():  # lesson 03, section 3
+    vp = de.VP()
+    k = torch.arange(1, 9, dtype=F64)
+    g8 = de.Gaussian(torch.linspace(-1, 1, 8, dtype=F64), 3 * k**-1.5)
+    x8 = g8.sample_marginal(8, vp.t_max, vp, generator=_gen(), dtype=F64)
+    steps = [8, 16, 32, 64, 128]
+    methods = {"Euler": S.euler, "DDIM": S.ddim, "Heun": S.heun, "DPM-Solver++(2M)": S.dpmpp_2m}
+    errors = {name: [] for name in methods}
+    for n in steps:
+        grid = de.time_grid(vp, n + 1, "karras")[:-1]
+        exact = g8.flow(x8, vp.t_max, float(grid[-1]), vp)
+        for name, sampler in methods.items():
+            errors[name].append(float((sampler(g8.bind(vp).denoiser, vp, x8, grid) - exact).norm(dim=1).max()))
+    return steps, errors
+
+
+def _penalty_reports():  # lesson 04, section 5 (200 samples and fewer steps instead of 1000)
+    from diffedu.teach import fokker_planck
+
+    vp, mix = de.VP(), datasets.two_gaussians()
+    return {w: fp.ode_sde_gap(m.denoiser, vp, mix.sample, 200, ode_steps=20, sde_steps=40, floor=False,
+                              generator=torch.Generator().manual_seed(1), dtype=torch.float32)
+            for w, m in fokker_planck.load_fp_runs().items()}
+
+
+def _teleport_args():  # lesson 06, sections 1 and 2
+    vp, ring = de.VP(), datasets.ring()
+    x_T = ring.sample_marginal(300, vp.t_max, vp, generator=_gen(), dtype=F64)
+    return de.dpmpp_2m, ring.bind(vp).denoiser, vp, x_T[:150], de.time_grid(vp, 20), de.Gaussian(ring.mean, ring.cov)
+
+
+def _chain():  # lesson 08, section 1
+    trans = torch.tensor([[0.8, 0.15, 0.05], [0.1, 0.8, 0.1], [0.05, 0.15, 0.8]], dtype=F64)
+    return dd.SequenceDistribution.markov_chain(torch.tensor([0.5, 0.3, 0.2]), trans, 4)
+
+
+def _line():  # lesson 10, section 3
+    return torch.stack([torch.linspace(-2.5, 2.5, 21, dtype=F64), torch.linspace(-1.5, 0.0, 21, dtype=F64)], 1)
+
+
+#: (lesson, widget function, how the lesson builds it): every widget cell of every lesson.
+CASES = [
+    ("01", "marginal_density_widget", lambda m: m.marginal_density_widget(MIX_1D, PROCESSES, lim=(-6, 6))),
+    ("01", "marginal_density_widget", lambda m: m.marginal_density_widget(MIX_2D, PROCESSES, lim=(-4, 4), t_frac=0.2)),
+    ("02", "gaussian_flow_widget", lambda m: m.gaussian_flow_widget(de.VP())),
+    ("03", "error_vs_steps_widget", lambda m: m.error_vs_steps_widget(*_errors())),
+    ("04", "fp_grid_widget", lambda m: m.fp_grid_widget(datasets.two_gaussians(), de.VP())),
+    ("04", "perturbation_widget", lambda m: m.perturbation_widget(datasets.two_gaussians(), de.VP())),
+    ("04", "penalty_widget", lambda m: m.penalty_widget(_penalty_reports())),
+    ("05", "memorisation_widget",
+     lambda m: m.memorisation_widget(datasets.ring().sample(1024, generator=_gen(), dtype=F64)[:64], de.VP(), max_M=64)),
+    ("06", "teleport_widget", lambda m: m.teleport_widget(*_teleport_args())),
+    ("07", "subspace_widget", lambda m: m.subspace_widget()),
+    ("08", "stepwise_widget", lambda m: m.stepwise_widget(_chain(), steps=4)),
+    ("08", "truncation_widget", lambda m: m.truncation_widget(vocab_size=6, log10_q=-6.5)),
+    ("09", "interpolant_widget",
+     lambda m: m.interpolant_widget(de.GaussianMixture([0.3, 0.7], [[-1.5, 0.5], [1.5, -0.5]],
+                                                       [[[0.3, 0.1], [0.1, 0.2]], [[0.2, -0.05], [-0.05, 0.4]]]),
+                                    de.Gaussian([0.0, 0.0], [1.0, 1.0]), eps=0.5, a=0.5)),
+    ("10", "likelihood_widget", lambda m: m.likelihood_widget(MIX_2D, de.VP(), _line(), log10_rtol=-3.0, n_probes=0)),
+    ("11", "gauge_widget",
+     lambda m: m.gauge_widget(de.Gaussian([0.3, -0.2], [[1.0, 0.45], [0.45, 0.3]]), de.VP())),
+    ("12", "dimension_widget", lambda m: m.dimension_widget(8)),
+]
+LESSONS = {p.name[:2]: p for p in sorted((REPO / "lessons").glob("[0-9][0-9]_*.ipynb"))}
+IDS = [f"{num}-{name}-{sum(1 for c in CASES[:i] if c[:2] == (num, name)) + 1}"
+       for i, (num, name, _) in enumerate(CASES)]
+
+
+def _module(num):
+    """The teaching module of lesson ``num``: lessons/04_fokker_planck.ipynb -> diffedu.teach.fokker_planck."""
+    return importlib.import_module(f"diffedu.teach.{LESSONS[num].stem[3:]}")
+
+
+# --- measuring ------------------------------------------------------------------------------------
+def drawn_texts(fig, monkeypatch):
+    """``(texts, width)``: every Text artist drawn when ``fig`` is displayed inline (saved as a PNG
+    at its dpi, ``bbox_inches="tight"``) and the PNG's width in pixels."""
+    drawn = {}
+    draw = matplotlib.text.Text.draw
+
+    def recording(self, renderer):
+        if self.get_visible() and self.get_text().strip():
+            drawn[id(self)] = self
+        return draw(self, renderer)
+
+    with monkeypatch.context() as m:
+        m.setattr(matplotlib.text.Text, "draw", recording)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")
+    return list(drawn.values()), int.from_bytes(buf.getvalue()[16:20], "big")
+
+
+def shown_px(size_pt, dpi, width=None, shown_width=SHOWN_WIDTH_PX):
+    """The height in pixels at which a text of ``size_pt`` points is shown (module docstring)."""
+    return size_pt * dpi / 72 * (1.0 if width is None else min(1.0, shown_width / width))
+
+
+def smallest(texts, px_of):
+    """``(px, text)`` of the smallest drawn text, by the size function ``px_of(points)``."""
+    return min((px_of(t.get_fontsize()), t.get_text()) for t in texts)
+
+
+@functools.cache
+def _built(i):
+    num, _, build = CASES[i]
+    return build(_module(num))
+
+
+# --- tests -----------------------------------------------------------------------------------------
+def test_the_rule_flags_what_the_issue_reported():
+    """The numbers behind the rule: the old lesson-11 figure (14 x 4.4 in, 1378 px shown in 840)
+    had its legend at 5.9 px and titles at 7.1 px; an old preview frame (56 dpi, shrunk to 380 px
+    of 784) had titles at 3 px. ``x-small`` in a figure that fits is 9.6 px."""
+    assert round(shown_px(6.94, 100, 1378), 1) == 5.9 and round(shown_px(8.33, 100, 1378), 1) == 7.1
+    assert round(shown_px(8.33, 56, 784, shown_width=380), 1) == 3.1
+    assert round(shown_px(6.94, 100, 800), 1) == 9.6 >= READABLE_PX > 7.1
+
+
+def test_every_lesson_widget_is_measured():
+    """Each ``lesson.xxx_widget(`` call of a lesson, and each ``*_widget`` a teaching module
+    defines, is a case here (a new widget must be added, with its lesson's arguments)."""
+    called = set()
+    for num, path in LESSONS.items():
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                called |= {(num, n) for n in re.findall(r"\blesson\.(\w+_widget)\(", "".join(cell["source"]))}
+    measured = {(num, name) for num, name, _ in CASES}
+    assert called and called <= measured, f"widgets the lessons call but this test does not build: {called - measured}"
+    defined = set()
+    for info in pkgutil.iter_modules(diffedu.teach.__path__):
+        mod = importlib.import_module(f"diffedu.teach.{info.name}")
+        defined |= {(mod.__name__, n) for n in dir(mod) if n.endswith("_widget") and callable(getattr(mod, n))
+                    and getattr(getattr(mod, n), "__module__", None) == mod.__name__}
+    assert defined == {(_module(num).__name__, name) for num, name in measured}
+
+
+@pytest.mark.parametrize("i", range(len(CASES)), ids=IDS)
+def test_widget_text_is_readable_inline_and_in_the_preview(i, monkeypatch):
+    w = _built(i)
+    fig = w.result
+    texts, width = drawn_texts(fig, monkeypatch)
+    assert texts, "no text drawn: the figure has no title, labels or ticks?"
+    px, text = smallest(texts, lambda s: shown_px(s, fig.dpi, width))
+    assert px >= READABLE_PX, (f"{IDS[i]}: {text!r} is shown {px:.1f} px tall in JupyterLab (figure {width} px "
+                               f"wide at {fig.dpi:g} dpi, shown in {SHOWN_WIDTH_PX} px); the rule asks "
+                               f"{READABLE_PX:g} px: larger text or a narrower figure")
+    dpi = fallbacks.frame_dpi(fig)
+    px, text = smallest(texts, lambda s: shown_px(s, dpi))
+    assert px >= READABLE_PX, f"{IDS[i]}: {text!r} is {px:.1f} px tall in the static preview (drawn at {dpi:.0f} dpi)"
+    controls = [c for c in w.kwargs_widgets if isinstance(c, W.DOMWidget)]  # not the fixed(...) arguments
+    assert controls
+    for control in controls:  # the whole label, never cut to "perturbati..."
+        assert control.style.description_width == "initial", (IDS[i], control.description)
