@@ -157,15 +157,18 @@ def _verdict(answer, expected, rtol, atol, show_expected=False):
 
 def _scalar_message(a: float, e: float, rtol: float, show_expected: bool) -> str:
     """What is off about a single number: a recognisable factor, else its sign, its order of
-    magnitude and its relative error."""
-    known = recognisable_factor(a / e, rtol) if e != 0 else None
+    magnitude and its relative error; nothing of these when the answer is 0 (each would give it
+    away, as "the sign is wrong (expected zero)" did)."""
+    if e == 0:  # its sign, its size or its distance from 0 would each give the answer away
+        return "not the expected value; recompute it step by step" + ("; expected 0" if show_expected else "")
+    known = recognisable_factor(a / e, rtol)
     if known:
         return f"your answer is {known} times the expected value"
-    rel = abs(a - e) / abs(e) if e != 0 else math.inf
+    rel = abs(a - e) / abs(e)
     parts = []
     if (a > 0) != (e > 0):
         parts.append(f"the sign is wrong (expected {_magnitude(e)})")
-    elif e != 0 and abs(math.log10(abs(a) / abs(e))) >= 1:
+    elif abs(math.log10(abs(a) / abs(e))) >= 1:
         parts.append(f"the size is wrong: expected {_magnitude(e)}, yours is of order "
                      f"1e{math.floor(math.log10(abs(a))):d}")
     parts.append(f"relative error {rel:.2g} (tolerance {rtol:g})")

@@ -219,5 +219,6 @@ def check_gauge_matrix(answer, cov, *, tol: float = 1e-8) -> Feedback:
         return say("correct", name, "C^{-1} M is antisymmetric, so div(p M x) = 0 everywhere")
     if abs(float(asymmetry_ratio(M[None])[0]) - 2.0) <= tol:  # ratio 2: M itself is antisymmetric
         return say("wrong", name, "M itself is antisymmetric (a plain rotation): that is a gauge field "
-                                  "only for an isotropic C; try M = A C^{-1}")
+                                  "only for an isotropic C. Write div(p M x) for p = N(0, C) as section 5 "
+                                  "does: which matrix made of C and M has to be antisymmetric?")
     return say("wrong", name, f"C^{{-1}} M is not antisymmetric (relative symmetric part {defect:.2g})")

@@ -124,5 +124,6 @@ def check_dimension(answer, spectrum) -> Feedback:
     if a == expected:
         return say("correct", name, f"k = {a}: {mu.shape[1] - a} normal direction(s) above the largest gap")
     if a == mu.shape[1] - expected:
-        return say("wrong", name, f"{a} counts the normal directions; the dimension is D minus that")
+        return say("wrong", name, f"{a} counts the normal directions (the values above the largest gap): "
+                                  "which directions does the dimension count?")
     return say("wrong", name, "sort the values, prepend 1, and find the largest drop between neighbours")

@@ -42,6 +42,9 @@ def test_right_unanswered_and_not_numbers(capsys):
     (math.pi * 0.3, 0.3, "Not yet (answer): your answer is pi times the expected value"),
     (math.sqrt(2) * -0.3, 0.3, "Not yet (answer): your answer is -sqrt 2 times the expected value"),
     (-0.3, 0.3, "Not yet (answer): the sign is flipped"),
+    # an answer of 0: no sign, size or distance (it said "the sign is wrong (expected zero)")
+    (10.0, 0.0, "Not yet (answer): not the expected value; recompute it step by step"),
+    (-2.0, 0.0, "Not yet (answer): not the expected value; recompute it step by step"),
 ])
 def test_a_wrong_number_is_described_usefully(capsys, answer, expected, message):
     """No "off by a constant factor 0.9577" for a single number: a factor is named only when it

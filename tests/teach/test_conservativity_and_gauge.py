@@ -117,6 +117,7 @@ def test_checkers(capsys):
     assert lesson.check_gauge_matrix(3 * A @ torch.linalg.inv(C), C)   # any multiple
     fb = lesson.check_gauge_matrix(A, C)
     assert not fb and "plain rotation" in fb.message
+    assert "which matrix" in fb.message and "A C^{-1}" not in fb.message  # one step, not the answer
     fb = lesson.check_gauge_matrix(torch.eye(2), C)
     assert not fb and "not antisymmetric" in fb.message
     assert not lesson.check_gauge_matrix(torch.zeros(2, 2), C)
