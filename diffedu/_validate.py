@@ -17,15 +17,23 @@ __all__ = ["check_batch", "as_param", "check_weights", "check_int", "check_n", "
            "check_callable", "field_at", "check_choice", "check_probs", "check_generator", "resolve_device"]
 
 
-def check_batch(x, dim: int | None = None, name: str = "x") -> torch.Tensor:
-    """Check that ``x`` is a floating tensor of shape (B, D) (D = ``dim`` when given)."""
+def check_batch(x, dim: int | None = None, name: str = "x", *, finite: bool = True) -> torch.Tensor:
+    """Check that ``x`` is a real floating tensor of shape (B, D) (D = ``dim`` when given) and,
+    with ``finite`` (the default), holds no NaN or inf.
+
+    The finiteness check runs on CPU tensors only: on a GPU it would synchronise with the host
+    at every call, and the samplers call the closed forms at every step (``docs/input-checks.md``).
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (B, D); got {type(x).__name__}")
     if not x.is_floating_point():
-        raise TypeError(f"{name} must have a floating dtype; got {x.dtype}")
+        raise TypeError(f"{name} must have a real floating dtype; got {x.dtype}")
     if x.dim() != 2 or (dim is not None and x.shape[1] != dim):
         need = f"(B, {dim})" if dim is not None else "(B, D)"
         raise ValueError(f"{name} must have shape {need}; got {tuple(x.shape)}")
+    if finite and x.device.type == "cpu" and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).any(1).sum())
+        raise ValueError(f"{name} must be finite; {bad} of its {x.shape[0]} rows hold NaN or inf")
     return x
 
 

@@ -18,6 +18,7 @@ Python float is computed in float64. See ``docs/notation.md`` and lesson 01.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -32,11 +33,11 @@ __all__ = ["Process", "VP", "VPCosine", "VE", "EDM", "Linear", "time_grid", "SIG
 SIGMA_RATIO_MIN = 0.002
 
 
-def _t(t) -> torch.Tensor:
-    """Times as a floating tensor (Python numbers become float64)."""
-    if isinstance(t, torch.Tensor):
-        return t if t.is_floating_point() else t.to(torch.float64)
-    return torch.as_tensor(t, dtype=torch.float64)
+def _tensor(v) -> torch.Tensor:
+    """Values (half log-SNRs) as a floating tensor (Python numbers become float64)."""
+    if isinstance(v, torch.Tensor):
+        return v if v.is_floating_point() else v.to(torch.float64)
+    return torch.as_tensor(v, dtype=torch.float64)
 
 
 @dataclass(frozen=True)
@@ -75,22 +76,22 @@ class Process:
     # --- derived quantities -------------------------------------------------------------
     def lam(self, t):
         r"""Half log-SNR, ``lambda_t = log(alpha_t / sigma_t)`` (``+inf`` at t = 0)."""
-        t = _t(t)
+        t = self._t(t)
         return torch.log(self.alpha(t)) - torch.log(self.sigma(t))
 
     def snr(self, t):
         """Signal-to-noise ratio ``alpha_t^2 / sigma_t^2 = exp(2 lambda_t)``."""
-        t = _t(t)
+        t = self._t(t)
         return (self.alpha(t) / self.sigma(t)) ** 2
 
     def f(self, t):
         r"""Drift coefficient ``f(t) = alpha'_t / alpha_t`` (the drift vector is ``f(t) x``)."""
-        t = _t(t)
+        t = self._t(t)
         return self.d_alpha(t) / self.alpha(t)
 
     def g2(self, t):
         r"""Squared diffusion coefficient ``g^2 = 2 sigma sigma' - 2 f sigma^2``."""
-        t = _t(t)
+        t = self._t(t)
         s = self.sigma(t)
         return 2 * s * self.d_sigma(t) - 2 * self.f(t) * s**2
 
@@ -143,26 +144,36 @@ class Process:
             a, s = a[:, None], s[:, None]
         return a, s
 
-    def check_t(self, t, name: str = "t") -> None:
-        """Raise ``ValueError`` when ``t`` lies outside ``[t_min, t_max]`` or is NaN.
-
-        CUDA tensors are not checked (that would synchronise with the host)."""
+    def _t(self, t) -> torch.Tensor:
+        """Times as a floating tensor (Python numbers become float64), checked by :meth:`check_t`."""
+        self.check_t(t)
         if isinstance(t, torch.Tensor):
-            if t.device.type != "cpu":
-                return
-            if t.numel() == 0:
+            return t if t.is_floating_point() else t.to(torch.float64)
+        return torch.as_tensor(float(t), dtype=torch.float64)
+
+    def check_t(self, t, name: str = "t") -> None:
+        """``TypeError`` unless ``t`` is a real number or a real tensor; ``ValueError`` when it is
+        NaN or outside ``[t_min, t_max]``.
+
+        Below ``t_min`` nothing is tolerated (sigma would be NaN there); above ``t_max`` a float32
+        rounding is (``float32(0.999) > 0.999`` is still t_max). CUDA tensors are type-checked but
+        not range-checked (that would synchronise with the host)."""
+        if isinstance(t, torch.Tensor):
+            if t.dtype.is_complex or t.dtype == torch.bool:
+                raise TypeError(f"{name} must hold real times; got a {t.dtype} tensor")
+            if t.device.type != "cpu" or t.numel() == 0:
                 return
             t = t.detach()  # a t that requires grad (differentiating in t) is checked silently
             lo, hi = float(t.min()), float(t.max())
-            bad = torch.isnan(t).any().item()
-            # a float32 t_max (float32(0.999) > 0.999) is still t_max
-            rel = max(1e-12, 4 * torch.finfo(t.dtype).eps) if t.is_floating_point() else 1e-12
-        else:
+            bad = bool(torch.isnan(t).any())
+        elif isinstance(t, numbers.Real) and not isinstance(t, bool):
             lo = hi = float(t)
             bad = math.isnan(lo)
-            rel = 1e-12
-        tol = rel * max(1.0, self.t_max)
-        if bad or lo < self.t_min - tol or hi > self.t_max + tol:
+        else:
+            raise TypeError(f"{name} must be a real number or a tensor of times; got {type(t).__name__} {t!r}")
+        # a float32 t_max (float32(0.999) > 0.999), even cast back to float64, is still t_max
+        tol = 4 * torch.finfo(torch.float32).eps * max(1.0, self.t_max)
+        if bad or lo < self.t_min or hi > self.t_max + tol:
             raise ValueError(
                 f"{name} must lie in [{self.t_min}, {self.t_max}] for {self!r}; "
                 f"got values in [{lo}, {hi}]"
@@ -195,10 +206,10 @@ class VP(Process):
         return 1.0
 
     def beta(self, t):
-        return self.beta_min + (self.beta_max - self.beta_min) * _t(t)
+        return self.beta_min + (self.beta_max - self.beta_min) * self._t(t)
 
     def _B(self, t):  # int_0^t beta
-        t = _t(t)
+        t = self._t(t)
         return self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2
 
     def alpha(self, t):
@@ -211,7 +222,7 @@ class VP(Process):
         return -0.5 * self.beta(t) * self.alpha(t)
 
     def d_sigma(self, t):
-        t = _t(t)
+        t = self._t(t)
         return 0.5 * self.beta(t) * self.alpha(t) ** 2 / self.sigma(t)
 
     def g2(self, t):
@@ -223,7 +234,7 @@ class VP(Process):
         return -0.5 * B - 0.5 * torch.log(-torch.expm1(-B))
 
     def t_of_lam(self, lam):
-        lam = _t(lam)
+        lam = _tensor(lam)
         B = torch.nn.functional.softplus(-2 * lam)  # alpha^2 = sigmoid(2 lam)
         db = self.beta_max - self.beta_min
         # root of (db/2) t^2 + beta_min t - B = 0, written without cancellation
@@ -251,7 +262,7 @@ class VPCosine(Process):
         return self.t_end
 
     def _arg(self, t):
-        return 0.5 * math.pi * (_t(t) + self.s) / (1 + self.s)
+        return 0.5 * math.pi * (self._t(t) + self.s) / (1 + self.s)
 
     @property
     def _c0(self):
@@ -267,7 +278,7 @@ class VPCosine(Process):
         return -0.5 * math.pi / (1 + self.s) * torch.sin(self._arg(t)) / self._c0
 
     def d_sigma(self, t):
-        t = _t(t)
+        t = self._t(t)
         return -self.alpha(t) * self.d_alpha(t) / self.sigma(t)
 
     def g2(self, t):
@@ -275,7 +286,7 @@ class VPCosine(Process):
         return -2 * self.f(t)
 
     def t_of_lam(self, lam):
-        alpha = torch.sqrt(torch.sigmoid(2 * _t(lam)))
+        alpha = torch.sqrt(torch.sigmoid(2 * _tensor(lam)))
         return (1 + self.s) * 2 / math.pi * torch.arccos(alpha * self._c0) - self.s
 
 
@@ -307,26 +318,26 @@ class VE(Process):
         return math.log(self.sigma_max / self.sigma_min)
 
     def alpha(self, t):
-        return torch.ones_like(_t(t))
+        return torch.ones_like(self._t(t))
 
     def sigma(self, t):
-        return self.sigma_min * torch.sqrt(torch.expm1(2 * self._logr * _t(t)))
+        return self.sigma_min * torch.sqrt(torch.expm1(2 * self._logr * self._t(t)))
 
     def d_alpha(self, t):
-        return torch.zeros_like(_t(t))
+        return torch.zeros_like(self._t(t))
 
     def d_sigma(self, t):
-        t = _t(t)
+        t = self._t(t)
         return self.sigma_min**2 * self._logr * torch.exp(2 * self._logr * t) / self.sigma(t)
 
     def g2(self, t):
-        return 2 * self.sigma_min**2 * self._logr * torch.exp(2 * self._logr * _t(t))
+        return 2 * self.sigma_min**2 * self._logr * torch.exp(2 * self._logr * self._t(t))
 
     def lam(self, t):
         return -torch.log(self.sigma(t))
 
     def t_of_lam(self, lam):
-        ratio = torch.exp(-_t(lam)) / self.sigma_min
+        ratio = torch.exp(-_tensor(lam)) / self.sigma_min
         return torch.log1p(ratio**2) / (2 * self._logr)
 
 
@@ -347,25 +358,25 @@ class EDM(Process):
         return float(self.sigma_max)
 
     def alpha(self, t):
-        return torch.ones_like(_t(t))
+        return torch.ones_like(self._t(t))
 
     def sigma(self, t):
-        return _t(t).clone()
+        return self._t(t).clone()
 
     def d_alpha(self, t):
-        return torch.zeros_like(_t(t))
+        return torch.zeros_like(self._t(t))
 
     def d_sigma(self, t):
-        return torch.ones_like(_t(t))
+        return torch.ones_like(self._t(t))
 
     def g2(self, t):
-        return 2 * _t(t)
+        return 2 * self._t(t)
 
     def lam(self, t):
-        return -torch.log(_t(t))
+        return -torch.log(self._t(t))
 
     def t_of_lam(self, lam):
-        return torch.exp(-_t(lam))
+        return torch.exp(-_tensor(lam))
 
 
 @dataclass(frozen=True)
@@ -387,27 +398,27 @@ class Linear(Process):
         return self.t_end
 
     def alpha(self, t):
-        return 1 - _t(t)
+        return 1 - self._t(t)
 
     def sigma(self, t):
-        return _t(t).clone()
+        return self._t(t).clone()
 
     def d_alpha(self, t):
-        return -torch.ones_like(_t(t))
+        return -torch.ones_like(self._t(t))
 
     def d_sigma(self, t):
-        return torch.ones_like(_t(t))
+        return torch.ones_like(self._t(t))
 
     def g2(self, t):
-        t = _t(t)
+        t = self._t(t)
         return 2 * t / (1 - t)
 
     def lam(self, t):
-        t = _t(t)
+        t = self._t(t)
         return torch.log1p(-t) - torch.log(t)
 
     def t_of_lam(self, lam):
-        return torch.sigmoid(-_t(lam))
+        return torch.sigmoid(-_tensor(lam))
 
 
 _SPACINGS = ("uniform", "lambda", "karras")

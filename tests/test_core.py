@@ -22,8 +22,15 @@ def test_check_batch():
         check_batch([[0.0, 0.0]])
     with pytest.raises(TypeError, match="y must be a torch.Tensor"):
         check_batch(np.zeros((3, 2)), name="y")
-    with pytest.raises(TypeError, match="x must have a floating dtype; got torch.int32"):
+    with pytest.raises(TypeError, match="x must have a real floating dtype; got torch.int32"):
         check_batch(torch.zeros(3, 2, dtype=torch.int32))
+    with pytest.raises(TypeError, match="x must have a real floating dtype; got torch.complex64"):
+        check_batch(torch.zeros(3, 2, dtype=torch.complex64))
+    bad = x.clone()
+    bad[1, 0] = float("nan")
+    with pytest.raises(ValueError, match="x must be finite; 1 of its 3 rows hold NaN or inf"):
+        check_batch(bad)
+    assert check_batch(bad, finite=False) is bad
     with pytest.raises(ValueError, match=r"x must have shape \(B, 5\); got \(3, 2\)"):
         check_batch(x, 5)
     with pytest.raises(ValueError, match=r"x must have shape \(B, D\); got \(2,\)"):

@@ -304,7 +304,7 @@ def test_bad_x():
     p = VP()
     with pytest.raises(TypeError, match="x must be a torch.Tensor"):
         g.score(np.zeros((2, D)), 0.5, p)
-    with pytest.raises(TypeError, match="x must have a floating dtype"):
+    with pytest.raises(TypeError, match="x must have a real floating dtype"):
         g.score(torch.zeros(2, D, dtype=torch.int64), 0.5, p)
     for shape in ((D,), (2, D + 1), (2, 1, D)):
         with pytest.raises(ValueError, match=r"x must have shape \(B, 4\)"):

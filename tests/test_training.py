@@ -81,12 +81,18 @@ def test_train_a_network_with_labels_and_a_sampler():
     assert res.losses.shape == (5,) and res2.losses.shape == (3,) and seen[-1].shape == (8,)
 
 
-def test_a_non_finite_loss_stops_training_with_a_clear_error():
+def test_non_finite_data_or_loss_stops_training_with_a_clear_error():
     p = VP()
     net = ScoreMLP(p, 2, hidden=8, depth=1)
-    bad = torch.full((10, 2), float("nan"))
-    with pytest.raises(FloatingPointError, match="the loss is nan at step 0"):
+    bad = torch.zeros(10, 2)
+    bad[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="data must be finite; 1 of its 10 rows hold NaN or inf"):
         train(net, dsm_loss(p), bad, steps=3, batch_size=4)
+
+    def nan_loss(model, x0, y, *, generator):
+        return dsm_loss(p)(model, x0, generator=generator) * float("nan")
+    with pytest.raises(FloatingPointError, match="the loss is nan at step 0"):
+        train(net, nan_loss, torch.zeros(10, 2), steps=3, batch_size=4)
 
 
 def test_bad_input_is_named():
