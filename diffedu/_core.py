@@ -25,7 +25,7 @@ def check_process(process):
     return process
 
 
-def coefs(process, t, x: torch.Tensor, *, positive: bool = False):
+def coefs(process, t, x: torch.Tensor, *, positive: bool | str = False):
     """``alpha_t, sigma_t`` in x's dtype and device, shaped () or (B, 1) to broadcast with x.
 
     The process is checked, then :meth:`diffedu.processes.Process.coefs` does the work (t is

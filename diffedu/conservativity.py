@@ -32,6 +32,11 @@ def _check_jac(J, name="J"):
         raise TypeError(f"{name} must be a torch.Tensor of shape (B, D, D); got {type(J).__name__}")
     if J.dim() != 3 or J.shape[1] != J.shape[2]:
         raise ValueError(f"{name} must have shape (B, D, D); got {tuple(J.shape)}")
+    if not J.is_floating_point():
+        raise TypeError(f"{name} must have a real floating dtype; got {J.dtype}")
+    if J.device.type == "cpu" and not bool(torch.isfinite(J).all()):
+        raise ValueError(f"{name} must be finite: a Jacobian with NaN or inf has no asymmetry (was the "
+                         "field evaluated where it is undefined?)")
     return J
 
 

@@ -109,14 +109,19 @@ def two_moons(n: int, *, noise: float = 0.05, generator=None, dtype=None, device
 def checkerboard(n: int, *, squares: int = 4, half_width: float = 2.0, generator=None, dtype=None,
                  device=None) -> torch.Tensor:
     r"""Uniform on the squares (i, j) with i + j even of a ``squares x squares`` board on
-    ``[-half_width, half_width]^2``: (n, 2)."""
+    ``[-half_width, half_width]^2``: (n, 2). The black square is drawn by its index, without
+    listing the board (``squares`` up to 10^6)."""
     device, dtype = resolve_device(generator, device, dtype)
     n = check_n(n)
-    _count("squares", squares, 2)
+    check_int(squares, "squares", minimum=2, maximum=10**6)
     _positive("half_width", half_width)
-    cells = [(i, j) for i in range(squares) for j in range(squares) if (i + j) % 2 == 0]
-    idx = torch.randint(len(cells), (n,), generator=generator, device=device)
-    ij = torch.as_tensor(cells, dtype=dtype, device=device)[idx]
+    s = squares
+    k = torch.randint((s * s + 1) // 2, (n,), generator=generator, device=device)  # a black cell, uniformly
+    if s % 2:  # odd s: (i + j) even exactly when the row-major index i s + j is even
+        i, j = (2 * k) // s, (2 * k) % s
+    else:      # even s: s/2 black cells per row, at the columns of the row's parity
+        i, j = k // (s // 2), 2 * (k % (s // 2)) + (k // (s // 2)) % 2
+    ij = torch.stack([i, j], 1).to(dtype)
     off = torch.stack([_uniform(n, generator, dtype, device), _uniform(n, generator, dtype, device)], 1)
     w = 2 * half_width / squares
     return -half_width + w * (ij + off)

@@ -30,9 +30,13 @@ __all__ = [
 ]
 
 
-def _coefs4(process, t, x):
-    """``alpha, sigma, alpha', sigma'`` at t, in x's dtype/device, shaped () or (B, 1)."""
-    a, s = coefs(process, t, x)
+#: Why the fields that divide by sigma_t are undefined at t = 0 (the error message says so).
+_AT_ZERO = "the field divides by sigma_t, which is 0 at t = 0"
+
+
+def _coefs4(process, t, x, positive=_AT_ZERO):
+    """``alpha, sigma, alpha', sigma'`` at t > 0, in x's dtype/device, shaped () or (B, 1)."""
+    a, s = coefs(process, t, x, positive=positive)
     if isinstance(t, torch.Tensor):
         tt = t.to(device=x.device, dtype=torch.float64)
     else:
@@ -46,8 +50,9 @@ def _coefs4(process, t, x):
 def pf_ode_velocity(denoiser, process, x, t):
     r"""Probability-flow ODE velocity ``v(x, t) = f x - 1/2 g^2 s = alpha' D + (sigma'/sigma)(x - alpha D)``.
 
-    denoiser: ``D(x, t) -> (B, D)``; x: (B, D); t: float, 0-d or (B,) tensor with sigma_t > 0.
-    Returns (B, D). Integrating ``dx/dt = v`` from t_max down to 0 carries p_T to p_0
+    denoiser: ``D(x, t) -> (B, D)``; x: (B, D); t: float, 0-d or (B,) tensor with sigma_t > 0
+    (t = 0 raises ``ValueError``: the formula divides by sigma; samplers stop at
+    ``process.t_eps``). Returns (B, D). Integrating ``dx/dt = v`` from t_max down to 0 carries p_T to p_0
     (Song et al. 2021, eq. 13).
     """
     x = check_batch(x)
@@ -64,7 +69,7 @@ def reverse_sde_drift(denoiser, process, x, t):
     """
     x = check_batch(x)
     process = check_process(process)
-    a, s = coefs(process, t, x)
+    a, s = coefs(process, t, x, positive=_AT_ZERO)
     tt = t.to(device=x.device, dtype=torch.float64) if isinstance(t, torch.Tensor) else float(t)
     f, g2 = process.f(tt).to(x.dtype), process.g2(tt).to(x.dtype)
     if f.dim() == 1:
@@ -96,7 +101,7 @@ def eps_from_denoiser(denoiser, process):
     check_process(process)
 
     def eps(x, t):
-        a, s = coefs(process, t, x)
+        a, s = coefs(process, t, x, positive=_AT_ZERO)
         return (x - a * denoiser(x, t)) / s
     return eps
 
@@ -118,7 +123,7 @@ def score_from_denoiser(denoiser, process):
     check_process(process)
 
     def score(x, t):
-        a, s = coefs(process, t, x)
+        a, s = coefs(process, t, x, positive=_AT_ZERO)
         return (a * denoiser(x, t) - x) / s**2
     return score
 

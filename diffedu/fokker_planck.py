@@ -34,7 +34,7 @@ import torch
 from scipy.linalg import solve_banded
 
 from . import calculus
-from ._core import check_batch, check_process
+from ._core import check_batch, check_positive, check_process
 
 __all__ = ["div", "laplacian", "log_density_residual", "score_residual", "time_derivative",
            "solve_fp_grid", "density_on_grid", "grid_mesh", "perturb_score", "residual_rms",
@@ -65,8 +65,10 @@ def laplacian(scalar_field, x, t, *, method: str = "exact", n_probes: int = 1,
 
 # --- helpers -------------------------------------------------------------------------------
 def _t_leaf(t, x, process):
-    """t as a (B,) leaf in x's dtype that requires grad, checked against the process range."""
-    process.check_t(t)
+    """t as a (B,) leaf in x's dtype that requires grad, checked against the process range (t > 0:
+    the residuals differentiate in t, and d sigma_t / dt is infinite at t = 0 for VP and VE)."""
+    process.coefs(t, x, positive="the residual differentiates in t, and d sigma_t / dt is infinite at t = 0 "
+                                 "for VP and VE")
     if isinstance(t, torch.Tensor):
         if t.dim() > 1 or (t.dim() == 1 and t.shape[0] != x.shape[0]):
             raise ValueError(f"t must be a float, a 0-d tensor or a ({x.shape[0]},) tensor; "
@@ -227,6 +229,10 @@ def _banded_solve(band, rhs):
     return solve_banded((1, 1), band, rhs, check_finite=False)
 
 
+#: The most time steps :func:`solve_fp_grid` takes (a bound on its run time).
+MAX_GRID_STEPS = 1_000_000
+
+
 def solve_fp_grid(p0, grid, process, ts, *, max_dt: float | None = None) -> np.ndarray:
     r"""Evolve a density under the forward Fokker-Planck equation on a 1-D or 2-D grid.
 
@@ -244,11 +250,19 @@ def solve_fp_grid(p0, grid, process, ts, *, max_dt: float | None = None) -> np.n
     n = A.shape[0]
     if p.ndim not in (1, 2) or any(s != n for s in p.shape):
         raise ValueError(f"p0 must have shape ({n},) or ({n}, {n}) to match grid; got {p.shape}")
+    if not (np.isfinite(p).all() and (p >= 0).all()):
+        raise ValueError("p0 must be a finite, non-negative density on the grid")
     if ts.size < 1 or np.any(np.diff(ts) <= 0):
         raise ValueError("ts must be a non-empty increasing sequence of times")
     process.check_t(torch.as_tensor(ts), "ts")
     if max_dt is None:
         max_dt = max((ts[-1] - ts[0]) / 200, 1e-12)
+    else:
+        max_dt = check_positive(max_dt, "max_dt")
+    n_steps = float(np.ceil(np.diff(ts) / max_dt - 1e-9).sum())
+    if n_steps > MAX_GRID_STEPS:
+        raise ValueError(f"max_dt = {max_dt:g} needs {n_steps:.3g} time steps; at most {MAX_GRID_STEPS:,} are "
+                         "taken: choose a larger max_dt")
     out = [p.copy()]
     for t0, t1 in zip(ts[:-1], ts[1:]):
         k = int(np.ceil((t1 - t0) / max_dt - 1e-9))

@@ -21,7 +21,7 @@ import math
 import numpy as np
 import torch
 
-from ._core import check_batch, check_callable, check_process, coefs
+from ._core import as_param, check_batch, check_callable, check_int, check_positive, check_process, check_real, coefs
 from .gaussian import Gaussian
 
 __all__ = ["gauge_rotation", "plain_rotation", "rotation_matrix", "linear_gauge_defect",
@@ -114,8 +114,29 @@ def linear_gauge_defect(M, cov) -> float:
     return 0.0 if size == 0 else float((K + K.T).abs().max()) / size
 
 
+def _check_affine(velocity, m0, t, tol=1e-6):
+    """``ValueError`` unless v(x, t) is finite and affine in x around m0 (second differences vanish)."""
+    D = m0.shape[0]
+    E = torch.eye(D, dtype=torch.float64)
+    with torch.no_grad():
+        v = velocity(torch.cat([m0[None], m0 + E, m0 + 2 * E, m0 - 3 * E]), t)
+    if not isinstance(v, torch.Tensor) or v.shape != (3 * D + 1, D):
+        got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+        raise ValueError(f"velocity must map (B, {D}) to (B, {D}); got {got}")
+    v = v.double()
+    if not torch.isfinite(v).all():
+        raise ValueError(f"velocity returned NaN or inf at t = {t:g}")
+    d1, d2, d3 = v[1:D + 1] - v[0], v[D + 1:2 * D + 1] - v[0], v[2 * D + 1:] - v[0]
+    scale = float(d1.abs().max()) + float(v[0].abs().max()) + 1e-300
+    bad = max(float((d2 - 2 * d1).abs().max()), float((d3 + 3 * d1).abs().max()))
+    if bad > tol * scale:
+        raise ValueError(f"velocity must be affine in x (v(x, t) = M(t) x + c(t)): its differences along the "
+                         f"coordinates are not linear (relative defect {bad / scale:.2g} at t = {t:g}); "
+                         "integrate it with a sampler instead")
+
+
 def affine_flow_moments(velocity, mean, cov, t_from: float, t_to: float, *, rtol: float = 1e-8,
-                        atol: float = 1e-12):
+                        atol: float = 1e-12, max_calls: int = 100_000):
     r"""Push a mean and covariance through an ODE ``dx/dt = v(x, t)`` whose v is affine in x.
 
     For ``v(x, t) = M(t) x + c(t)`` a Gaussian stays Gaussian and its moments solve
@@ -123,27 +144,39 @@ def affine_flow_moments(velocity, mean, cov, t_from: float, t_to: float, *, rtol
     exact for an affine v; one batched call of v per step).
     Integrated with scipy's DOP853 at ``rtol``; an independent check of samplers that needs no
     samples. velocity: ``v(x, t)`` (B, D) -> (B, D); mean (D,); cov (D, D). Returns float64
-    ``(mean, cov)`` at ``t_to``.
+    ``(mean, cov)`` at ``t_to``. The velocity is checked to be finite and affine at ``t_from``,
+    and finite at every call; more than ``max_calls`` calls raise ``RuntimeError`` (a stiff or
+    diverging moment equation would otherwise run without end).
     """
     from scipy.integrate import solve_ivp
 
     check_callable(velocity, "velocity")
-    m0 = torch.as_tensor(mean, dtype=torch.float64)
-    C0 = torch.as_tensor(cov, dtype=torch.float64)
-    if m0.dim() != 1 or C0.shape != (m0.shape[0], m0.shape[0]):
-        raise ValueError(f"mean must be (D,) and cov (D, D); got {tuple(m0.shape)} and {tuple(C0.shape)}")
+    m0 = as_param(mean, "mean", (None,))
+    C0 = as_param(cov, "cov", (m0.shape[0], m0.shape[0]))
+    t_from, t_to = check_real(t_from, "t_from"), check_real(t_to, "t_to")
+    rtol, atol = check_positive(rtol, "rtol"), check_positive(atol, "atol")
+    max_calls = check_int(max_calls, "max_calls", minimum=1)
     D = m0.shape[0]
+    _check_affine(velocity, m0, t_from)
+    calls = 0
 
     def rhs(t, y):
+        nonlocal calls
+        calls += 1
+        if calls > max_calls:
+            raise RuntimeError(f"the moment ODE took more than max_calls = {max_calls} velocity calls between "
+                               f"t = {t_from:g} and {t_to:g}: is the velocity stiff there, or not affine?")
         m = torch.from_numpy(y[:D].copy())[None]
         C = torch.from_numpy(y[D:].reshape(D, D).copy())
         with torch.no_grad():                         # v affine: exact differences, one batch
-            v = velocity(torch.cat([m, m + torch.eye(D, dtype=m.dtype)]), float(t))
+            v = velocity(torch.cat([m, m + torch.eye(D, dtype=m.dtype)]), float(t)).double()
+        if not torch.isfinite(v).all():
+            raise ValueError(f"velocity returned NaN or inf at t = {float(t):g}")
         dm, M = v[0], (v[1:] - v[0]).T
         dC = M @ C + C @ M.T
         return np.concatenate([dm.numpy(), dC.numpy().reshape(-1)])
 
-    sol = solve_ivp(rhs, (float(t_from), float(t_to)), np.concatenate([m0.numpy(), C0.numpy().reshape(-1)]),
+    sol = solve_ivp(rhs, (t_from, t_to), np.concatenate([m0.numpy(), C0.numpy().reshape(-1)]),
                     method="DOP853", rtol=rtol, atol=atol)
     if not sol.success:
         raise RuntimeError(f"the moment ODE failed: {sol.message}")

@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from ._core import check_batch
+from ._core import check_batch, check_int, check_real
 
 __all__ = ["mlp_fit_and_sample", "empirical_fit_and_sample", "MEMORISATION_RATIO", "nn_distances", "nn_ratio", "is_memorised", "memorised_fraction",
            "memorisation_sweep", "effective_model_memorisation", "MemorisationSweep"]
@@ -44,6 +44,7 @@ def nn_distances(samples, train, *, chunk: int = 4096) -> torch.Tensor:
     chunks of ``chunk`` samples with exact differences (no ``|a|^2 - 2ab + |b|^2`` cancellation).
     """
     samples, train = _check_pair(samples, train)
+    chunk = check_int(chunk, "chunk", minimum=1)
     out = samples.new_empty(samples.shape[0], 2)
     for i in range(0, samples.shape[0], chunk):
         d = torch.cdist(samples[i:i + chunk], train, compute_mode="donot_use_mm_for_euclid_dist")
@@ -62,8 +63,9 @@ def nn_ratio(samples, train) -> torch.Tensor:
 
 def is_memorised(samples, train, *, ratio: float = MEMORISATION_RATIO) -> torch.Tensor:
     """Boolean (B,): True where :func:`nn_ratio` is below ``ratio`` (default 1/3)."""
-    if not 0 < ratio <= 1:
-        raise ValueError(f"ratio must lie in (0, 1]; got {ratio!r}")
+    ratio = check_real(ratio, "ratio", minimum=0.0, maximum=1.0)
+    if ratio == 0:
+        raise ValueError("ratio must lie in (0, 1]; got 0.0")
     return nn_ratio(samples, train) < ratio
 
 

@@ -71,7 +71,8 @@ class _TimeMLP(nn.Module):
     def _edm(self, x, t):
         """EDM variables: ``x_e = x / alpha``, ``sigma_e = sigma / alpha`` (B, 1), lambda (B, 1)."""
         x = check_batch(x, self.dim)
-        a, s = coefs(self.process, _t_batch(t, x), x)
+        a, s = coefs(self.process, _t_batch(t, x), x,
+                     positive="the network's input is the half log-SNR log(alpha_t / sigma_t), infinite at t = 0")
         se = s / a
         return x / a, se, a, -torch.log(se)
 

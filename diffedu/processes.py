@@ -118,19 +118,21 @@ class Process:
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         return a * x0 + s * eps, eps
 
-    def coefs(self, t, x: torch.Tensor, *, positive: bool = False):
+    def coefs(self, t, x: torch.Tensor, *, positive: bool | str = False):
         """``alpha_t, sigma_t`` in x's dtype and device, shaped () or (B, 1) to broadcast with x.
 
         ``t`` may be a float, a 0-d tensor or a (B,) tensor; it is checked against the range
-        (and, with ``positive=True``, required to be > t_min, for distributions whose marginal
-        is singular at t = 0). The coefficients are computed in float64 and then cast.
+        (and, with ``positive``, required to be > t_min: ``True`` for distributions whose
+        marginal is singular at t = 0, or a string saying why, which the error repeats). The
+        coefficients are computed in float64 and then cast.
         """
         self.check_t(t)
         if positive and not (isinstance(t, torch.Tensor) and t.device.type != "cpu"):
             lo = float(t.detach().min()) if isinstance(t, torch.Tensor) and t.numel() else float(t)
             if lo <= self.t_min:
-                raise ValueError(f"t must be > {self.t_min} here: p_0 has no density (its marginal is "
-                                 f"singular at t = 0); got t = {lo}")
+                why = positive if isinstance(positive, str) else "p_0 has no density (its marginal is singular at t = 0)"
+                raise ValueError(f"t must be > {self.t_min} here: {why}; got t = {lo}. A sampler stops at "
+                                 f"process.t_eps = {self.t_eps:.3g} and jumps to t = 0 with the denoiser")
         if isinstance(t, torch.Tensor):
             if t.dim() > 1 or (t.dim() == 1 and t.shape[0] != x.shape[0]):
                 raise ValueError(

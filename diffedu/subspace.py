@@ -323,7 +323,7 @@ class LowRankDenoiser(torch.nn.Module):
         if x.dim() != 2 or x.shape[1] != self.weight.shape[1]:
             raise ValueError(f"x must have shape (B, {self.weight.shape[1]}); got {tuple(x.shape)}")
         U = self.bases().to(x.dtype)
-        a, s = coefs(self.process, t, x)
+        a, s = coefs(self.process, t, x, positive="the low-rank denoiser's weights divide by sigma_t, 0 at t = 0")
         z = torch.einsum("bd,kdr->bkr", x, U)                       # U_k^T x
         c = a**2 / (2 * s**2 * (a**2 + s**2))
         w = torch.softmax(c * z.pow(2).sum(-1), dim=1)              # (B, K)

@@ -94,3 +94,19 @@ def test_subspace_gaussian_lives_on_a_k_dimensional_subspace():
         ds.subspace_gaussian(3, 4)
     with pytest.raises(TypeError, match="D must be an integer"):
         ds.subspace_gaussian(3.0, 2)
+
+
+@pytest.mark.parametrize("squares", [2, 4, 5])
+def test_checkerboard_is_uniform_over_its_black_squares(squares):
+    """Every black square gets n / (number of black squares) points, up to a chi-square test."""
+    from scipy.stats import chisquare
+
+    n = 40_000
+    x = ds.checkerboard(n, squares=squares, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ij = ((x + 2.0) / (4.0 / squares)).floor().long()
+    assert ((ij[:, 0] + ij[:, 1]) % 2 == 0).all()
+    counts = torch.bincount(ij[:, 0] * squares + ij[:, 1], minlength=squares * squares)
+    black = [i * squares + j for i in range(squares) for j in range(squares) if (i + j) % 2 == 0]
+    assert chisquare(counts[black].numpy()).pvalue > 1e-3
+    with pytest.raises(ValueError, match="squares must be an integer <= 1000000"):
+        ds.checkerboard(5, squares=10**11)

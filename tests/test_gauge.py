@@ -88,5 +88,21 @@ def test_bad_input_is_named():
         gauge.gauge_rotation(g, proc, 1.0, torch.eye(2))
     with pytest.raises(TypeError, match="process must be"):
         gauge.plain_rotation(g, "VP")
-    with pytest.raises(ValueError, match="mean must be"):
+    with pytest.raises(ValueError, match=r"cov must have shape \(2, 2\)"):
         gauge.affine_flow_moments(lambda x, t: x, torch.zeros(2), torch.eye(3), 1.0, 0.5)
+
+
+def test_affine_flow_moments_refuses_what_would_hang():
+    """A velocity that is not affine, or that returns NaN, raises at once instead of running the
+    moment ODE without end; so does a stiff one, after max_calls."""
+    m, C = torch.zeros(2), torch.eye(2)
+    with pytest.raises(ValueError, match="velocity must be affine in x"):
+        gauge.affine_flow_moments(lambda x, t: x**3, m + 1, C, 1.0, 0.5)
+    with pytest.raises(ValueError, match="velocity returned NaN or inf"):
+        gauge.affine_flow_moments(lambda x, t: x * float("nan"), m, C, 1.0, 0.5)
+    with pytest.raises(ValueError, match=r"velocity returned NaN or inf at t = 0\.[0-5]"):  # later on the way
+        gauge.affine_flow_moments(lambda x, t: x * (float("nan") if t < 0.6 else 1.0), m, C, 1.0, 0.0)
+    with pytest.raises(RuntimeError, match="max_calls = 50"):
+        gauge.affine_flow_moments(lambda x, t: -1e6 * x, m, C, 1.0, 0.0, max_calls=50)
+    mean, cov = gauge.affine_flow_moments(lambda x, t: -x, m + 1, C, 1.0, 0.0)
+    torch.testing.assert_close(mean, torch.full((2,), float(torch.e), dtype=torch.float64), rtol=1e-7, atol=0)

@@ -9,6 +9,8 @@ use :func:`diffedu.categorical.sample_categorical` with ``bits`` of uniform prec
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..categorical import _check_bits, sample_categorical
@@ -147,9 +149,9 @@ def stepwise_law(denoiser, vocab_size: int, length: int, schedule: MaskSchedule,
     V = check_int(vocab_size, "vocab_size", minimum=2)
     L = check_int(length, "length", minimum=1)
     steps = check_int(steps, "steps", minimum=1)
+    if L * math.log(V + 1) > math.log(5000):  # checked before (V + 1) ** L is computed
+        raise ValueError(f"(vocab_size + 1) ** length must be at most 5000; got {V + 1} ** {L}")
     S = (V + 1) ** L
-    if S > 5000:
-        raise ValueError(f"(vocab_size + 1) ** length must be at most 5000; got {S}")
     states = torch.arange(S)[:, None] // ((V + 1) ** torch.arange(L - 1, -1, -1))[None] % (V + 1)
     ts, a = _stepwise_grid(schedule, steps)
     pi = torch.zeros(S, dtype=_F64)

@@ -8,6 +8,8 @@ agree with the unmasked tokens of x_t: it does not depend on t. So the exact den
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .._core import check_probs
@@ -29,9 +31,10 @@ class SequenceDistribution:
     def __init__(self, probs, vocab_size: int, length: int):
         self.V = check_int(vocab_size, "vocab_size", minimum=2)
         self.L = check_int(length, "length", minimum=1)
+        if self.L * math.log2(self.V) > 20:  # checked before V ** L is computed (it may be huge)
+            raise ValueError(f"vocab_size ** length must be at most 2**20 for a table; got "
+                             f"{self.V} ** {self.L} = 2**{self.L * math.log2(self.V):.1f}")
         N = self.V ** self.L
-        if N > 2**20:
-            raise ValueError(f"vocab_size ** length must be at most 2**20 for a table; got {N}")
         p = check_probs(torch.as_tensor(probs, dtype=_F64).reshape(-1) if not isinstance(probs, torch.Tensor)
                          else probs.to(_F64).reshape(-1))
         if p.numel() != N:
