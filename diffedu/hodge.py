@@ -72,7 +72,9 @@ class Grid2D:
         return torch.meshgrid(self.xs, self.ys, indexing="ij")
 
     def points(self, dtype=torch.float64) -> torch.Tensor:
-        """The nodes as a batch (n*n, 2), in the order of the (n, n) arrays."""
+        """The nodes as a batch (n*n, 2), in the order of the (n, n) arrays; dtype a floating dtype."""
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype must be a floating torch.dtype (the nodes are not integers); got {dtype!r}")
         X, Y = self.mesh()
         return torch.stack([X.reshape(-1), Y.reshape(-1)], 1).to(dtype)
 

@@ -34,7 +34,7 @@ import math
 import numpy as np
 import torch
 
-from ._core import check_batch, check_generator, check_process
+from ._core import check_batch, check_generator, check_int, check_process, check_real
 
 __all__ = [
     "euler", "heun", "ddim", "dpmpp_2m", "dpmpp_3m", "multistep3",
@@ -84,8 +84,9 @@ class _Grid:
         return float(process.f(t)), float(process.g2(t))
 
 
-def _check(D, process, x, ts, generator=None):
-    """Validate the common arguments; return the checked x and the grid coefficients."""
+def _check(D, process, x, ts, generator=None, callback=None):
+    """Validate the common arguments; return the checked x, the grid coefficients and D wrapped by
+    :func:`_shape_checked`."""
     if not callable(D):
         raise TypeError(f"D must be a callable denoiser D(x, t) -> (B, D); got {type(D).__name__}")
     process = check_process(process)
@@ -106,7 +107,26 @@ def _check(D, process, x, ts, generator=None):
                          f"{float(tc[k])} <= ts[{k + 1}] = {float(tc[k + 1])}")
     process.check_t(tc, "ts")
     check_generator(generator, x.device)
-    return x, _Grid(process, tc)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be a callable callback(i, t, x) or None; got {type(callback).__name__}")
+    return x, _Grid(process, tc), _shape_checked(D)
+
+
+def _shape_checked(D):
+    """D, checking on its first call only that it returns x's shape (a (B, 1) result would
+    otherwise broadcast silently); later calls go straight through (no sync with a GPU)."""
+    first = True
+
+    def checked(z, t):
+        nonlocal first
+        d = D(z, t)
+        if first:
+            if not isinstance(d, torch.Tensor) or d.shape != z.shape:
+                got = tuple(d.shape) if isinstance(d, torch.Tensor) else type(d).__name__
+                raise ValueError(f"D must return a tensor of x's shape {tuple(z.shape)}; got {got}")
+            first = False
+        return d
+    return checked
 
 
 def _steps(n, progress):
@@ -158,7 +178,7 @@ def euler(D, process, x, ts, *, generator=None, callback=None, progress=False):
     for EDM (alpha = 1, sigma = t) this is Karras et al. (2022), Alg. 1 without the Heun
     correction, and it coincides with DDIM. x: (B, D) at ts[0]; returns (B, D) at ts[-1].
     """
-    x, g = _check(D, process, x, ts, generator)
+    x, g, D = _check(D, process, x, ts, generator, callback)
     coef = []                                         # x_{i+1} = x_i + h_i v_i, written as
     for i in range(g.n - g.jump):                     # x_i + h_i A_i (x_i - alpha_i D) + h_i alpha'_i D
         a, A, da = g.velocity_coefs(i)
@@ -186,7 +206,7 @@ def heun(D, process, x, ts, *, generator=None, callback=None, progress=False):
     Two denoiser calls per step; the last step to t = 0 is the Euler step (the final jump
     ``x = D(x, t_eps)``), as in EDM. x: (B, D) at ts[0]; returns (B, D) at ts[-1].
     """
-    x, g = _check(D, process, x, ts, generator)
+    x, g, D = _check(D, process, x, ts, generator, callback)
     coef = [g.velocity_coefs(i) for i in range(g.n + 1 - g.jump)]
     if callback is not None:
         callback(0, g.t[0], x)
@@ -213,7 +233,7 @@ def ddim(D, process, x, ts, *, generator=None, callback=None, progress=False):
     the first-order exponential integrator in lambda (DPM-Solver++(1), Lu et al. 2022b, eq. 9).
     At sigma_{i+1} = 0 it is exactly the final jump ``x = D``. Returns (B, D) at ts[-1].
     """
-    x, g = _check(D, process, x, ts, generator)
+    x, g, D = _check(D, process, x, ts, generator, callback)
     coef = [g.ddim_coefs(i) for i in range(g.n)]      # r_i = 0 in the final jump
     if callback is not None:
         callback(0, g.t[0], x)
@@ -232,7 +252,7 @@ def dpmpp_2m(D, process, x, ts, *, generator=None, callback=None, progress=False
     ``x_{i+1} = (sigma_{i+1}/sigma_i) x_i - alpha_{i+1} (e^{-h_i} - 1) [(1 + 1/(2 r_i)) D_i - D_{i-1}/(2 r_i)]``;
     the first step is DDIM and the last is the final jump. Returns (B, D) at ts[-1].
     """
-    x, g = _check(D, process, x, ts, generator)
+    x, g, D = _check(D, process, x, ts, generator, callback)
     coef = [g.ddim_coefs(i) for i in range(g.n)]      # (alpha_i, r_i, alpha_{i+1})
     corr = [0.0] + [(a_next - a * r) * 0.5 * g.h(i) / g.h(i - 1)  # c_i k_i, k_i = 1/(2 r_i) = h_i/(2 h_{i-1})
                     for i, (a, r, a_next) in enumerate(coef) if 1 <= i < g.n - g.jump]
@@ -302,7 +322,7 @@ def _exp_multistep(D, process, x, ts, weights, generator, callback, progress, mi
     midpoint rule in lambda (DPM-Solver-2 in data prediction; one extra denoiser call at
     ``lambda_0 + h_0/2``) instead of DDIM, so that the start-up error is O(h^3).
     """
-    x, g = _check(D, process, x, ts, generator)
+    x, g, D = _check(D, process, x, ts, generator, callback)
     coef = [(g.ddim_coefs(i), weights(g, i)[1:]) for i in range(g.n - g.jump)]  # w0 = c - w1 - w2
     mid = None
     if midpoint_start and g.n - g.jump > 0:           # (t_s, alpha_s, sigma_s / sigma_0)
@@ -391,7 +411,7 @@ def euler_maruyama(D, process, x, ts, *, generator=None, callback=None, progress
     ``x_{i+1} = x_i + h_i [f x_i - g^2 s] + sqrt(g^2 |h_i|) z`` (Song et al. 2021, eq. 6).
     Final jump ``x = D(x, t_eps)``. Returns (B, D) at ts[-1].
     """
-    x, g = _check(D, process, x, ts, generator)
+    x, g, D = _check(D, process, x, ts, generator, callback)
     coef = []
     for i in range(g.n - g.jump):                     # x_{i+1} = A x + B D + C z
         h = g.t[i + 1] - g.t[i]
@@ -407,7 +427,7 @@ def ddpm_ancestral(D, process, x, ts, *, generator=None, callback=None, progress
     ``x_{i+1} = (sigma_{i+1}/sigma_i) e^{-h} x_i + alpha_{i+1} (1 - e^{-2h}) D + sigma_{i+1} sqrt(1 - e^{-2h}) z``
     (DDIM with eta = 1). Final jump ``x = D(x, t_eps)``. Returns (B, D) at ts[-1].
     """
-    x, g = _check(D, process, x, ts, generator)
+    x, g, D = _check(D, process, x, ts, generator, callback)
     coef = []
     for i in range(g.n - g.jump):
         h = g.h(i)
@@ -426,11 +446,9 @@ def predictor_corrector(D, process, x, ts, *, generator=None, callback=None, pro
     Euler-Maruyama step to t_{i+1}. The corrector's step does not shrink
     with the grid, so its bias (of order snr^2) remains as N grows. Final jump ``x = D(x, t_eps)``.
     """
-    if not (isinstance(snr, (int, float)) and math.isfinite(snr) and snr >= 0):
-        raise ValueError(f"snr must be a non-negative number; got {snr!r}")
-    if isinstance(n_corrector, bool) or not isinstance(n_corrector, int) or n_corrector < 0:
-        raise ValueError(f"n_corrector must be a non-negative integer; got {n_corrector!r}")
-    x, g = _check(D, process, x, ts, generator)
+    snr = check_real(snr, "snr", minimum=0.0)
+    n_corrector = check_int(n_corrector, "n_corrector", minimum=0)
+    x, g, D = _check(D, process, x, ts, generator, callback)
     coef = []
     for i in range(g.n - g.jump):
         h = g.t[i + 1] - g.t[i]

@@ -270,3 +270,22 @@ def test_bad_inputs_raise_named_errors():
     with pytest.raises(ValueError, match="snr"):
         S.predictor_corrector(D, p, x, ts, snr=-1.0)
 
+
+
+@pytest.mark.parametrize("sname", list(S.DETERMINISTIC) + list(S.STOCHASTIC))
+def test_a_denoiser_of_the_wrong_shape_or_a_bad_callback_is_refused(sname):
+    """A (B, 1) result would broadcast silently: the first call is checked (only the first)."""
+    p = VP()
+    sampler = {**S.DETERMINISTIC, **S.STOCHASTIC}[sname]
+    x = torch.zeros(4, 3, dtype=F64)
+    ts = time_grid(p, 4)
+    with pytest.raises(ValueError, match=r"D must return a tensor of x's shape \(4, 3\); got \(4, 1\)"):
+        sampler(lambda z, t: z[:, :1], p, x, ts, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="D must return a tensor of x's shape"):
+        sampler(lambda z, t: [0.0], p, x, ts, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match="callback must be a callable"):
+        sampler(lambda z, t: z, p, x, ts, callback=3)
+    bad = x.clone()
+    bad[0, 0] = float("inf")
+    with pytest.raises(ValueError, match="x must be finite"):
+        sampler(lambda z, t: z, p, bad, ts)
