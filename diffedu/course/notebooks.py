@@ -12,7 +12,9 @@ What both the console command (:mod:`diffedu.course.cli`) and the site
   and clears, with no execution count, the stored outputs of the cells that use what a solution
   bound (directly or through another such cell): nbval then runs those cells without comparing
   them, and the checkers print "not answered yet". Every other output stays.
-* :func:`copy_lessons` copies lessons into a folder, never overwriting one the learner changed.
+* :func:`copy_lessons` copies lessons into a folder of one kind, student or instructor, which the
+  folder remembers (:func:`folder_kind`); it never overwrites a lesson whose code or text the
+  learner changed (:func:`source_digest`), and writes the new version beside it instead.
 * :func:`lesson_table` is the one lesson table: the README's index and the site's front page.
 """
 
@@ -30,15 +32,22 @@ from .. import _paths
 
 __all__ = ["MANIFEST", "META_KEY", "COSTS_FILE", "SOLUTION_TAG", "INDEX_START", "INDEX_END",
            "lesson_files", "lesson_meta", "lesson_costs", "cost_cells", "is_solution",
-           "student_notebook", "solution_lines", "notebook_bytes", "copy_lessons", "lesson_table",
-           "readme_with_index"]
+           "student_notebook", "solution_lines", "notebook_bytes", "KINDS", "BESIDE_SUFFIX",
+           "FolderKindError", "source_digest", "beside_name", "folder_kind", "copy_lessons",
+           "lesson_table", "readme_with_index"]
 
 MANIFEST = ".diffedu-lessons.json"
 META_KEY = "diffedu"
 COSTS_FILE = "costs.json"
 SOLUTION_TAG = "solution"
+#: The two kinds of lesson folder; a folder remembers its kind in its manifest.
+KINDS = ("instructor", "student")
+#: A kept lesson's new version is written beside it: ``04_topic.ipynb`` -> ``04_topic.new.ipynb``.
+BESIDE_SUFFIX = ".new.ipynb"
+_KIND_NOTE = {"student": "solutions left out", "instructor": "solutions included"}
 INDEX_START = "<!-- lesson-index:start -->"
 INDEX_END = "<!-- lesson-index:end -->"
+_LESSON_NAME = re.compile(r"\d\d_\w+\.ipynb")
 _META_KEYS = ("number", "title", "teaches", "assumes", "cpu_seconds")
 
 
@@ -52,10 +61,13 @@ def _folder(directory, name: str) -> Path:
 def lesson_files(directory=None) -> list[Path]:
     """The lesson notebooks ``NN_topic.ipynb`` of ``directory`` in teaching order.
 
+    ``topic`` is letters, digits and underscores, so a kept lesson's new version beside it
+    (``NN_topic.new.ipynb``, :func:`copy_lessons`) is not a lesson.
+
     Default: :func:`diffedu._paths.lessons_dir` (the checkout's ``lessons/`` or the wheel's).
     """
     d = _paths.lessons_dir() if directory is None else _folder(directory, "directory")
-    return sorted(d.glob("[0-9][0-9]_*.ipynb"))
+    return sorted(p for p in d.glob("[0-9][0-9]_*.ipynb") if _LESSON_NAME.fullmatch(p.name))
 
 
 def lesson_meta(path) -> dict:
@@ -172,51 +184,196 @@ def notebook_bytes(nb: dict) -> bytes:
 
 
 # --- copying lessons into a learner's folder ---------------------------------------------------
+class FolderKindError(ValueError):
+    """Copies of one kind were asked for in a folder of the other kind, without ``change_kind``.
+
+    ``dest``, ``have`` and ``want`` hold the folder and the two kinds (``"student"`` or
+    ``"instructor"``), so a command can say which flag changes it.
+    """
+
+    def __init__(self, dest: Path, have: str, want: str):
+        self.dest, self.have, self.want = dest, have, want
+        super().__init__(f"{dest} holds {have} copies; copying {want} copies into it needs "
+                         "change_kind=True")
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _copy_kind(target: Path, new_sha: str, recorded: str | None) -> str:
-    """copied (new file), unchanged, updated (the learner left it as copied) or kept."""
-    if not target.exists():
-        return "copied"
-    have = _sha(target.read_bytes())
-    if have == new_sha:
-        return "unchanged"
-    return "updated" if recorded == have else "kept"
+def source_digest(data: bytes) -> str | None:
+    """A digest of a notebook's sources: each cell's type and source, in order.
+
+    Outputs, execution counts, attachments and metadata (notebook and cell, widget state
+    included) do not enter it, so running and saving a notebook leaves it unchanged, while any
+    change to its code or text changes it. ``None`` when ``data`` is not a notebook.
+    """
+    if not isinstance(data, bytes):
+        raise TypeError(f"data must be the bytes of a notebook; got {type(data).__name__}")
+    try:
+        cells = json.loads(data)["cells"]
+        pairs = [[c["cell_type"], _source(c)] for c in cells]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return _sha(json.dumps(pairs, ensure_ascii=False).encode())
 
 
-def copy_lessons(dest, *, student: bool = False, source=None, out=print) -> dict:
-    """Copy the lessons of ``source`` (default: every lesson) into ``dest``.
+def beside_name(name: str) -> str:
+    """Where the new version of a kept lesson goes: ``04_topic.ipynb`` -> ``04_topic.new.ipynb``."""
+    if not isinstance(name, str) or not name.endswith(".ipynb"):
+        raise ValueError(f"name must be a notebook file name (*.ipynb); got {name!r}")
+    return name[: -len(".ipynb")] + BESIDE_SUFFIX
 
-    A notebook the learner changed is never overwritten: the manifest ``dest/.diffedu-lessons.json``
-    records what was copied, and a file that differs from both the record and the new lesson is
-    *kept* (``out`` says so). ``student`` drops the solution cells (:func:`student_notebook`).
-    Returns ``{"copied": [...], "updated": [...], "kept": [...], "unchanged": [...]}`` (file names).
+
+def _record(data: bytes) -> dict:
+    return {"bytes": _sha(data), "sources": source_digest(data)}
+
+
+def _read_manifest(dest: Path) -> dict:
+    """``{"kind": str | None, "files": {name: record}}``; a manifest of diffedu 0.2 or older
+    (``{name: sha of the bytes}``) reads with no kind; an unreadable one as no manifest."""
+    try:
+        data = json.loads((dest / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {"kind": None, "files": {}}
+    if isinstance(data.get("files"), dict):
+        return {"kind": data.get("kind") if data.get("kind") in KINDS else None, "files": data["files"]}
+    return {"kind": None, "files": {k: {"bytes": v} for k, v in data.items() if isinstance(v, str)}}
+
+
+def _has_solutions(path: Path) -> bool | None:
+    try:
+        cells = json.loads(path.read_bytes())["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return any(is_solution(c) for c in cells if isinstance(c, dict))
+
+
+def folder_kind(dest) -> str | None:
+    """Whether ``dest`` holds ``"student"`` or ``"instructor"`` copies; ``None`` if no lessons yet.
+
+    The manifest records it. A folder copied before it did is judged by its lessons: one with a
+    solution cell makes it an instructor folder, lessons without any a student folder.
     """
     dest = _folder(dest, "dest")
-    if not isinstance(student, bool):
-        raise TypeError(f"student must be a bool; got {type(student).__name__}")
+    recorded = _read_manifest(dest)["kind"]
+    if recorded is not None:
+        return recorded
+    found = [_has_solutions(p) for p in lesson_files(dest)]
+    found = [f for f in found if f is not None]
+    if not found:
+        return None
+    return "instructor" if any(found) else "student"
+
+
+def _copy_state(target: Path, new: bytes, recorded: dict) -> str:
+    """copied (no file yet), unchanged, updated (its sources are as copied) or kept (changed).
+
+    Sources, not bytes, tell whether the learner changed a lesson: a lesson that was only run
+    and saved is updated. One whose sources already equal the new version's is left as it is,
+    unless it is byte for byte what was copied (then it gets the new outputs too).
+    """
+    if not target.exists():
+        return "copied"
+    have = target.read_bytes()
+    if have == new:
+        return "unchanged"
+    pristine = recorded.get("bytes") == _sha(have)
+    have_sources = source_digest(have)
+    if have_sources is not None and have_sources == source_digest(new):
+        return "updated" if pristine else "unchanged"
+    if pristine or (have_sources is not None and have_sources == recorded.get("sources")):
+        return "updated"
+    return "kept"
+
+
+def _put(dest: Path, name: str, data: bytes, files: dict) -> str:
+    """Write ``data`` to ``dest/name`` unless the learner changed that file; returns its state."""
+    state = _copy_state(dest / name, data, files.get(name, {}))
+    if state in ("copied", "updated"):
+        (dest / name).write_bytes(data)
+    if state != "kept":
+        files[name] = _record(data)
+    return state
+
+
+def _keep(dest: Path, name: str, data: bytes, files: dict, report: dict, out) -> None:
+    """A lesson the learner changed stays; the new version is written beside it."""
+    new = beside_name(name)
+    if _put(dest, new, data, files) == "kept":
+        out(f"kept {dest / name} and {new} (you changed both): the new version was not copied; "
+            f"rename or delete {new} and run this again to get it")
+        return
+    report["beside"].append(new)
+    out(f"kept {dest / name} (you changed its code or text); the new version is beside it: {dest / new}")
+
+
+def _lesson_data(src: Path, kind: str) -> bytes:
+    data = src.read_bytes()
+    return notebook_bytes(student_notebook(json.loads(data))) if kind == "student" else data
+
+
+def _want_kind(dest: Path, student, change_kind: bool) -> tuple[str, str | None]:
+    """The kind to copy and the folder's kind before; raises FolderKindError on a silent change."""
+    if student is not None and not isinstance(student, bool):
+        raise TypeError(f"student must be a bool or None; got {type(student).__name__}")
+    if not isinstance(change_kind, bool):
+        raise TypeError(f"change_kind must be a bool; got {type(change_kind).__name__}")
+    have = folder_kind(dest)
+    want = (have or "instructor") if student is None else ("student" if student else "instructor")
+    if have is not None and want != have and not change_kind:
+        raise FolderKindError(dest, have, want)
+    return want, have
+
+
+def copy_lessons(dest, *, student: bool | None = None, change_kind: bool = False, source=None,
+                 out=print) -> dict:
+    """Copy the lessons of ``source`` (default: every lesson) into ``dest``.
+
+    Parameters
+    ----------
+    dest : path
+        The learner's folder; made if missing.
+    student : bool or None
+        ``True``: student copies (:func:`student_notebook`, no solutions); ``False``: instructor
+        copies; ``None`` (default): the folder's kind (:func:`folder_kind`), instructor for a new
+        folder. The folder remembers its kind in the manifest ``dest/.diffedu-lessons.json``.
+    change_kind : bool
+        Needed to turn a folder of one kind into the other (else :class:`FolderKindError`).
+    source : path, optional
+        A folder of lessons (default: :func:`lesson_files`' default).
+    out : callable
+        Where messages go (default ``print``).
+
+    Returns
+    -------
+    dict
+        ``{"kind": str, "copied", "updated", "kept", "unchanged", "beside": [file names]}``.
+
+    Notes
+    -----
+    A lesson whose sources (cells' types and text, :func:`source_digest`) the learner changed is
+    never overwritten: it is *kept*, and the new version is written beside it
+    (:func:`beside_name`, ``out`` says where). A lesson only run and saved is updated.
+    """
+    dest = _folder(dest, "dest")
+    want, have = _want_kind(dest, student, change_kind)
     dest.mkdir(parents=True, exist_ok=True)
-    mpath = dest / MANIFEST
-    manifest = json.loads(mpath.read_text()) if mpath.exists() else {}
-    report = {"copied": [], "updated": [], "kept": [], "unchanged": []}
+    files = _read_manifest(dest)["files"]
+    report = {"kind": want, "copied": [], "updated": [], "kept": [], "unchanged": [], "beside": []}
+    if have is not None and have != want:
+        out(f"{dest}: changing from {have} to {want} copies ({_KIND_NOTE[want]})")
     for src in lesson_files(source):
-        data = src.read_bytes()
-        if student:
-            data = notebook_bytes(student_notebook(json.loads(data)))
-        kind = _copy_kind(dest / src.name, _sha(data), manifest.get(src.name))
-        report[kind].append(src.name)
-        if kind == "kept":
-            out(f"kept {dest / src.name} (you changed it; the new version was not copied)")
-            continue
-        if kind != "unchanged":
-            (dest / src.name).write_bytes(data)
-        manifest[src.name] = _sha(data)
-    mpath.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        data = _lesson_data(src, want)
+        state = _put(dest, src.name, data, files)
+        report[state].append(src.name)
+        if state == "kept":
+            _keep(dest, src.name, data, files, report, out)
+    manifest = {"format": 2, "kind": want, "files": dict(sorted(files.items()))}
+    (dest / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     n_new = len(report["copied"]) + len(report["updated"])
     out(f"{n_new} lesson(s) copied to {dest}, {len(report['unchanged'])} already up to date, "
-        f"{len(report['kept'])} kept")
+        f"{len(report['kept'])} kept ({want} copies: {_KIND_NOTE[want]})")
     return report
 
 
@@ -228,6 +385,9 @@ def _readme_link(path: Path) -> str:
 def lesson_table(lessons, costs: dict, *, link=_readme_link) -> str:
     """The lesson table (Markdown) from lesson metadata and measured costs.
 
+    Peak memory and run time are costs.json's (:func:`cost_cells`), as each lesson's header
+    states them (:mod:`diffedu.course.headers`); no column is typed by hand.
+
     ``lessons``: notebook paths in order; ``costs``: as :func:`lesson_costs` returns;
     ``link(path)``: the link target of a lesson's title (default ``lessons/NN_topic.ipynb``, which
     is right for the README and for a site whose lesson pages sit in ``lessons/``).
@@ -238,13 +398,13 @@ def lesson_table(lessons, costs: dict, *, link=_readme_link) -> str:
         raise TypeError(f"costs must be a dict; got {type(costs).__name__}")
     if not callable(link):
         raise TypeError(f"link must be callable (a path -> a link target); got {type(link).__name__}")
-    rows = ["| # | lesson | what it teaches | assumes | CPU time | peak memory | measured time |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| # | lesson | what it teaches | assumes | peak memory | run time |",
+            "|---|---|---|---|---|---|"]
     for p in map(Path, lessons):
         m = lesson_meta(p)
         mem, wall = cost_cells(p.name, costs)
         rows.append(f"| {m['number']:02d} | [{m['title']}]({link(p)}) | {m['teaches']} | "
-                    f"{m['assumes']} | about {m['cpu_seconds']} s | {mem} | {wall} |")
+                    f"{m['assumes']} | {mem} | {wall} |")
     return "\n".join(rows)
 
 

@@ -8,10 +8,13 @@ r"""The offline course site and the per-lesson cost measurements.
         bundled MathJax; no page loads anything from another machine. Beside the lessons: the
         notation page (docs/notation.md) and one API page per module of the maths core, found
         when the site is built (:func:`core_modules`).
-    diffedu measure [NOTEBOOK ...]                     (or python3 -m diffedu.course.site measure)
+    diffedu measure [NOTEBOOK ...] [--headers-only]    (or python3 -m diffedu.course.site measure)
         Run each lesson once in a fresh kernel (one thread, as nbval and a hub seat run it) and
         record its wall time and the peak resident memory of the kernel process in
-        lessons/costs.json, which feeds the lesson table of the README and of the site.
+        lessons/costs.json, which feeds the lesson table of the README and of the site; then
+        write both into each measured lesson's header line and its metadata ``cpu_seconds``
+        (:mod:`diffedu.course.headers`). Measure on a quiet machine: the headers say so.
+        ``--headers-only`` rewrites the headers from costs.json without measuring.
 
 The site's lesson table is :func:`diffedu.course.notebooks.lesson_table`, as the README's is.
 """
@@ -35,10 +38,11 @@ from pathlib import Path
 
 from .. import _paths
 from ..teach.fallbacks import FALLBACK_CLASS
+from .headers import write_run_times
 from .notebooks import COSTS_FILE, lesson_costs, lesson_files, lesson_table, student_notebook
 
 __all__ = ["docs_dir", "core_modules", "site_notebook", "index_markdown", "api_pages", "build",
-           "measure_one", "measure", "add_build_command", "add_measure_command", "main"]
+           "measure_one", "measure", "write_headers", "add_build_command", "add_measure_command", "main"]
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 #: Subpackages of diffedu that are not the maths core: the teaching layer and the course tools.
@@ -126,8 +130,8 @@ documents each module of the library behind the lessons.
 
 {lesson_table(lessons, costs)}
 
-CPU time is the lesson author's estimate; peak memory and wall time are measured by
-`diffedu measure` (one kernel, one thread).
+Run time and peak memory are measured by `diffedu measure` on a quiet machine (one kernel, one
+thread, top to bottom); a busy machine takes longer.
 
 ```{{toctree}}
 :hidden:
@@ -283,7 +287,11 @@ def measure_one(path) -> dict:
 
 
 def measure(paths=None, *, out=print) -> dict:
-    """Measure lessons (default: all) one after another and merge the results into costs.json."""
+    """Measure lessons (default: all) one after another and merge the results into costs.json.
+
+    Each measured lesson's header line and ``cpu_seconds`` are then rewritten from costs.json
+    (:func:`diffedu.course.headers.write_run_times`).
+    """
     paths = [Path(p) for p in paths] if paths else lesson_files()
     costs_path = paths[0].parent / COSTS_FILE
     data = json.loads(costs_path.read_text()) if costs_path.is_file() else {}
@@ -295,7 +303,15 @@ def measure(paths=None, *, out=print) -> dict:
                            f"{platform.python_version()}, one thread per kernel")
     data["lessons"] = dict(sorted(lessons.items()))
     costs_path.write_text(json.dumps(data, indent=1) + "\n")
+    write_run_times(paths, data["lessons"], out=out)
     return data
+
+
+def write_headers(paths=None, *, out=print) -> list[Path]:
+    """Rewrite the lessons' (default: all) header lines and ``cpu_seconds`` from costs.json,
+    measuring nothing; returns the lessons changed."""
+    paths = [Path(p) for p in paths] if paths else lesson_files()
+    return write_run_times(paths, lesson_costs(paths[0].parent), out=out)
 
 
 # --- commands (shared with diffedu.course.cli) -------------------------------------------------
@@ -307,6 +323,10 @@ def _build_command(args) -> int:
 
 
 def _measure_command(args) -> int:
+    if args.headers_only:
+        changed = write_headers(args.notebooks)
+        print(f"{len(changed)} lesson header(s) rewritten from {COSTS_FILE}")
+        return 0
     measure(args.notebooks)
     return 0
 
@@ -321,9 +341,12 @@ def add_build_command(subparsers) -> argparse.ArgumentParser:
 
 
 def add_measure_command(subparsers) -> argparse.ArgumentParser:
-    """Add ``measure [NOTEBOOK ...]`` to an argparse subparsers object."""
-    p = subparsers.add_parser("measure", help="measure wall time and peak memory per lesson")
+    """Add ``measure [NOTEBOOK ...] [--headers-only]`` to an argparse subparsers object."""
+    p = subparsers.add_parser("measure", help="measure wall time and peak memory per lesson; "
+                                              "write them into costs.json and the lesson headers")
     p.add_argument("notebooks", nargs="*", help="lesson notebooks (default: all in lessons/)")
+    p.add_argument("--headers-only", action="store_true",
+                   help=f"measure nothing: rewrite the lessons' run-time header lines from {COSTS_FILE}")
     p.set_defaults(run=_measure_command)
     return p
 

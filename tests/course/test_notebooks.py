@@ -83,7 +83,7 @@ def test_costs_and_the_lesson_table(tmp_path):
     assert nbs.cost_cells("02_b.ipynb", costs) == ("not measured", "not measured")
     header, rule, *rows = nbs.lesson_table(nbs.lesson_files(src), costs).splitlines()
     assert header.startswith("| # | lesson |") and len(rows) == 2
-    assert rows[0] == "| 01 | [Lesson a](lessons/01_a.ipynb) | t | a | about 5 s | 456 MB | 12 s |"
+    assert rows[0] == "| 01 | [Lesson a](lessons/01_a.ipynb) | t | a | 456 MB | 12 s |"  # measured, not typed
     linked = nbs.lesson_table(nbs.lesson_files(src), costs, link=lambda p: f"https://x/{p.stem}")
     assert "[Lesson b](https://x/02_b)" in linked
 
