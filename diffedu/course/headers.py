@@ -60,7 +60,7 @@ def _paragraph(lines: list[str], start: int) -> int:
 
 def _new_paragraph(old: list[str], line: str) -> list[str]:
     """The run-time paragraph with its first line generated; the author's lines after it stay."""
-    if MEASURED in old[0]:
+    if MEASURED in old[0] or old[0].strip() == RUN_TIME:  # generated, or a placeholder line
         return [line] + old[1:]
     typed = _TYPED.fullmatch(" ".join(s.strip() for s in old))
     if typed is None:

@@ -100,6 +100,8 @@ def test_redundant_notes_go_missing_lines_are_added_unknown_ones_refused():
     assert added == HEADER.format(run_time=LINE), "a missing line goes after 'What it assumes'"
     with pytest.raises(ValueError, match="neither generated nor"):
         headers.with_run_time(lesson("**Run time.** Twenty seconds or so."), COST)
+    placeholder = headers.with_run_time(lesson("**Run time.**\nMost of it is training."), COST)
+    assert first_cell(placeholder) == HEADER.format(run_time=LINE + "\nMost of it is training.")
     with pytest.raises(ValueError, match="diffedu"):
         headers.with_run_time({"cells": lesson()["cells"], "metadata": {}}, COST)
     with pytest.raises(TypeError, match="nb"):
