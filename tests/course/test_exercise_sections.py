@@ -17,7 +17,6 @@ compute the expected value from the same inputs.
 """
 
 import json
-import os
 import re
 import time
 from pathlib import Path
