@@ -115,7 +115,7 @@ def index_markdown(lessons, costs: dict, *, solutions: bool) -> str:
     version = ("Instructor version: exercise solutions are included." if solutions else
                "Student version: exercise solutions are left out; the checkers say "
                "\"not answered yet\" until you write an answer.")
-    toc = "\n".join(["notation"] + [f"lessons/{Path(p).stem}" for p in lessons] + ["api/index"])
+    toc = "\n".join(["notation"] + [f"lessons/{Path(p).stem}" for p in lessons] + ["input-checks", "api/index"])
     return f"""# diffedu: the mathematics of diffusion models
 
 A course of JupyterLab lessons with a tested library behind every formula. These pages show each
@@ -126,7 +126,8 @@ at a few slider values. To move the sliders, open the lessons in JupyterLab:
 {version}
 
 Every lesson and every module uses one [notation](notation.md). The [API reference](api/index.md)
-documents each module of the library behind the lessons.
+documents each module of the library behind the lessons, and [what it checks](input-checks.md)
+says what a bad argument gets.
 
 {lesson_table(lessons, costs)}
 
@@ -225,7 +226,8 @@ def _stage(src: Path, lessons: list[Path], *, solutions: bool) -> None:
         (src / "lessons" / p.name).write_text(json.dumps(nb, ensure_ascii=False))
     costs = lesson_costs(lessons[0].parent)
     (src / "index.md").write_text(index_markdown(lessons, costs, solutions=solutions))
-    shutil.copyfile(docs_dir() / "notation.md", src / "notation.md")
+    for page in ("notation.md", "input-checks.md"):
+        shutil.copyfile(docs_dir() / page, src / page)
     (src / "api").mkdir()
     for name, text in api_pages(core_modules()).items():
         (src / "api" / name).write_text(text)

@@ -145,6 +145,8 @@ def built_site(tmp_path_factory):
 def test_built_site_has_the_notation_page_and_an_api_page_per_core_module(built_site):
     notation = (built_site / "notation.html").read_text()
     assert "Time and the forward process" in notation and "pf_ode_velocity" in notation
+    checks = (built_site / "input-checks.html").read_text()
+    assert "What is deliberately not checked" in checks
     assert notation.count("<table") >= 4 and 'class="math' in notation
     api = {p.stem for p in (built_site / "api").glob("diffedu*.html")}
     assert api == set(CORE_AT_BUILD) and len(api) >= 5
