@@ -25,13 +25,13 @@ def check_process(process):
     return process
 
 
-def coefs(process, t, x: torch.Tensor, *, positive: bool | str = False):
+def coefs(process, t, x: torch.Tensor, *, positive: bool | str = False, name: str = "t"):
     """``alpha_t, sigma_t`` in x's dtype and device, shaped () or (B, 1) to broadcast with x.
 
     The process is checked, then :meth:`diffedu.processes.Process.coefs` does the work (t is
     checked against the process's range; ``positive=True`` also requires t > t_min).
     """
-    return check_process(process).coefs(t, x, positive=positive)
+    return check_process(process).coefs(t, x, positive=positive, name=name)
 
 
 # --- the interface every closed-form distribution shares ------------------------------------

@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import torch
 
-__all__ = ["check_batch", "as_param", "check_weights", "check_int", "check_n", "check_real", "check_positive",
-           "check_callable", "field_at", "check_choice", "check_probs", "check_generator", "resolve_device"]
+__all__ = ["check_batch", "as_param", "as_real_tensor", "as_times", "check_weights", "check_int", "check_n",
+           "check_real", "check_positive", "check_callable", "field_at", "check_choice", "check_probs",
+           "check_generator", "check_dtype", "check_device", "resolve_device"]
 
 
 def check_batch(x, dim: int | None = None, name: str = "x", *, finite: bool = True) -> torch.Tensor:
@@ -37,12 +39,38 @@ def check_batch(x, dim: int | None = None, name: str = "x", *, finite: bool = Tr
     return x
 
 
-def as_param(value, name: str, shape: tuple | None = None) -> torch.Tensor:
-    """A float64 CPU copy of a parameter, checked for shape and NaN/inf."""
+def as_real_tensor(value, name: str, what: str = "array-like of numbers") -> torch.Tensor:
+    """A float64 CPU tensor of the real numbers in ``value`` (a tensor, a NumPy array, a number or
+    a nested sequence). ``TypeError`` for strings, complex or bool values and ragged sequences:
+    casting them would drop the imaginary part or turn True into 1.0 without a word."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype.is_complex or value.dtype == torch.bool:
+            raise TypeError(f"{name} must be {what}, real and not bool; got a {value.dtype} tensor")
+        return value.detach().to("cpu", torch.float64)
     try:
-        t = torch.as_tensor(value, dtype=torch.float64).detach().clone().cpu()
+        a = np.asarray(value)
     except (TypeError, ValueError, RuntimeError) as e:
-        raise TypeError(f"{name} must be array-like of numbers; got {type(value).__name__}") from e
+        raise TypeError(f"{name} must be {what}; got {type(value).__name__}") from e
+    if a.dtype.kind in "cb":
+        raise TypeError(f"{name} must be {what}, real and not bool; got {type(value).__name__} of {a.dtype}")
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be {what}; got {type(value).__name__}")
+    return torch.as_tensor(a.astype(np.float64))
+
+
+def as_times(ts, name: str = "ts") -> torch.Tensor:
+    """Times as a 1-D float64 CPU tensor (T,), T >= 1, from a tensor or a sequence of real numbers
+    (one number becomes (1,)); the caller checks them against its process."""
+    t = as_real_tensor(ts, name, "a 1-D tensor or sequence of times")
+    t = t.reshape(1) if t.dim() == 0 else t
+    if t.dim() != 1 or t.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of times; got shape {tuple(t.shape)}")
+    return t
+
+
+def as_param(value, name: str, shape: tuple | None = None) -> torch.Tensor:
+    """A float64 CPU copy of a parameter, checked for type, shape and NaN/inf."""
+    t = as_real_tensor(value, name).clone()
     if shape is not None:
         if len(shape) != t.dim() or any(s is not None and s != d for s, d in zip(shape, t.shape)):
             want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
@@ -127,11 +155,8 @@ def check_probs(probs, name: str = "probs") -> torch.Tensor:
     """Probabilities along the last dimension: finite, non-negative, summing to 1 (to 1e-6).
 
     Array-likes become float64 tensors; integer tensors are cast to float64."""
-    if not isinstance(probs, torch.Tensor):
-        try:
-            probs = torch.as_tensor(probs, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError) as e:
-            raise TypeError(f"{name} must be array-like of probabilities; got {type(probs).__name__}") from e
+    if not isinstance(probs, torch.Tensor) or probs.dtype.is_complex or probs.dtype == torch.bool:
+        probs = as_real_tensor(probs, name, "array-like of probabilities")
     if not probs.is_floating_point():
         probs = probs.to(torch.float64)
     if probs.dim() < 1 or probs.shape[-1] < 1:
@@ -157,13 +182,30 @@ def check_generator(generator, device) -> None:
                          f"pass torch.Generator(device='{device.type}')")
 
 
+def check_dtype(dtype, name: str = "dtype") -> torch.dtype:
+    """A floating ``torch.dtype`` (not a string, a NumPy type or an integer dtype)."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or dtype.is_complex:
+        raise TypeError(f"{name} must be a floating dtype (a torch.dtype such as torch.float64); got {dtype!r}")
+    return dtype
+
+
+def check_device(device, name: str = "device") -> torch.device:
+    """A ``torch.device``, or a string or index naming one (``"cpu"``, ``"cuda:0"``)."""
+    if isinstance(device, torch.device):
+        return device
+    if isinstance(device, bool) or not isinstance(device, (str, int)):
+        raise TypeError(f"{name} must be a torch.device or a string such as 'cpu'; got {type(device).__name__} {device!r}")
+    try:
+        return torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"{name} must name a device such as 'cpu' or 'cuda:0'; got {device!r}") from e
+
+
 def resolve_device(generator, device, dtype):
     """Device and dtype for new samples; the generator must live on that device."""
     if device is None and isinstance(generator, torch.Generator):
         device = generator.device
-    device = torch.device("cpu" if device is None else device)
+    device = check_device("cpu" if device is None else device)
     check_generator(generator, device)
-    dtype = torch.get_default_dtype() if dtype is None else dtype
-    if not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating dtype; got {dtype}")
+    dtype = torch.get_default_dtype() if dtype is None else check_dtype(dtype)
     return device, dtype

@@ -22,8 +22,8 @@ import math
 
 import torch
 
-from ._core import (Distribution, as_param, check_batch, check_int, check_n, check_process, check_real,
-                    coefs, resolve_device)
+from ._core import (Distribution, as_param, as_real_tensor, as_times, check_batch, check_int, check_n,
+                    check_process, check_real, coefs, resolve_device)
 
 __all__ = ["Gaussian", "fit_gaussian", "rotated_2d", "decision_time", "cov_ellipse"]
 
@@ -39,6 +39,13 @@ def _eigh_psd(cov: torch.Tensor, name: str):
     if (ev < -tol).any():
         raise ValueError(f"{name} must be positive semi-definite; got eigenvalue {float(ev.min()):.3g}")
     return U, ev.clamp_min(0)
+
+
+def _check_mean(mean, name="mean"):
+    mean = as_param(mean, name, (None,))
+    if mean.numel() == 0:
+        raise ValueError(f"{name} must have at least one entry (the dimension D >= 1); got shape (0,)")
+    return mean
 
 
 class _Components:
@@ -137,7 +144,7 @@ class Gaussian(Distribution):
     """
 
     def __init__(self, mean, cov):
-        mean = as_param(mean, "mean", (None,))
+        mean = _check_mean(mean)
         D = mean.shape[0]
         cov = as_param(cov, "cov")
         if cov.shape == (D,):
@@ -160,10 +167,9 @@ class Gaussian(Distribution):
 
         ``noise = 0`` gives a degenerate Gaussian on an r-dimensional affine subspace; its
         density and denoiser are then defined only for t > 0."""
-        mean = as_param(mean, "mean", (None,))
+        mean = _check_mean(mean)
         F = as_param(factor, "factor", (mean.shape[0], None))
-        if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
-            raise ValueError(f"noise must be a non-negative variance; got {noise!r}")
+        noise = check_real(noise, "noise", minimum=0.0)
         U, S, _ = torch.linalg.svd(F, full_matrices=False)
         self = cls.__new__(cls)
         self._init(mean, U, S**2 + noise, torch.as_tensor(float(noise), dtype=torch.float64))
@@ -231,8 +237,8 @@ class Gaussian(Distribution):
         ``t_from``/``t_to`` are floats, 0-d or (B,) tensors. x: (B, D) -> (B, D).
         """
         x = check_batch(x, self.dim)
-        a0, s0 = coefs(process, t_from, x)
-        a1, s1 = coefs(process, t_to, x)
+        a0, s0 = coefs(process, t_from, x, positive=self._c.singular, name="t_from")
+        a1, s1 = coefs(process, t_to, x, name="t_to")
         mean, U, ev, iso = (p[0] for p in self._c.params(x))
         y = x - a0 * mean
         z = y @ U
@@ -250,9 +256,8 @@ class Gaussian(Distribution):
         Returns (N+1, B, D), a trajectory in the samplers' layout, computed without time
         stepping (each point is the exact map, :meth:`flow`).
         """
-        ts = torch.as_tensor(ts, dtype=torch.float64).reshape(-1)
-        if ts.numel() < 1:
-            raise ValueError("ts must hold at least one time")
+        ts = as_times(ts)
+        check_process(process).check_t(ts, "ts")
         t0 = float(ts[0])
         return torch.stack([self.flow(x, t0, float(t), process) for t in ts])
 
@@ -265,7 +270,7 @@ class Gaussian(Distribution):
         ``(sigma_t / alpha_t)^2 = lambda_k``. High-variance modes carry signal up to larger
         noise (lesson 02). Eigenvalues in :attr:`eigvals` order.
         """
-        a, s = coefs(process, t, self.mean[None])
+        a, s = coefs(process, t, self.mean[None], positive=self._c.singular)
         ev = self.eigvals
         return a**2 * ev / (a**2 * ev + s**2)
 
@@ -279,6 +284,7 @@ class Gaussian(Distribution):
         invertible (t > 0 when Sigma is singular).
         """
         t = check_real(t, "t")
+        coefs(process, t, self.mean[None], positive=self._c.singular)
         C = self.marginal_cov(t, process)
         return self.dim * process.f(t) + 0.5 * process.g2(t) * torch.linalg.inv(C).trace()
 
@@ -294,7 +300,9 @@ def decision_time(eigval, process) -> torch.Tensor:
     time lies beyond ``t_max`` (or is NaN where ``t_of_lam`` has no root).
     """
     check_process(process)
-    ev = torch.as_tensor(eigval, dtype=torch.float64)
+    if isinstance(eigval, bool):
+        raise TypeError("eigval must be a positive number or a tensor of them; got bool")
+    ev = as_real_tensor(eigval, "eigval", "a positive number or a tensor of them")
     if not torch.isfinite(ev).all() or (ev <= 0).any():
         raise ValueError(f"eigval must be positive and finite; got {eigval!r}")
     return process.t_of_lam(-0.5 * torch.log(ev))
@@ -321,9 +329,7 @@ def cov_ellipse(cov, mean=(0.0, 0.0), *, n_std: float = 2.0, n: int = 121) -> to
     semi-definite (a singular C gives a segment); mean: (2,). Lesson 11 draws the final
     covariances of rotated flows with it.
     """
-    C = torch.as_tensor(cov, dtype=torch.float64)
-    if C.shape != (2, 2):
-        raise ValueError(f"cov must have shape (2, 2); got {tuple(C.shape)}")
+    C = as_param(cov, "cov", (2, 2))
     n_std = check_real(n_std, "n_std", minimum=0.0)
     n = check_int(n, "n", minimum=3)
     U, ev = _eigh_psd(C, "cov")
@@ -342,12 +348,11 @@ def fit_gaussian(data, *, shrinkage: float = 0.0) -> Gaussian:
     fine: the Gaussian's denoiser and flow are defined for t > 0.
     """
     if not isinstance(data, torch.Tensor):
-        data = torch.as_tensor(data, dtype=torch.float64)
+        data = as_real_tensor(data, "data", "a (M, D) tensor or array of numbers")
     X = check_batch(data, name="data").detach().to("cpu", torch.float64)
     if X.shape[0] < 2:
         raise ValueError(f"data must have at least 2 rows to fit a covariance; got {X.shape[0]}")
-    if not 0 <= shrinkage <= 1:
-        raise ValueError(f"shrinkage must lie in [0, 1]; got {shrinkage!r}")
+    shrinkage = check_real(shrinkage, "shrinkage", minimum=0.0, maximum=1.0)
     C = torch.cov(X.T).reshape(X.shape[1], X.shape[1])
     if shrinkage:
         C = (1 - shrinkage) * C + shrinkage * (torch.trace(C) / X.shape[1]) * torch.eye(X.shape[1], dtype=C.dtype)

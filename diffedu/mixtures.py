@@ -19,8 +19,8 @@ import math
 
 import torch
 
-from ._core import (Distribution, as_param, check_batch, check_n, check_weights, coefs,
-                    resolve_device)
+from ._core import (Distribution, as_param, check_batch, check_choice, check_int, check_n, check_real,
+                    check_weights, coefs, resolve_device)
 from .gaussian import _Components, _eigh_psd
 
 __all__ = ["GaussianMixture", "LowRankMixture", "Empirical"]
@@ -143,7 +143,9 @@ class GaussianMixture(_ComponentMixture):
         dims: a sequence of distinct coordinate indices. Its marginals p_t under any process
         are the marginals of p_t, since the noise is independent across coordinates.
         """
-        idx = [int(d) for d in dims]
+        if isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__"):
+            raise TypeError(f"dims must be a sequence of coordinate indices; got {type(dims).__name__} {dims!r}")
+        idx = [check_int(d, "dims (each a coordinate index)") for d in dims]
         if not idx or len(set(idx)) != len(idx) or any(not 0 <= d < self.dim for d in idx):
             raise ValueError(f"dims must be distinct coordinates in 0..{self.dim - 1}; got {list(dims)!r}")
         C = self.covs[:, idx][:, :, idx]
@@ -178,8 +180,7 @@ class LowRankMixture(_ComponentMixture):
         if (sc <= 0).any():
             raise ValueError("scales must be positive")
         mu = torch.zeros(K, D, dtype=torch.float64) if means is None else as_param(means, "means", (K, D))
-        if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
-            raise ValueError(f"noise must be a non-negative variance; got {noise!r}")
+        noise = check_real(noise, "noise", minimum=0.0)
         self.bases = U
         self.noise = float(noise)
         # noise only in the orthogonal complement (the e_perp above): eigenvalues scales^2 along U_k
@@ -234,12 +235,8 @@ class Empirical(Distribution):
             raise ValueError("points must be finite (no NaN or inf)")
         self.points = X
         self.M, self.dim = X.shape
-        if isinstance(chunk_elems, bool) or not isinstance(chunk_elems, int) or chunk_elems < 1:
-            raise ValueError(f"chunk_elems must be a positive integer; got {chunk_elems!r}")
-        self.chunk_elems = chunk_elems
-        if matmul_precision not in ("highest", "high", "medium"):
-            raise ValueError(f"matmul_precision must be 'highest', 'high' or 'medium'; got {matmul_precision!r}")
-        self.matmul_precision = matmul_precision
+        self.chunk_elems = check_int(chunk_elems, "chunk_elems", minimum=1)
+        self.matmul_precision = check_choice(matmul_precision, "matmul_precision", ("highest", "high", "medium"))
         self._cache: dict = {}
 
     def __repr__(self):

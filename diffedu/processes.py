@@ -33,11 +33,21 @@ __all__ = ["Process", "VP", "VPCosine", "VE", "EDM", "Linear", "time_grid", "SIG
 SIGMA_RATIO_MIN = 0.002
 
 
-def _tensor(v) -> torch.Tensor:
-    """Values (half log-SNRs) as a floating tensor (Python numbers become float64)."""
+def _tensor(v, name: str = "lam") -> torch.Tensor:
+    """Half log-SNRs as a floating tensor (Python numbers become float64): ``TypeError`` unless a
+    real number or a real tensor, ``ValueError`` for NaN (+-inf are the ends t = 0 and t = inf).
+    CUDA tensors are not checked for NaN (that would synchronise with the host)."""
     if isinstance(v, torch.Tensor):
-        return v if v.is_floating_point() else v.to(torch.float64)
-    return torch.as_tensor(v, dtype=torch.float64)
+        if v.dtype.is_complex or v.dtype == torch.bool:
+            raise TypeError(f"{name} must hold real numbers; got a {v.dtype} tensor")
+        t = v if v.is_floating_point() else v.to(torch.float64)
+    elif isinstance(v, numbers.Real) and not isinstance(v, bool):
+        t = torch.as_tensor(float(v), dtype=torch.float64)
+    else:
+        raise TypeError(f"{name} must be a real number or a tensor; got {type(v).__name__} {v!r}")
+    if t.device.type == "cpu" and bool(torch.isnan(t.detach()).any()):
+        raise ValueError(f"{name} must not be NaN; got {v!r}")
+    return t
 
 
 @dataclass(frozen=True)
@@ -118,25 +128,30 @@ class Process:
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         return a * x0 + s * eps, eps
 
-    def coefs(self, t, x: torch.Tensor, *, positive: bool | str = False):
+    def coefs(self, t, x: torch.Tensor, *, positive: bool | str = False, name: str = "t"):
         """``alpha_t, sigma_t`` in x's dtype and device, shaped () or (B, 1) to broadcast with x.
 
         ``t`` may be a float, a 0-d tensor or a (B,) tensor; it is checked against the range
         (and, with ``positive``, required to be > t_min: ``True`` for distributions whose
-        marginal is singular at t = 0, or a string saying why, which the error repeats). The
-        coefficients are computed in float64 and then cast.
+        marginal is singular at t = 0, or a string saying why, which the error repeats). x must
+        be a floating tensor (its values are not read). The coefficients are computed in float64
+        and then cast. ``name``: what the errors call t.
         """
-        self.check_t(t)
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            got = f"a {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise TypeError(f"x must be a floating torch.Tensor (the coefficients take its dtype); got {got}")
+        self.check_t(t, name)
         if positive and not (isinstance(t, torch.Tensor) and t.device.type != "cpu"):
             lo = float(t.detach().min()) if isinstance(t, torch.Tensor) and t.numel() else float(t)
             if lo <= self.t_min:
                 why = positive if isinstance(positive, str) else "p_0 has no density (its marginal is singular at t = 0)"
-                raise ValueError(f"t must be > {self.t_min} here: {why}; got t = {lo}. A sampler stops at "
+                raise ValueError(f"{name} must be > {self.t_min} here: {why}; got {name} = {lo}. A sampler stops at "
                                  f"process.t_eps = {self.t_eps:.3g} and jumps to t = 0 with the denoiser")
         if isinstance(t, torch.Tensor):
-            if t.dim() > 1 or (t.dim() == 1 and t.shape[0] != x.shape[0]):
+            if t.dim() > 1 or (t.dim() == 1 and (x.dim() == 0 or t.shape[0] != x.shape[0])):
+                B = x.shape[0] if x.dim() else "B"
                 raise ValueError(
-                    f"t must be a float, a 0-d tensor or a ({x.shape[0]},) tensor; got shape {tuple(t.shape)}"
+                    f"{name} must be a float, a 0-d tensor or a ({B},) tensor; got shape {tuple(t.shape)}"
                 )
             tt = t.to(device=x.device, dtype=torch.float64)  # keeps the graph for d/dt by autograd
         else:

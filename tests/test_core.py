@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from diffedu import EDM, VE, VP, Gaussian, Linear, VPCosine
-from diffedu._core import (Bound, Distribution, as_param, check_batch, check_callable, check_choice,
+from diffedu._core import (Bound, Distribution, as_param, check_batch, check_callable, check_choice, check_probs,
                            check_int, check_n, check_positive, check_process, check_real, check_weights,
                            coefs, field_at, resolve_device)
 
@@ -271,3 +271,36 @@ def test_sample_marginal_and_bind():
         d.sample_marginal(3, 0.5, p, generator=torch.Generator(), device="cuda")
     with pytest.raises(NotImplementedError):
         Distribution().sample(3)
+
+
+# --- issue 21: found by tests/test_properties.py ---------------------------------------------------
+def test_as_param_refuses_complex_bool_and_strings():
+    """Complex parameters lost their imaginary part and bools became 0/1 without a word."""
+    for bad, got in ((np.array([1.0 + 1j]), "complex128"), (torch.tensor([1j]), "complex64"),
+                     (torch.tensor([True, False]), "bool"), ([True, False], "bool")):
+        with pytest.raises(TypeError, match=f"mean must be array-like of numbers, real and not bool; got .*{got}"):
+            as_param(bad, "mean")
+    with pytest.raises(TypeError, match="probs must be array-like of probabilities, real and not bool"):
+        check_probs(np.array([0.5 + 0j, 0.5]))
+
+
+def test_resolve_device_checks_dtype_and_device():
+    """A string dtype raised AttributeError ('str' has no is_floating_point); a misspelt device a RuntimeError."""
+    with pytest.raises(TypeError, match="dtype must be a floating dtype .*; got 'float32'"):
+        resolve_device(None, None, "float32")
+    with pytest.raises(TypeError, match="dtype must be a floating dtype"):
+        resolve_device(None, None, np.float32)
+    with pytest.raises(ValueError, match="device must name a device such as 'cpu'.*got 'cpux'"):
+        resolve_device(None, "cpux", None)
+    with pytest.raises(TypeError, match="device must be a torch.device or a string"):
+        resolve_device(None, 1.5, None)
+
+
+def test_coefs_checks_x_type_and_names_its_time():
+    """coefs read x.device of a list (AttributeError) and cast alpha to an integer x's dtype (0)."""
+    with pytest.raises(TypeError, match="x must be a floating torch.Tensor.*got list"):
+        coefs(VP(), 0.5, [[1.0]])
+    with pytest.raises(TypeError, match="x must be a floating torch.Tensor.*torch.int64"):
+        coefs(VP(), 0.5, torch.ones(2, 1, dtype=torch.int64))
+    with pytest.raises(TypeError, match="t_from must be a real number"):
+        coefs(VP(), "0.5", torch.ones(2, 1), name="t_from")

@@ -11,7 +11,8 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from diffedu import EDM, VE, VP, Gaussian, Linear, VPCosine, time_grid
+from diffedu import EDM, VE, VP, Gaussian, Linear, VPCosine, fit_gaussian, time_grid
+from diffedu.gaussian import cov_ellipse, decision_time
 from diffedu._core import coefs
 
 F64 = torch.float64
@@ -483,3 +484,46 @@ def test_cov_ellipse_lies_on_the_mahalanobis_level_and_encloses_its_area():
         cov_ellipse(torch.eye(3))
     with pytest.raises(ValueError, match="cov must be positive semi-definite"):
         cov_ellipse(torch.diag(torch.tensor([1.0, -1.0])))
+
+
+# --- issue 21: found by tests/test_properties.py ---------------------------------------------------
+def test_parameters_refuse_wrong_types():
+    with pytest.raises(ValueError, match="mean must have at least one entry"):
+        Gaussian([], [])
+    with pytest.raises(TypeError, match="mean must be array-like of numbers, real and not bool"):
+        Gaussian(np.array([1j, 0.0]), np.eye(2))
+    for bad in (True, "0.5"):
+        with pytest.raises(TypeError, match="noise must be a real number"):
+            Gaussian.low_rank(torch.zeros(2), torch.ones(2, 1), noise=bad)
+    with pytest.raises(TypeError, match="shrinkage must be a real number"):
+        fit_gaussian(torch.randn(5, 2, dtype=torch.float64), shrinkage="0.5")
+    with pytest.raises(TypeError, match="data must be a .* real and not bool"):
+        fit_gaussian(np.ones((5, 2)) * 1j)
+    with pytest.raises(TypeError, match="eigval must be a positive number"):
+        decision_time("1.0", VP())
+    with pytest.raises(TypeError, match="eigval must be a positive number"):
+        decision_time(True, VP())
+    with pytest.raises(ValueError, match="cov must be finite"):  # was a RuntimeError from allclose
+        cov_ellipse(torch.tensor([[1.0, math.nan], [math.nan, 1.0]]))
+
+
+def test_times_are_named_and_singular_gaussians_refuse_t_zero():
+    g = Gaussian(torch.zeros(2), torch.eye(2))
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    with pytest.raises(TypeError, match="t_from must be a real number"):
+        g.flow(x, "0.5", 0.1, VP())
+    with pytest.raises(TypeError, match="t_to must be a real number"):
+        g.flow(x, 0.5, "0.1", VP())
+    with pytest.raises(TypeError, match="ts must be a 1-D tensor or sequence of times; got str"):
+        g.flow_path(x, "abc", VP())
+    with pytest.raises(ValueError, match="ts must lie in"):
+        g.flow_path(x, [0.5, math.nan], VP())
+    # a degenerate Gaussian: these divided by v_k(0) = 0 and returned NaN or inf
+    flat = Gaussian.low_rank(torch.zeros(2), torch.tensor([[1.0], [0.0]]))
+    with pytest.raises(ValueError, match="t_from must be > 0.0 here"):
+        flat.flow(x, 0.0, 0.5, VP())
+    assert torch.isfinite(flat.flow(x, 0.5, 0.0, VP())).all()  # to t = 0: onto the subspace
+    with pytest.raises(ValueError, match="t must be > 0.0 here"):
+        flat.signal_fraction(0.0, VP())
+    with pytest.raises(ValueError, match="t must be > 0.0 here"):
+        flat.pf_ode_divergence(0.0, VP())

@@ -469,3 +469,19 @@ def test_every_distribution_has_mean_and_cov_properties():
     for d in (E, lr, Gaussian([0.0, 1.0], [1.0, 2.0]), GaussianMixture([1.0], [[0.0]], [[2.0]])):
         assert isinstance(d.mean, torch.Tensor) and isinstance(d.cov, torch.Tensor)
         assert d.mean.shape == (d.dim,) and d.cov.shape == (d.dim, d.dim)
+
+
+# --- issue 21: found by tests/test_properties.py ---------------------------------------------------
+def test_marginal_dims_and_sample_arguments_are_checked():
+    mix = GaussianMixture([0.5, 0.5], [[0.0, 1.0], [1.0, 0.0]], [[1.0, 1.0], [1.0, 1.0]])
+    for bad in (["0"], [0.5], [True]):  # int("0") and int(0.5) were accepted
+        with pytest.raises(TypeError, match="dims"):
+            mix.marginal(bad)
+    with pytest.raises(TypeError, match="dims must be a sequence of coordinate indices; got int"):
+        mix.marginal(0)
+    with pytest.raises(TypeError, match="weights must be array-like of numbers, real and not bool"):
+        GaussianMixture(torch.tensor([0.5, 0.5]) + 0j, [[0.0], [1.0]], [[1.0], [1.0]])
+    with pytest.raises(TypeError, match="dtype must be a floating dtype"):
+        mix.sample(3, dtype="float32")
+    with pytest.raises(ValueError, match="device must name a device"):
+        mix.sample(3, device="cpux")

@@ -285,3 +285,18 @@ def test_processes_are_frozen_values():
     assert isinstance(p, Process)
     with pytest.raises(NotImplementedError):
         Process().alpha(0.5)
+
+
+def test_t_of_lam_checks_its_argument():
+    """Issue 21 (property tests): a numeric string gave torch's "new(): invalid data type 'str'" and NaN
+    gave a NaN time; +-inf are the two ends and stay allowed."""
+    for p in (VP(), VPCosine(), VE(), EDM(), Linear()):
+        with pytest.raises(TypeError, match="lam must be a real number or a tensor; got str"):
+            p.t_of_lam("1.0")
+        with pytest.raises(TypeError, match="lam must be a real number"):
+            p.t_of_lam(True)
+        with pytest.raises(TypeError, match="lam must hold real numbers; got a torch.complex64 tensor"):
+            p.t_of_lam(torch.tensor([1j]))
+        with pytest.raises(ValueError, match="lam must not be NaN"):
+            p.t_of_lam(torch.tensor([0.0, math.nan]))
+        assert float(p.t_of_lam(math.inf)) == pytest.approx(0.0, abs=1e-12)

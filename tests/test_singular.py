@@ -38,8 +38,11 @@ def test_empirical_copies_points_and_checks_chunks():
     before = emp.denoiser(X, 0.5, de.EDM())
     pts.mul_(10)  # the caller edits its tensor in place
     assert torch.equal(emp.denoiser(X, 0.5, de.EDM()), before)
-    for bad in (0, -3, 2.5, True):
+    for bad in (0, -3):
         with pytest.raises(ValueError, match="chunk_elems"):
+            de.Empirical(X, chunk_elems=bad)
+    for bad in (2.5, True, "8"):  # a wrong type is a TypeError (docs/input-checks.md)
+        with pytest.raises(TypeError, match="chunk_elems must be an integer"):
             de.Empirical(X, chunk_elems=bad)
     with pytest.raises(ValueError, match="matmul_precision"):
         de.Empirical(X, matmul_precision="fast")
