@@ -36,7 +36,7 @@ from ._core import Distribution, check_batch, check_callable, check_int, check_p
 from .calculus import divergence
 
 __all__ = ["esm_terms", "dsm_terms", "posterior_cov_trace", "dsm_constant", "ScoreMatchingGap",
-           "score_matching_gap"]
+           "score_matching_gap", "dsm_floor"]
 
 _WHY = "the score matching losses divide by sigma_t, which is 0 at t = 0"
 
@@ -132,3 +132,31 @@ def score_matching_gap(score, dist: Distribution, process, t, *, n: int = 4000, 
     diff = d - e
     return ScoreMatchingGap(float(d.mean()), float(e.mean()), float(diff.mean()),
                             float(diff.std() / math.sqrt(n)))
+
+
+class _Exact:
+    """A "model" whose score is the exact one (for the floor of a training loss)."""
+
+    def __init__(self, score):
+        self.score = score
+
+
+def dsm_floor(dist: Distribution, process, *, weighting: str = "eps", t_min: float | None = None,
+              n: int = 20000, generator=None, dtype=torch.float64) -> tuple[float, float]:
+    r"""The training loss of the exact score: the floor of :func:`diffedu.training.dsm_loss`.
+
+    The same loss (same weighting, same range of t, the same draws of t, x_0 and eps as a
+    training step) evaluated on the exact score of ``dist``, by Monte Carlo over n draws in
+    batches: ``E_t lambda(t) C(t)`` with t uniform on ``[t_min, t_max]``. Returns
+    ``(mean, standard error)``. A network trained with that loss stays above it, by its ESM.
+    """
+    from .training import dsm_loss
+
+    if not isinstance(dist, Distribution):
+        raise TypeError(f"dist must be a diffedu distribution with an exact score; got {type(dist).__name__}")
+    n = check_int(n, "n", minimum=20)
+    loss = dsm_loss(process, weighting=weighting, t_min=t_min)
+    model = _Exact(dist.bind(process).score)
+    vals = torch.stack([loss(model, dist.sample(n // 20, generator=generator, dtype=dtype), generator=generator)
+                        for _ in range(20)])
+    return float(vals.mean()), float(vals.std() / math.sqrt(len(vals)))

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "diffedu"
 UI_PACKAGES = {"matplotlib", "ipywidgets", "IPython"}
 SHARED_TEACH = {"diffedu.teach", "diffedu.teach.plots", "diffedu.teach.widgets", "diffedu.teach.checks",
-                "diffedu.teach.fallbacks"}
+                "diffedu.teach.fallbacks", "diffedu.teach.models"}
 
 
 def module_name(path: Path) -> str:

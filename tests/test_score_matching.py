@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from diffedu import EDM, VP, Gaussian, GaussianMixture
-from diffedu.score_matching import dsm_constant, dsm_terms, esm_terms, posterior_cov_trace, score_matching_gap
+from diffedu.score_matching import (dsm_constant, dsm_floor, dsm_terms, esm_terms, posterior_cov_trace,
+                                     score_matching_gap)
 
 F64 = torch.float64
 
@@ -94,3 +95,19 @@ def test_terms_and_bad_input():
         dsm_constant("gauss", p, 0.5)
     with pytest.raises(TypeError, match="score must be"):
         posterior_cov_trace(3, p, x0, 0.5)
+
+
+def test_the_training_floor_is_the_weighted_average_of_the_constant():
+    """dsm_floor (the loss of the exact score, drawn as training draws it) equals the average of
+    lambda(t) C(t) over t uniform on the training range, computed by quadrature of dsm_constant."""
+    import numpy as np
+
+    p = VP()
+    g = Gaussian([0.3, -0.2], [1.0, 0.25])
+    floor, se = dsm_floor(g, p, weighting="eps", n=40000, generator=gen(5))
+    t_lo = float(p.t_of_lam(math.log(100.0)))  # the training range starts where sigma/alpha = 0.01
+    nodes, w = np.polynomial.legendre.leggauss(24)
+    ts = t_lo + (p.t_max - t_lo) * (nodes + 1) / 2
+    vals = [float(p.sigma(float(t))) ** 2 * dsm_constant(g, p, float(t), n=3000, generator=gen(6))[0] for t in ts]
+    quad = float(np.dot(w, vals)) / 2
+    assert abs(floor - quad) < 4 * se + 0.01 * quad, (floor, quad, se)
