@@ -38,9 +38,9 @@ __all__ = ["representative_values", "fallback_frames", "fallback_html", "registe
 
 FALLBACK_CLASS = "diffedu-fallback"
 ENV = "DIFFEDU_STATIC_FALLBACKS"
-#: The widest a frame is drawn and shown, in pixels: the course site's text column (the alabaster
-#: theme with ``page_width`` 1100 px, less its 220-px sidebar and 2 x 30 px padding, is 820 px).
-MAX_WIDTH_PX = 800
+#: The widest a frame is drawn and shown, in pixels: the room a preview grid has on the course
+#: site (alabaster with ``page_width`` 1100 px: 792 px inside a lesson's output, measured in chromium).
+MAX_WIDTH_PX = 780
 
 
 def enabled(environ=None) -> bool:
@@ -141,7 +141,7 @@ def _frame(fig, max_width: int = MAX_WIDTH_PX):
     natural = _png_width(png)
     if natural <= max_width:
         return float(fig.dpi), png
-    dpi = fig.dpi * max_width / natural
+    dpi = fig.dpi * (max_width - 1) / natural  # the pixel less keeps a rounded-up width within max_width
     return dpi, _render(fig, dpi)
 
 

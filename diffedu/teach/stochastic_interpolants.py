@@ -46,7 +46,7 @@ def plot_interpolant_paths(eps: float, a: float, *, rho0, rho1, n_paths: int = 1
     g = torch.Generator().manual_seed(seed)
     x1 = rho1.sample(n_hist, generator=g, dtype=_F64)
     traj = di.sde_trajectory(bridge, x1, torch.linspace(1, 0, steps + 1, dtype=_F64), eps, generator=g)
-    axs = plots._axs(axs, 2, (10, 3.8))
+    axs = plots._axs(axs, 2, (9.2, 3.6))
     u = torch.linspace(*lim, 120, dtype=_F64)
     X, Y = torch.meshgrid(u, u, indexing="xy")
     dens = bridge.log_prob(torch.stack([X.reshape(-1), Y.reshape(-1)], 1), 0.5).exp().reshape(X.shape)
@@ -67,7 +67,7 @@ def plot_interpolant_paths(eps: float, a: float, *, rho0, rho1, n_paths: int = 1
 
 
 def _draw_paths(eps, a, *, rho0, rho1):
-    axs = plots.new_axes(2, figsize=(10, 3.8))
+    axs = plots.new_axes(2, figsize=(9.2, 3.6))
     return plot_interpolant_paths(eps, a, rho0=rho0, rho1=rho1, axs=axs)[0].figure
 
 

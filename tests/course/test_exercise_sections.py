@@ -27,8 +27,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 LESSONS = sorted((REPO / "lessons").glob("[0-9][0-9]_*.ipynb"))
 TAG = "exercise-setup"
-HEADING = re.compile(r"^## Exercises[ \t]*$", re.M)
-SECTION = re.compile(r"^## (\d+)\.", re.M)
+HEADING = re.compile(r"^## Exercises[ \t]*$", re.MULTILINE)
+SECTION = re.compile(r"^## (\d+)\.", re.MULTILINE)
 ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"]
 
 

@@ -242,6 +242,10 @@ def test_pages_render_offline_in_chromium(served):
                     merror: document.querySelectorAll('mjx-merror').length,
                     grids: document.querySelectorAll('.diffedu-fallback').length,
                     grid_imgs: document.querySelectorAll('.diffedu-fallback img').length,
+                    // a preview frame is drawn readable at its natural size (teach.fallbacks.MAX_WIDTH_PX)
+                    shrunk: Array.from(document.querySelectorAll('.diffedu-fallback img'))
+                                 .filter(i => i.getBoundingClientRect().width < i.naturalWidth - 1)
+                                 .map(i => [i.alt, i.naturalWidth, Math.round(i.getBoundingClientRect().width)]),
                     broken: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))
                                  .map(i => i.alt || i.src.slice(0, 60)),
                     missing: document.querySelectorAll('.diffedu-missing-fallback').length,
@@ -256,6 +260,7 @@ def test_pages_render_offline_in_chromium(served):
                     assert r["merror"] == 0, (rel, r)
                     assert r["grids"] == n_widgets and r["missing"] == 0, (rel, r)
                     assert r["grid_imgs"] >= 2 * n_widgets, (rel, r)
+                    assert r["shrunk"] == [], f"{rel}: preview frames shown below their natural size: {r['shrunk']}"
                 assert report[rel]["broken"] == [], (rel, report[rel])
         finally:
             browser.close()
