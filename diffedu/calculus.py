@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ._core import check_batch, check_generator
+from ._core import as_param, check_batch, check_callable, check_choice, check_generator, check_int
 
 __all__ = ["jacobian", "divergence", "laplacian", "hutchinson_probes", "hutchinson_variance"]
 
@@ -38,6 +38,7 @@ def jacobian(f, x, *, create_graph: bool = False):
 
     f: field (B, D) -> (B, D); x: (B, D). D backward passes, one per output coordinate.
     """
+    check_callable(f, "f", "a field f(x) (B, D) -> (B, D)")
     with torch.enable_grad():
         xl = _leaf(x)
         y = _out(f(xl), xl)
@@ -46,13 +47,29 @@ def jacobian(f, x, *, create_graph: bool = False):
     return torch.stack(rows, 1)
 
 
+def _check_probes(probes, x):
+    """Given probes: a finite floating (P, B, D) tensor matching x (B, D)."""
+    if not isinstance(probes, torch.Tensor) or not probes.is_floating_point():
+        got = f"a {probes.dtype} tensor" if isinstance(probes, torch.Tensor) else type(probes).__name__
+        raise TypeError(f"probes must be a floating torch.Tensor (P, B, D) or None; got {got}")
+    if probes.dim() != 3 or probes.shape[0] < 1 or probes.shape[1:] != x.shape:
+        raise ValueError(f"probes must have shape (P, {x.shape[0]}, {x.shape[1]}); got {tuple(probes.shape)}")
+    if probes.device.type == "cpu" and not bool(torch.isfinite(probes).all()):
+        raise ValueError("probes must be finite (no NaN or inf)")
+    return probes
+
+
 def hutchinson_probes(shape, like: torch.Tensor, *, n_probes: int = 1, probe: str = "rademacher",
                       generator=None):
     """``n_probes`` probe tensors ``(n_probes, *shape)`` with ``E[z z^T] = I`` in like's dtype/device."""
-    if probe not in _PROBES:
-        raise ValueError(f"probe must be one of {_PROBES}; got {probe!r}")
-    if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
-        raise ValueError(f"n_probes must be a positive integer; got {n_probes!r}")
+    check_choice(probe, "probe", _PROBES)
+    n_probes = check_int(n_probes, "n_probes", minimum=1)
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list, torch.Size)):
+        raise TypeError(f"shape must be a tuple of sizes; got {type(shape).__name__} {shape!r}")
+    shape = tuple(check_int(s, "shape (each size)") for s in shape)
+    if not isinstance(like, torch.Tensor) or not like.is_floating_point():
+        got = f"a {like.dtype} tensor" if isinstance(like, torch.Tensor) else type(like).__name__
+        raise TypeError(f"like must be a floating torch.Tensor (the probes take its dtype and device); got {got}")
     check_generator(generator, like.device)
     z = torch.randn((n_probes, *shape), generator=generator, dtype=like.dtype, device=like.device)
     return z.sign() if probe == "rademacher" else z
@@ -69,9 +86,8 @@ def hutchinson_variance(A, probe: str = "rademacher") -> torch.Tensor:
     since ``z_i^2 = 1`` removes the diagonal's noise (Hutchinson 1989). A: (D, D). Averaging P
     probes divides it by P. Lesson 04.
     """
-    if probe not in _PROBES:
-        raise ValueError(f"probe must be one of {_PROBES}; got {probe!r}")
-    A = torch.as_tensor(A, dtype=torch.float64)
+    check_choice(probe, "probe", _PROBES)
+    A = as_param(A, "A")
     if A.dim() != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"A must be a square matrix (D, D); got shape {tuple(A.shape)}")
     S = 0.5 * (A + A.T)
@@ -90,8 +106,10 @@ def divergence(f, x, *, method: str = "exact", n_probes: int = 1, probe: str = "
     probes drawn with ``generator`` (or given as ``probes``, (P, B, D)), one vector-Jacobian
     product each.
     """
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}; got {method!r}")
+    check_callable(f, "f", "a field f(x) (B, D) -> (B, D)")
+    check_choice(method, "method", _METHODS)
+    if method == "hutchinson" and probes is not None:
+        probes = _check_probes(probes, check_batch(x))
     with torch.enable_grad():
         xl = _leaf(x)
         y = _out(f(xl), xl)
@@ -103,8 +121,6 @@ def divergence(f, x, *, method: str = "exact", n_probes: int = 1, probe: str = "
             return out
         if probes is None:
             probes = hutchinson_probes(x.shape, xl, n_probes=n_probes, probe=probe, generator=generator)
-        elif probes.dim() != 3 or probes.shape[1:] != x.shape:
-            raise ValueError(f"probes must have shape (P, {x.shape[0]}, {x.shape[1]}); got {tuple(probes.shape)}")
         out = torch.zeros(x.shape[0], dtype=y.dtype, device=y.device)
         for z in probes:
             vjp = torch.autograd.grad((y * z).sum(), xl, retain_graph=True, create_graph=create_graph)[0]
@@ -119,6 +135,8 @@ def laplacian(f, x, *, method: str = "exact", n_probes: int = 1, probe: str = "r
     The gradient is taken with ``create_graph=True`` and its divergence by :func:`divergence`
     (exact or Hutchinson).
     """
+    check_callable(f, "f", "a scalar field f(x) (B, D) -> (B,)")
+
     def grad_f(xx):
         val = f(xx)
         if not isinstance(val, torch.Tensor) or val.shape != xx.shape[:1]:

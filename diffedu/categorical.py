@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from ._core import check_generator, check_int, check_probs, check_real
+from ._core import as_real_tensor, check_generator, check_int, check_probs, check_real
 
 __all__ = ["sample_categorical", "gumbel_max_probs", "masked_step_law", "entropy", "total_variation", "zipf"]
 
@@ -154,10 +154,19 @@ def gumbel_max_probs(probs, bits: int) -> torch.Tensor:
     return _gumbel_full(p, bits) if bits <= 20 else _gumbel_split(p, bits)
 
 
+def _probs_along(p, dim, name):
+    """p as float64 probabilities along ``dim`` (checked by :func:`check_probs`), moved last."""
+    p = p.to(_F64) if isinstance(p, torch.Tensor) and p.is_floating_point() else as_real_tensor(p, name, "array-like of probabilities")
+    dim = check_int(dim, "dim", minimum=None)
+    if not -max(p.dim(), 1) <= dim < max(p.dim(), 1):
+        raise ValueError(f"dim must be an axis of {name} (shape {tuple(p.shape)}); got {dim}")
+    return check_probs(p.movedim(dim, -1) if p.dim() else p, name)
+
+
 def entropy(p, dim: int = -1) -> torch.Tensor:
-    """Shannon entropy in nats, ``-sum p log p`` (0 log 0 = 0)."""
-    p = torch.as_tensor(p, dtype=_F64)
-    return -(torch.where(p > 0, p * torch.log(p), torch.zeros_like(p))).sum(dim)
+    """Shannon entropy in nats, ``-sum p log p`` (0 log 0 = 0). p: probabilities along ``dim``."""
+    p = _probs_along(p, dim, "p")
+    return -(torch.where(p > 0, p * torch.log(p), torch.zeros_like(p))).sum(-1)
 
 
 def total_variation(p, q, dim: int = -1) -> torch.Tensor:
@@ -167,10 +176,10 @@ def total_variation(p, q, dim: int = -1) -> torch.Tensor:
     (broadcast against each other); returns (...) float64. Lesson 08 measures the step-wise
     sampler's law against the data with it.
     """
-    p, q = torch.as_tensor(p, dtype=_F64), torch.as_tensor(q, dtype=_F64)
-    if p.shape[dim] != q.shape[dim]:
-        raise ValueError(f"p and q must have the same number of outcomes; got {p.shape[dim]} and {q.shape[dim]}")
-    return 0.5 * (p - q).abs().sum(dim)
+    p, q = _probs_along(p, dim, "p"), _probs_along(q, dim, "q")
+    if p.shape[-1] != q.shape[-1]:
+        raise ValueError(f"p and q must have the same number of outcomes; got {p.shape[-1]} and {q.shape[-1]}")
+    return 0.5 * (p - q).abs().sum(-1)
 
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from ._core import check_batch, check_process, coefs
+from ._core import check_batch, check_callable, check_process, coefs
 
 __all__ = [
     "pf_ode_velocity", "reverse_sde_drift",
@@ -55,6 +55,7 @@ def pf_ode_velocity(denoiser, process, x, t):
     ``process.t_eps``). Returns (B, D). Integrating ``dx/dt = v`` from t_max down to 0 carries p_T to p_0
     (Song et al. 2021, eq. 13).
     """
+    check_callable(denoiser, "denoiser", "a denoiser D(x, t) -> (B, D)")
     x = check_batch(x)
     a, s, da, ds = _coefs4(check_process(process), t, x)
     d = denoiser(x, t)
@@ -67,6 +68,7 @@ def reverse_sde_drift(denoiser, process, x, t):
     x: (B, D) -> (B, D). ``s = (alpha D - x)/sigma^2`` by Tweedie (Anderson 1982; Song et al.
     2021, eq. 6). Equals ``2 v - f x`` with v the PF-ODE velocity.
     """
+    check_callable(denoiser, "denoiser", "a denoiser D(x, t) -> (B, D)")
     x = check_batch(x)
     process = check_process(process)
     a, s = coefs(process, t, x, positive=_AT_ZERO)

@@ -34,7 +34,7 @@ import math
 import numpy as np
 import torch
 
-from ._core import check_batch, check_generator, check_int, check_process, check_real
+from ._core import as_real_tensor, check_batch, check_generator, check_int, check_process, check_real
 
 __all__ = [
     "euler", "heun", "ddim", "dpmpp_2m", "dpmpp_3m", "multistep3",
@@ -91,14 +91,9 @@ def _check(D, process, x, ts, generator=None, callback=None):
         raise TypeError(f"D must be a callable denoiser D(x, t) -> (B, D); got {type(D).__name__}")
     process = check_process(process)
     x = check_batch(x)
-    if not isinstance(ts, torch.Tensor):
-        try:
-            ts = torch.as_tensor(ts, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError) as e:
-            raise TypeError(f"ts must be a 1-D tensor or sequence of times; got {type(ts).__name__}") from e
-    if ts.dim() != 1 or ts.numel() < 2:
-        raise ValueError(f"ts must have shape (N+1,) with N >= 1; got {tuple(ts.shape)}")
-    tc = ts.detach().to("cpu", torch.float64)
+    tc = as_real_tensor(ts, "ts", "a 1-D tensor or sequence of times")
+    if tc.dim() != 1 or tc.numel() < 2:
+        raise ValueError(f"ts must have shape (N+1,) with N >= 1; got {tuple(tc.shape)}")
     if not torch.isfinite(tc).all():
         raise ValueError("ts must be finite (no NaN or inf)")
     if not (tc[1:] < tc[:-1]).all():

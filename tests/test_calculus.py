@@ -144,3 +144,25 @@ def test_bad_inputs():
         C.hutchinson_probes((2, 3), torch.zeros(2, 3, device="meta"), generator=torch.Generator())
     with pytest.raises(ValueError, match="x must have shape"):
         C.jacobian(linear, torch.zeros(3, dtype=F64))
+
+
+def test_arguments_are_checked():
+    """Issue 21 (property tests): each of these raised something unclear (or nothing)."""
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    for op in (C.jacobian, C.divergence, C.laplacian):
+        with pytest.raises(TypeError, match="f must be a"):  # was "'int' object is not callable"
+            op(3, x)
+    with pytest.raises(TypeError, match="n_probes must be an integer; got bool"):
+        C.divergence(torch.sin, x, method="hutchinson", n_probes=True)
+    with pytest.raises(ValueError, match="probes must be finite"):  # gave a NaN divergence
+        C.divergence(torch.sin, x, method="hutchinson", probes=torch.full((1, 3, 2), math.nan, dtype=torch.float64))
+    with pytest.raises(TypeError, match="probes must be a floating torch.Tensor"):
+        C.divergence(torch.sin, x, method="hutchinson", probes=[[[1.0, 1.0]] * 3])
+    with pytest.raises(ValueError, match="shape"):  # torch's "negative dimension"
+        C.hutchinson_probes((-1, 2), x)
+    with pytest.raises(TypeError, match="like must be a floating torch.Tensor"):  # 'list' has no .device
+        C.hutchinson_probes((3, 2), [1.0])
+    with pytest.raises(ValueError, match="A must be finite"):  # gave a NaN variance
+        C.hutchinson_variance([[1.0, math.nan], [0.0, 1.0]])
+    with pytest.raises(TypeError, match="A must be array-like of numbers"):
+        C.hutchinson_variance("abc")

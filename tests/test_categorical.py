@@ -105,4 +105,20 @@ def test_total_variation_is_the_largest_difference_over_events():
     assert float(total_variation(p[0], p[0])) == 0.0
     assert float(total_variation([1.0, 0.0], [0.0, 1.0])) == 1.0
     with pytest.raises(ValueError, match="same number of outcomes"):
-        total_variation(p, q[:, :4])
+        total_variation(p, q[:, :4] / q[:, :4].sum(1, keepdim=True))
+
+
+def test_entropy_and_total_variation_check_their_laws():
+    """Issue 21 (property tests): NaN, negative or unnormalised laws gave a number; a bad dim an IndexError."""
+    p = torch.tensor([[0.5, 0.5], [0.25, 0.75]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="p must be finite and non-negative"):
+        entropy(torch.tensor([float("nan"), 1.0]))
+    with pytest.raises(ValueError, match="p must sum to 1"):
+        entropy([0.5, 0.6])
+    with pytest.raises(ValueError, match="q must be finite and non-negative"):
+        total_variation(p, torch.tensor([[1.5, -0.5], [0.5, 0.5]]))
+    with pytest.raises(ValueError, match="dim must be an axis of p"):
+        entropy(p, dim=2)
+    with pytest.raises(TypeError, match="dim must be an integer"):
+        entropy(p, dim=0.5)
+    assert torch.allclose(entropy(p.T, dim=0), entropy(p))  # along another axis

@@ -82,3 +82,10 @@ def test_converters_reject_non_callables():
         fl.denoiser_from_score(lambda x, t: x, "VP")
     with pytest.raises(ValueError, match="x must have shape"):
         fl.pf_ode_velocity(lambda x, t: x, VP(), torch.zeros(3), 0.5)
+
+
+@pytest.mark.parametrize("field", [fl.pf_ode_velocity, fl.reverse_sde_drift])
+def test_fields_check_the_denoiser_is_callable(field):
+    """Issue 21 (property tests): a number gave "'int' object is not callable", naming nothing."""
+    with pytest.raises(TypeError, match="denoiser must be a denoiser D"):
+        field(3, VP(), torch.zeros(2, 2), 0.5)

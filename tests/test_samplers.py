@@ -289,3 +289,11 @@ def test_a_denoiser_of_the_wrong_shape_or_a_bad_callback_is_refused(sname):
     bad[0, 0] = float("inf")
     with pytest.raises(ValueError, match="x must be finite"):
         sampler(lambda z, t: z, p, bad, ts)
+
+
+def test_complex_grid_is_a_type_error():
+    """Issue 21 (property tests): a complex grid was cast to real with only a torch warning."""
+    D = Gaussian(torch.zeros(2), torch.eye(2)).bind(VP()).denoiser
+    ts = time_grid(VP(), 4).to(torch.complex128)
+    with pytest.raises(TypeError, match="ts must be a 1-D tensor or sequence of times, real and not bool"):
+        S.ddim(D, VP(), torch.zeros(3, 2), ts)
