@@ -16,7 +16,7 @@ import torch
 
 __all__ = ["check_batch", "as_param", "as_real_tensor", "as_times", "check_weights", "check_int", "check_n",
            "check_real", "check_positive", "check_callable", "field_at", "check_choice", "check_probs",
-           "check_generator", "check_dtype", "check_device", "resolve_device"]
+           "check_generator", "check_dtype", "check_device", "resolve_device", "check_coordinates", "check_output"]
 
 
 def check_batch(x, dim: int | None = None, name: str = "x", *, finite: bool = True) -> torch.Tensor:
@@ -138,10 +138,34 @@ def check_callable(f, name: str, what: str = "a callable f(x, t) -> (B, D)"):
     return f
 
 
+def check_output(value, x: torch.Tensor, name: str) -> torch.Tensor:
+    """``ValueError`` unless a user callable ``name`` returned a tensor of x's shape (a field);
+    a shape check only, so it costs nothing on a GPU."""
+    if not isinstance(value, torch.Tensor) or value.shape != x.shape:
+        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"{name} must return a tensor of x's shape {tuple(x.shape)}; got {got}")
+    return value
+
+
 def field_at(field, t, name: str = "field"):
     """``x -> field(x)`` when ``t`` is None, else ``x -> field(x, t)`` (fields are ``f(x, t)``)."""
     check_callable(field, name, "a callable field f(x) or f(x, t) -> (B, D)")
     return field if t is None else (lambda x: field(x, t))
+
+
+def check_coordinates(value, name: str, dim: int, count: int | None = None) -> tuple:
+    """Distinct coordinate indices in ``0..dim-1`` (``count`` of them when given): a tuple of ints.
+
+    ``TypeError`` unless a sequence of integers (bools and strings are not), ``ValueError`` for
+    repeats, indices out of range or the wrong number of them."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of coordinate indices; got {type(value).__name__} {value!r}")
+    idx = tuple(check_int(i, f"{name} (each a coordinate index)", minimum=None) for i in value)
+    if (count is not None and len(idx) != count) or not idx or len(set(idx)) != len(idx) \
+            or any(not 0 <= i < dim for i in idx):
+        how = f"{count} different" if count is not None else "distinct"
+        raise ValueError(f"{name} must be {how} coordinates of 0..{dim - 1}; got {tuple(value)!r}")
+    return idx
 
 
 def check_choice(value, name: str, choices) -> str:

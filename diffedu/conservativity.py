@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from ._core import check_batch, field_at
+from ._core import as_param, check_batch, check_coordinates, check_int, check_positive, field_at
 from .calculus import jacobian
 
 __all__ = ["jacobian_at", "antisymmetric_part", "asymmetry_ratio", "asymmetry", "curl_2d",
@@ -92,14 +92,12 @@ def circle_loops(centers, radius: float, n: int = 64, *, dims=(0, 1)):
     """
     if not isinstance(centers, torch.Tensor):
         raise TypeError(f"centers must be a torch.Tensor of shape (B, D) or (D,); got {type(centers).__name__}")
-    c = centers[None] if centers.dim() == 1 else check_batch(centers, name="centers")
-    if not (isinstance(radius, (int, float)) and math.isfinite(radius) and radius > 0):
-        raise ValueError(f"radius must be a positive number; got {radius!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 3:
-        raise ValueError(f"n must be an integer >= 3 (vertices of the loop); got {n!r}")
-    i, j = dims
-    if not (0 <= i < c.shape[1] and 0 <= j < c.shape[1] and i != j):
-        raise ValueError(f"dims must be two different coordinates of 0..{c.shape[1] - 1}; got {dims!r}")
+    c = check_batch(centers[None] if centers.dim() == 1 else centers, name="centers")
+    if c.shape[1] < 2:
+        raise ValueError(f"centers must have D >= 2 coordinates (a loop lies in a plane); got shape {tuple(centers.shape)}")
+    radius = check_positive(radius, "radius")
+    n = check_int(n, "n (vertices of the loop)", minimum=3)
+    i, j = check_coordinates(dims, "dims", c.shape[1], 2)
     th = torch.linspace(0, 2 * math.pi, n + 1, dtype=c.dtype, device=c.device)
     th[-1] = 0.0  # close exactly
     loop = c[None].repeat(n + 1, 1, 1)
@@ -117,6 +115,8 @@ def _check_path(path, name="path"):
         path = path[:, None]
     if path.dim() != 3 or path.shape[0] < 2:
         raise ValueError(f"{name} must have shape (N+1, B, D) or (N+1, D) with N >= 1; got {tuple(path.shape)}")
+    if path.device.type == "cpu" and not bool(torch.isfinite(path).all()):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
     return path
 
 
@@ -129,8 +129,7 @@ def line_integral(field, path, t=None, *, nodes: int = 3):
     """
     f = field_at(field, t)
     path = _check_path(path)
-    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
-        raise ValueError(f"nodes must be a positive integer; got {nodes!r}")
+    nodes = check_int(nodes, "nodes", minimum=1)
     u, w = np.polynomial.legendre.leggauss(nodes)
     u = torch.as_tensor((u + 1) / 2, dtype=path.dtype, device=path.device)
     w = torch.as_tensor(w / 2, dtype=path.dtype, device=path.device)
@@ -207,9 +206,8 @@ def linear_circulation(M, radius: float) -> float:
     (lesson 11). M: (D, D), D >= 2. The closed form of what :func:`circulation` approximates
     on a :func:`circle_loops` polygon.
     """
-    M = torch.as_tensor(M, dtype=torch.float64)
+    M = as_param(M, "M")
     if M.dim() != 2 or M.shape[0] != M.shape[1] or M.shape[0] < 2:
         raise ValueError(f"M must be a square (D, D) matrix with D >= 2; got shape {tuple(M.shape)}")
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not math.isfinite(radius) or radius <= 0:
-        raise ValueError(f"radius must be a positive number; got {radius!r}")
+    radius = check_positive(radius, "radius")
     return float(M[1, 0] - M[0, 1]) * math.pi * radius**2

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._core import check_int, check_n, resolve_device
+from ._core import check_int, check_n, check_positive, check_real, resolve_device
 from ._paths import data_path
 from .gaussian import Gaussian
 from .mixtures import GaussianMixture
@@ -43,13 +43,11 @@ __all__ = ["ring", "grid_mixture", "two_gaussians", "two_moons", "checkerboard",
 
 
 def _positive(name, v):
-    if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a positive number; got {v!r}")
+    return check_positive(v, name)
 
 
 def _count(name, v, least=1):
-    if isinstance(v, bool) or not isinstance(v, int) or v < least:
-        raise ValueError(f"{name} must be an integer >= {least}; got {v!r}")
+    return check_int(v, name, minimum=least)
 
 
 # --- Gaussian mixtures (exact scores) -----------------------------------------------------
@@ -98,6 +96,7 @@ def two_moons(n: int, *, noise: float = 0.05, generator=None, dtype=None, device
     deviation ``noise``, the shift ``(-1/2, -1/4)`` and a factor 2 (unit scale per coordinate)."""
     device, dtype = resolve_device(generator, device, dtype)
     n = check_n(n)
+    noise = check_real(noise, "noise", minimum=0.0)
     u = math.pi * _uniform(n, generator, dtype, device)
     lower = _uniform(n, generator, dtype, device) < 0.5
     x = torch.where(lower, 1 - torch.cos(u), torch.cos(u))
@@ -133,6 +132,7 @@ def swiss_roll(n: int, *, noise: float = 0.05, generator=None, dtype=None, devic
     ``make_swiss_roll`` keeps x and z; the factor 1/5 gives roughly unit scale.)"""
     device, dtype = resolve_device(generator, device, dtype)
     n = check_n(n)
+    noise = check_real(noise, "noise", minimum=0.0)
     u = 1.5 * math.pi * (1 + 2 * _uniform(n, generator, dtype, device))
     pts = torch.stack([u * torch.cos(u), u * torch.sin(u)], 1) / 5
     return pts + noise * _normal((n, 2), generator, dtype, device)
@@ -184,6 +184,7 @@ def subspace_gaussian(D: int, k: int, *, seed: int = 0, scale: float = 1.0) -> G
     if k > D:
         raise ValueError(f"k must be at most D = {D}; got {k}")
     g = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    scale = check_positive(scale, "scale")
     Q, _ = torch.linalg.qr(torch.randn(D, k, generator=g, dtype=torch.float64))
     s = scale * torch.linspace(1.0, 0.5, k, dtype=torch.float64)
     return Gaussian.low_rank(torch.zeros(D, dtype=torch.float64), Q * s)

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ._core import Distribution, check_callable, check_int, check_process
+from ._core import Distribution, as_times, check_batch, check_callable, check_int, check_process, check_real
 from .conservativity import asymmetry
 from .flows import score_from_denoiser
 from .fokker_planck import residual_rms
@@ -90,7 +90,7 @@ class Report:
 
     def summary(self) -> str:
         """A short table: the per-noise-level errors, then each sample metric next to its floor."""
-        lines = [f"score model report (D = {self.dim}, {self.seconds:.1f} s)",
+        lines = [f"score model report (D = {self.dim})",
                  "sigma/alpha  score error  FP residual  asymmetry  Gaussian EV"]
         for k in range(len(self.times)):
             asym = "        -" if math.isnan(float(self.asymmetry[k])) else f"{float(self.asymmetry[k]):9.2e}"
@@ -107,6 +107,9 @@ class Report:
     def beyond_floor(self, name: str, k: float = 3.0) -> bool:
         """Whether sample metric ``name`` lies more than ``k`` floor standard deviations from the
         floor's mean (in the direction of worse, and either way for ``log_density``)."""
+        if name not in self.samples:
+            raise ValueError(f"name must be one of the report's sample metrics {tuple(self.samples)}; got {name!r}")
+        k = check_real(k, "k", minimum=0.0)
         v, fm, fs = self.samples[name]
         if name == "log_density":
             return abs(v - fm) > k * fs
@@ -192,16 +195,22 @@ def diagnose(D, process, reference: Distribution, *, train=None, times=None, n: 
     steps, repeats = check_int(steps, "steps", minimum=1), check_int(repeats, "repeats", minimum=2)
     sampler = heun if sampler is None else check_callable(sampler, "sampler", "a sampler(D, process, x, ts)")
     dim = reference.dim
+    if train is not None:
+        train = check_batch(train, dim, name="train")
     if times is None:
         lo, hi = float(process.lam(process.t_max)), float(process.lam(process.t_eps))
         times = [float(process.t_of_lam(-math.log(s))) for s in NOISE_LEVELS if lo <= -math.log(s) <= hi]
-    ts = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
-    if ts.numel() == 0 or (ts <= process.t_min).any() or (ts > process.t_max).any():
+    ts = as_times(times, "times")
+    if not bool(torch.isfinite(ts).all()) or (ts <= process.t_min).any() or (ts > process.t_max).any():
         raise ValueError(f"times must be a non-empty sequence in ({process.t_min}, {process.t_max}]; got {times!r}")
     dtype = _model_dtype(D, torch.float64)
 
     def model_D(x, t):
-        return D(x.to(dtype), t).to(x.dtype)
+        d = D(x.to(dtype), t)
+        if not isinstance(d, torch.Tensor) or d.shape != x.shape:  # a shape check only: no sync with a GPU
+            got = tuple(d.shape) if isinstance(d, torch.Tensor) else type(d).__name__
+            raise ValueError(f"D must return a tensor of x's shape {tuple(x.shape)}; got {got}")
+        return d.to(x.dtype)
 
     score = score_from_denoiser(model_D, process)
     err = relative_score_error(score, reference, process, ts, n=n, generator=generator)

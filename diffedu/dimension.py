@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._core import check_batch, check_callable, check_process, coefs
+from ._core import check_batch, check_callable, check_choice, check_int, check_output, check_process, coefs
 from .calculus import jacobian
 
 __all__ = ["DimensionEstimate", "normalised_spectrum", "dimension_from_spectrum", "intrinsic_dimension"]
@@ -51,10 +51,7 @@ def dimension_from_spectrum(spectrum):
     the reference level and the top value) wins for full-dimensional data (k = D), gap 2 for a
     hyperplane (k = D - 1). A point mass (k = 0) has no gap and is not detected.
     """
-    if not isinstance(spectrum, torch.Tensor) or spectrum.dim() != 2:
-        raise ValueError(f"spectrum must be a (B, D) tensor; got "
-                         f"{tuple(spectrum.shape) if isinstance(spectrum, torch.Tensor) else type(spectrum).__name__}")
-    mu = spectrum.to(torch.float64)
+    mu = check_batch(spectrum, name="spectrum").to(torch.float64)
     padded = torch.cat([torch.ones_like(mu[:, :1]), mu], 1)
     gaps = padded[:, :-1] - padded[:, 1:]                             # (B, D)
     n_normal = torch.argmax(gaps, 1)                                  # 0..D-1
@@ -71,25 +68,26 @@ def normalised_spectrum(score, x, t, process, *, method: str = "jacobian", n_pro
     ``alpha_t x + sigma_t eps_i``, times ``sigma_t / sqrt(n_probes)`` (default n_probes = 4 D).
     """
     x = check_batch(x)
+    if x.shape[0] == 0:
+        raise ValueError("x must hold at least one point (B >= 1); got shape (0, D)")
     check_process(process)
     check_callable(score, "score")
+    check_choice(method, "method", ("jacobian", "scores"))
     B, D = x.shape
-    a, s = coefs(process, t, x)
     if isinstance(t, torch.Tensor) and t.dim() == 1:
         raise ValueError("t must be one time (a float or a 0-d tensor) for a spectrum; got a (B,) tensor")
+    a, s = coefs(process, t, x, positive="the spectrum is scaled by sigma_t^2, 0 at t = 0 (a small t > 0 is meant)")
     if method == "jacobian":
-        J = jacobian(lambda y: score(y, t), a * x)
+        J = jacobian(lambda y: check_output(score(y, t), y, "score"), a * x)
         return torch.linalg.svdvals(J.detach()) * s**2
     if method == "scores":
-        P = 4 * D if n_probes is None else n_probes
-        if isinstance(P, bool) or not isinstance(P, int) or P < D:
-            raise ValueError(f"n_probes must be an integer >= D = {D} (scores per point); got {n_probes!r}")
+        P = 4 * D if n_probes is None else check_int(n_probes, f"n_probes (scores per point, >= D = {D})", minimum=D)
         eps = torch.randn((B, P, D), generator=generator, dtype=x.dtype, device=x.device)
         pts = (a * x)[:, None, :] + s * eps
         with torch.no_grad():
-            S = score(pts.reshape(B * P, D), t).reshape(B, P, D)
+            flat = pts.reshape(B * P, D)
+            S = check_output(score(flat, t), flat, "score").reshape(B, P, D)
         return torch.linalg.svdvals(S) * s / math.sqrt(P)
-    raise ValueError(f"method must be 'jacobian' or 'scores'; got {method!r}")
 
 
 def intrinsic_dimension(score, x, t, process, *, method: str = "jacobian", n_probes: int | None = None,

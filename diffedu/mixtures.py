@@ -19,8 +19,8 @@ import math
 
 import torch
 
-from ._core import (Distribution, as_param, check_batch, check_choice, check_int, check_n, check_real,
-                    check_weights, coefs, resolve_device)
+from ._core import (Distribution, as_param, check_batch, check_choice, check_coordinates, check_int, check_n,
+                    check_real, check_weights, coefs, resolve_device)
 from .gaussian import _Components, _eigh_psd
 
 __all__ = ["GaussianMixture", "LowRankMixture", "Empirical"]
@@ -143,11 +143,7 @@ class GaussianMixture(_ComponentMixture):
         dims: a sequence of distinct coordinate indices. Its marginals p_t under any process
         are the marginals of p_t, since the noise is independent across coordinates.
         """
-        if isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__"):
-            raise TypeError(f"dims must be a sequence of coordinate indices; got {type(dims).__name__} {dims!r}")
-        idx = [check_int(d, "dims (each a coordinate index)") for d in dims]
-        if not idx or len(set(idx)) != len(idx) or any(not 0 <= d < self.dim for d in idx):
-            raise ValueError(f"dims must be distinct coordinates in 0..{self.dim - 1}; got {list(dims)!r}")
+        idx = list(check_coordinates(dims, "dims", self.dim))
         C = self.covs[:, idx][:, :, idx]
         return GaussianMixture(self.weights, self.means[:, idx], C)
 

@@ -145,3 +145,31 @@ def test_linear_circulation_is_stokes_for_linear_fields(gen):
         cons.linear_circulation(M, 0.0)
     with pytest.raises(ValueError, match="M must be"):
         cons.linear_circulation(torch.ones(3), 1.0)
+
+
+def test_loops_and_paths_check_their_arguments():
+    """Issue 21 (property tests): radius=True and '0.5' passed or gave ValueError, NaN paths gave NaN
+    integrals, NaN M a NaN circulation, dims of strings a comparison TypeError."""
+    c = torch.zeros(2, 2, dtype=torch.float64)
+    with pytest.raises(TypeError, match="radius must be a real number"):
+        cons.circle_loops(c, True)
+    with pytest.raises(TypeError, match="radius must be a real number"):
+        cons.circle_loops(c, "0.5")
+    with pytest.raises(TypeError, match="n .* must be an integer; got bool"):
+        cons.circle_loops(c, 1.0, True)
+    with pytest.raises(TypeError, match="dims .* must be an integer; got str"):
+        cons.circle_loops(c, 1.0, dims=("a", "b"))
+    with pytest.raises(ValueError, match="dims must be 2 different coordinates of 0..1"):
+        cons.circle_loops(c, 1.0, dims=(0, 0))
+    with pytest.raises(ValueError, match="centers must be finite"):
+        cons.circle_loops(torch.tensor([math.nan, 0.0]), 1.0)
+    with pytest.raises(ValueError, match="centers must have D >= 2"):
+        cons.circle_loops(torch.zeros(1), 1.0)
+    path = torch.zeros(3, 2, 2, dtype=torch.float64)
+    path[1, 0, 0] = math.nan
+    with pytest.raises(ValueError, match="path must be finite"):
+        cons.line_integral(lambda x: x, path)
+    with pytest.raises(TypeError, match="nodes must be an integer; got bool"):
+        cons.line_integral(lambda x: x, torch.zeros(3, 2, dtype=torch.float64), nodes=True)
+    with pytest.raises(ValueError, match="M must be finite"):
+        cons.linear_circulation([[0.0, math.nan], [1.0, 0.0]], 1.0)

@@ -304,3 +304,21 @@ def test_coefs_checks_x_type_and_names_its_time():
         coefs(VP(), 0.5, torch.ones(2, 1, dtype=torch.int64))
     with pytest.raises(TypeError, match="t_from must be a real number"):
         coefs(VP(), "0.5", torch.ones(2, 1), name="t_from")
+
+
+def test_new_validators():
+    from diffedu._validate import as_times, check_coordinates, check_output
+    assert as_times(0.5).tolist() == [0.5] and as_times([0.1, 0.2]).dtype == F64
+    with pytest.raises(ValueError, match="ts must be a non-empty 1-D sequence of times"):
+        as_times([])
+    with pytest.raises(TypeError, match="ts must be a 1-D tensor or sequence of times; got str"):
+        as_times("0.5")
+    assert check_coordinates([1, 0], "dims", 2) == (1, 0)
+    with pytest.raises(TypeError, match="dims .* must be an integer; got bool"):
+        check_coordinates([True], "dims", 2)
+    with pytest.raises(ValueError, match="dims must be 2 different coordinates of 0..2"):
+        check_coordinates((0, 3), "dims", 3, 2)
+    x = torch.zeros(2, 3)
+    assert check_output(x + 1, x, "D") is not None
+    with pytest.raises(ValueError, match=r"D must return a tensor of x's shape \(2, 3\); got \(2, 1\)"):
+        check_output(x[:, :1], x, "D")

@@ -110,3 +110,23 @@ def test_checkerboard_is_uniform_over_its_black_squares(squares):
     assert chisquare(counts[black].numpy()).pvalue > 1e-3
     with pytest.raises(ValueError, match="squares must be an integer <= 1000000"):
         ds.checkerboard(5, squares=10**11)
+
+
+def test_wrong_types_are_type_errors():
+    """Issue 21 (property tests): a bool or a numeric string was a ValueError (or an IndexError from
+    torch for the noise); a NaN noise gave NaN samples."""
+    with pytest.raises(TypeError, match="k must be an integer; got bool"):
+        ds.ring(k=True)
+    with pytest.raises(TypeError, match="std must be a real number; got str"):
+        ds.grid_mixture(std="0.5")
+    with pytest.raises(TypeError, match="half_width must be a real number"):
+        ds.checkerboard(5, half_width="2")
+    for f in (ds.two_moons, ds.swiss_roll):
+        with pytest.raises(TypeError, match="noise must be a real number; got str"):
+            f(5, noise="0.5")
+        with pytest.raises(ValueError, match="noise must be a finite number"):
+            f(5, noise=math.nan)
+    with pytest.raises(TypeError, match="scale must be a real number"):
+        ds.subspace_gaussian(3, 1, scale="1")
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        ds.subspace_gaussian(3, 1, scale=0.0)

@@ -96,3 +96,22 @@ def test_bad_input_is_named(setting):
         diagnose(D, p, ref, repeats=1)
     with pytest.raises(TypeError, match="process"):
         diagnose(D, "VP", ref)
+
+
+def test_arguments_are_checked_before_the_work():
+    """Issue 21 (property tests): a (B, D + 1) model output failed deep inside with torch's size
+    mismatch; a string times gave torch's "invalid data type"; a bad train set was found only after
+    the whole report; an unknown metric was a KeyError."""
+    ref, p = ring(2), VP()
+    kw = dict(n=4, n_jacobian=2, n_residual=2, n_samples=0, steps=2, repeats=2, times=[0.5])
+    with pytest.raises(ValueError, match=r"D must return a tensor of x's shape"):
+        diagnose(lambda x, t: torch.cat([x, x[:, :1]], 1), p, ref, **kw)
+    with pytest.raises(TypeError, match="times must be a 1-D tensor or sequence of times"):
+        diagnose(ref.bind(p).denoiser, p, ref, **{**kw, "times": "abc"})
+    with pytest.raises(ValueError, match=r"train must have shape \(B, 2\)"):
+        diagnose(ref.bind(p).denoiser, p, ref, train=torch.zeros(5, 3, dtype=torch.float64), **kw)
+    report = diagnose(ref.bind(p).denoiser, p, ref, **{**kw, "n_samples": 4})
+    with pytest.raises(ValueError, match="name must be one of the report's sample metrics"):
+        report.beyond_floor("nonsense")
+    with pytest.raises(TypeError, match="k must be a real number"):
+        report.beyond_floor("mmd2", k="3")

@@ -60,3 +60,22 @@ def test_bad_input_is_named():
         dim.intrinsic_dimension(lambda x, t: x, torch.zeros(2, 2, dtype=DT), 0.1, proc, method="scores", n_probes=1)
     with pytest.raises(ValueError, match="t must lie"):
         dim.intrinsic_dimension(lambda x, t: x, torch.zeros(2, 2, dtype=DT), 5.0, proc)
+
+
+def test_arguments_are_checked():
+    """Issue 21 (property tests): t = 0 gave an all-zero spectrum (scaled by sigma_0^2 = 0); NaN spectra a
+    dimension; a wrong-shape score torch's reshape error; no points an IndexError from torch.mode."""
+    g, p = Gaussian(torch.zeros(2), torch.eye(2)), VP()
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="t must be > 0.0 here"):
+        dim.normalised_spectrum(g.bind(p).score, x, 0.0, p)
+    with pytest.raises(ValueError, match="spectrum must be finite"):
+        dim.dimension_from_spectrum(torch.tensor([[1.0, math.nan]]))
+    with pytest.raises(TypeError, match="spectrum must be a torch.Tensor"):
+        dim.dimension_from_spectrum([[1.0, 0.0]])
+    with pytest.raises(ValueError, match="score must return a tensor of x's shape"):
+        dim.normalised_spectrum(lambda y, t: torch.cat([y, y], 1), x, 0.1, p, method="scores")
+    with pytest.raises(ValueError, match="x must hold at least one point"):
+        dim.intrinsic_dimension(g.bind(p).score, x[:0], 0.1, p)
+    with pytest.raises(TypeError, match="n_probes .* must be an integer; got bool"):
+        dim.normalised_spectrum(g.bind(p).score, x, 0.1, p, method="scores", n_probes=True)
