@@ -194,12 +194,15 @@ def check_probs(probs, name: str = "probs") -> torch.Tensor:
     return probs
 
 
-def check_generator(generator, device) -> None:
-    """A generator must be None or a ``torch.Generator`` on the device where it must draw."""
+def check_generator(generator, device=None) -> None:
+    """A generator must be None or a ``torch.Generator`` on the device where it must draw (any
+    device when ``device`` is None: the draws' device is not known yet)."""
     if generator is None:
         return
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+    if device is None:
+        return
     device = torch.device(device)
     if generator.device.type != device.type:
         raise ValueError(f"generator lives on {generator.device} but must draw on {device}; "

@@ -34,7 +34,10 @@ import torch
 from scipy.linalg import solve_banded
 
 from . import calculus
-from ._core import check_batch, check_positive, check_process
+from ._core import (Distribution, as_real_tensor, as_times, check_batch, check_callable, check_choice, check_dtype,
+                    check_generator, check_int, check_positive, check_process, check_real)
+
+_METHODS, _PROBES = ("exact", "hutchinson"), ("rademacher", "gaussian")
 
 __all__ = ["div", "laplacian", "log_density_residual", "score_residual", "time_derivative",
            "solve_fp_grid", "density_on_grid", "grid_mesh", "perturb_score", "residual_rms",
@@ -50,6 +53,7 @@ def div(field, x, t, *, method: str = "exact", n_probes: int = 1, probe: str = "
     ``n_probes`` Rademacher or Gaussian probes drawn with ``generator``); see
     :func:`diffedu.calculus.divergence`, which this wraps.
     """
+    check_callable(field, "field", "a field f(x, t) -> (B, D)")
     return calculus.divergence(lambda y: field(y, t), x, method=method, n_probes=n_probes,
                                probe=probe, generator=generator, create_graph=create_graph)
 
@@ -59,6 +63,7 @@ def laplacian(scalar_field, x, t, *, method: str = "exact", n_probes: int = 1,
     r"""Laplacian of a scalar field ``scalar_field(x, t) -> (B,)`` at fixed t: (B,).
 
     Wraps :func:`diffedu.calculus.laplacian` (divergence of the autograd gradient)."""
+    check_callable(scalar_field, "scalar_field", "a scalar field f(x, t) -> (B,)")
     return calculus.laplacian(lambda y: scalar_field(y, t), x, method=method, n_probes=n_probes,
                               probe=probe, generator=generator, create_graph=create_graph)
 
@@ -80,6 +85,26 @@ def _t_leaf(t, x, process):
     return tt.requires_grad_(True)
 
 
+def _check_residual_args(fn, name, process, method, n_probes, probe, generator):
+    """The arguments of a residual operator, checked when it is built (not at its first call)."""
+    check_callable(fn, name, "a callable of (x (B, D), t (B,))")
+    check_process(process)
+    check_choice(method, "method", _METHODS)
+    check_int(n_probes, "n_probes", minimum=1)
+    check_choice(probe, "probe", _PROBES)
+    check_generator(generator)
+
+
+def _grid_nodes(grid, name="grid", least=1):
+    """A 1-D finite float64 NumPy array of at least ``least`` nodes."""
+    g = as_real_tensor(grid, name, "a 1-D array of grid nodes").numpy()
+    if g.ndim != 1 or g.size < least:
+        raise ValueError(f"{name} must be a 1-D array of at least {least} nodes; got shape {g.shape}")
+    if not np.isfinite(g).all():
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return g
+
+
 def _fg(process, tt, x):
     """f(t) and g(t)^2 as (B,) tensors in x's dtype (no graph: t is data, not a parameter)."""
     td = tt.detach().to(torch.float64)
@@ -91,6 +116,15 @@ def time_derivative(y, t, *, create_graph: bool = False) -> torch.Tensor:
 
     Row b of y must depend on t_b only. Two backward passes whatever y's width (the
     double-backward trick for a Jacobian-vector product)."""
+    if not isinstance(y, torch.Tensor) or not y.is_floating_point():
+        raise TypeError(f"y must be a floating torch.Tensor (B, ...); got {type(y).__name__}")
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+        raise TypeError(f"t must be a floating torch.Tensor (B,) that requires grad; got {type(t).__name__}")
+    if t.dim() != 1 or not t.requires_grad:
+        raise ValueError(f"t must be a (B,) tensor that requires grad (y computed from it); got shape "
+                         f"{tuple(t.shape)}, requires_grad={t.requires_grad}")
+    if y.dim() == 0 or y.shape[0] != t.shape[0]:
+        raise ValueError(f"y must have one row per time, ({t.shape[0]}, ...); got shape {tuple(y.shape)}")
     u = torch.zeros_like(y, requires_grad=True)
     (gt,) = torch.autograd.grad(y, t, grad_outputs=u, create_graph=True, allow_unused=True)
     if gt is None:  # y does not depend on t
@@ -121,7 +155,7 @@ def log_density_residual(log_p: Callable, process, *, method: str = "exact", n_p
     zero for an exact marginal. The Laplacian is exact or Hutchinson (``method``, ``n_probes``,
     ``probe``, ``generator``); ``create_graph=True`` keeps the graph to the model's parameters.
     """
-    check_process(process)
+    _check_residual_args(log_p, "log_p", process, method, n_probes, probe, generator)
 
     def R(x, t):
         x = check_batch(x)
@@ -151,7 +185,7 @@ def score_residual(score: Callable, process, *, method: str = "exact", n_probes:
     autograd in t, ``div s`` by :func:`diffedu.calculus.divergence` (exact or Hutchinson), and
     the outer gradient by autograd through it (third derivatives of a net when training).
     """
-    check_process(process)
+    _check_residual_args(score, "score", process, method, n_probes, probe, generator)
 
     def R(x, t):
         x = check_batch(x)
@@ -177,7 +211,7 @@ def score_residual(score: Callable, process, *, method: str = "exact", n_probes:
 # --- grid solver ---------------------------------------------------------------------------
 def grid_mesh(grid) -> np.ndarray:
     """2-D cell centres ``(n*n, 2)`` for a 1-D grid, in ``indexing="ij"`` order (row = first axis)."""
-    g = np.asarray(grid, dtype=np.float64)
+    g = _grid_nodes(grid)
     X, Y = np.meshgrid(g, g, indexing="ij")
     return np.stack([X.ravel(), Y.ravel()], 1)
 
@@ -187,7 +221,10 @@ def density_on_grid(dist, process, grid, t) -> np.ndarray:
 
     dist: a :class:`diffedu.gaussian.Gaussian` or a mixture (anything with ``log_prob(x, t, process)``
     and ``dim`` 1 or 2); grid: (n,) cell centres, the same on both axes."""
-    g = np.asarray(grid, dtype=np.float64)
+    if not isinstance(dist, Distribution):
+        raise TypeError(f"dist must be a diffedu distribution (Gaussian, GaussianMixture, ...); got {type(dist).__name__}")
+    check_process(process)
+    g = _grid_nodes(grid)
     if dist.dim == 1:
         pts = g[:, None]
     elif dist.dim == 2:
@@ -203,9 +240,7 @@ def _operators(grid):
 
     Fluxes at interior faces x_{j+1/2}: drift ``x (p_j + p_{j+1}) / 2``, diffusion
     ``-(p_{j+1} - p_j) / h``; no flux through the two outer faces, so mass is conserved."""
-    g = np.asarray(grid, dtype=np.float64)
-    if g.ndim != 1 or g.size < 3:
-        raise ValueError(f"grid must be a 1-D array of at least 3 cell centres; got shape {g.shape}")
+    g = _grid_nodes(grid, least=3)
     h = np.diff(g)
     if not np.allclose(h, h[0], rtol=1e-8, atol=0) or h[0] <= 0:
         raise ValueError("grid must be uniform and increasing")
@@ -244,8 +279,8 @@ def solve_fp_grid(p0, grid, process, ts, *, max_dt: float | None = None) -> np.n
     Returns the densities at every ``ts``: (T, n) or (T, n, n), float64.
     """
     check_process(process)
-    p = np.array(p0, dtype=np.float64)
-    ts = np.asarray(ts, dtype=np.float64).reshape(-1)
+    p = as_real_tensor(p0, "p0", "an array of densities on the grid").numpy().copy()
+    ts = as_times(ts).numpy()
     A, B = _operators(grid)
     n = A.shape[0]
     if p.ndim not in (1, 2) or any(s != n for s in p.shape):
@@ -297,9 +332,9 @@ def perturb_score(score: Callable, kind: str, size: float) -> Callable:
     rotation keeps ``div(p_t J s) = div(J grad p_t) = 0``, so the PF-ODE and the reverse SDE
     still produce the exact marginals, although the score residual is far from zero.
     """
-    if kind not in PERTURBATIONS:
-        raise ValueError(f"kind must be one of {PERTURBATIONS}; got {kind!r}")
-    size = float(size)
+    check_callable(score, "score", "a score s(x, t) -> (B, D)")
+    check_choice(kind, "kind", PERTURBATIONS)
+    size = check_real(size, "size")
 
     def perturbed(x, t):
         s = score(x, t)
@@ -311,6 +346,16 @@ def perturb_score(score: Callable, kind: str, size: float) -> Callable:
         rot[:, 0], rot[:, 1] = -s[:, 1], s[:, 0]
         return s + size * rot
     return perturbed
+
+
+def _positive_times(ts, process, name="ts"):
+    """Times (T,) in (t_min, t_max] as a float64 tensor."""
+    ts = as_times(ts, name)
+    process.check_t(ts, name)
+    if bool((ts <= process.t_min).any()):
+        raise ValueError(f"{name} must be > {process.t_min} (the residual differentiates in t and d sigma_t / dt is "
+                         f"infinite at t = 0 for VP and VE); got {ts.tolist()}")
+    return ts
 
 
 def _marginal_sampler(data, process, t, n, generator, dtype):
@@ -328,9 +373,13 @@ def residual_rms(score: Callable, process, data, ts, *, n: int = 256, method: st
     ``sigma^3 / g^2`` makes the residual of a score error of fixed relative size O(1) at every t
     (the same weight as the training penalty of :func:`diffedu.nets.train_dsm`)."""
     check_process(process)
+    check_callable(data, "data", "a sampler data(n, generator=...) -> (n, D)")
+    n = check_int(n, "n", minimum=1)
+    dtype = check_dtype(dtype)
     R = score_residual(score, process, method=method, generator=generator)
+    ts = _positive_times(ts, process)
     out = []
-    for t in torch.as_tensor(ts, dtype=torch.float64).reshape(-1).tolist():
+    for t in ts.tolist():
         x = _marginal_sampler(data, process, t, n, generator, dtype)
         tt = torch.tensor(t, dtype=torch.float64)
         w = float(process.sigma(tt) ** 3 / process.g2(tt))
@@ -365,7 +414,13 @@ def ode_sde_gap(denoiser: Callable, process, data, n: int = 1000, *, ode_steps: 
     from .processes import time_grid
     from .samplers import euler_maruyama, heun
 
+    check_callable(denoiser, "denoiser", "a denoiser D(x, t) -> (B, D)")
     check_process(process)
+    check_callable(data, "data", "a sampler data(n, generator=...) -> (n, D)")
+    n = check_int(n, "n", minimum=1)
+    ode_steps, sde_steps = check_int(ode_steps, "ode_steps", minimum=1), check_int(sde_steps, "sde_steps", minimum=1)
+    check_generator(generator)
+    dtype = check_dtype(dtype)
     x_T1 = _marginal_sampler(data, process, process.t_max, n, generator, dtype)
     x_T2 = _marginal_sampler(data, process, process.t_max, n, generator, dtype)
     with torch.no_grad():

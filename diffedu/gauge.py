@@ -21,8 +21,9 @@ import math
 import numpy as np
 import torch
 
-from ._core import as_param, check_batch, check_callable, check_int, check_positive, check_process, check_real, coefs
-from .gaussian import Gaussian
+from ._core import (as_param, check_batch, check_callable, check_coordinates, check_dtype, check_int, check_positive,
+                    check_process, check_real, coefs)
+from .gaussian import Gaussian, _eigh_psd
 
 __all__ = ["gauge_rotation", "plain_rotation", "rotation_matrix", "linear_gauge_defect",
            "affine_flow_moments", "rotated_scores", "gauge_flow_summary"]
@@ -31,18 +32,15 @@ __all__ = ["gauge_rotation", "plain_rotation", "rotation_matrix", "linear_gauge_
 # --- gauge fields of a Gaussian and the moments of affine flows -----------------------------
 def rotation_matrix(dim: int = 2, plane=(0, 1), dtype=torch.float64) -> torch.Tensor:
     r"""The antisymmetric generator A of rotations in ``plane``: ``A[j, i] = 1, A[i, j] = -1``. (D, D)."""
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
-        raise ValueError(f"dim must be an integer >= 2; got {dim!r}")
-    i, j = plane
-    if not (0 <= i < dim and 0 <= j < dim and i != j):
-        raise ValueError(f"plane must be two different coordinates of 0..{dim - 1}; got {plane!r}")
-    A = torch.zeros(dim, dim, dtype=dtype)
+    dim = check_int(dim, "dim", minimum=2)
+    i, j = check_coordinates(plane, "plane", dim, 2)
+    A = torch.zeros(dim, dim, dtype=check_dtype(dtype))
     A[j, i], A[i, j] = 1.0, -1.0
     return A
 
 
 def _check_antisym(A, dim):
-    A = torch.as_tensor(A, dtype=torch.float64)
+    A = as_param(A, "A")
     if A.shape != (dim, dim):
         raise ValueError(f"A must have shape ({dim}, {dim}); got {tuple(A.shape)}")
     if float((A + A.T).abs().max()) > 1e-12 * (1 + float(A.abs().max())):
@@ -54,8 +52,7 @@ def _check_gauss(gaussian, process, strength):
     if not isinstance(gaussian, Gaussian):
         raise TypeError(f"gaussian must be a diffedu.Gaussian; got {type(gaussian).__name__}")
     check_process(process)
-    if not (isinstance(strength, (int, float)) and math.isfinite(strength)):
-        raise ValueError(f"strength must be a finite number; got {strength!r}")
+    check_real(strength, "strength")
 
 
 def gauge_rotation(gaussian, process, strength: float = 1.0, A=None):
@@ -103,12 +100,13 @@ def linear_gauge_defect(M, cov) -> float:
     ``M = A C^{-1}`` with A antisymmetric gives 0; a plain rotation ``M = A`` gives 0 only for
     an isotropic C (lesson 11). M, cov: (D, D), cov positive definite.
     """
-    C = torch.as_tensor(cov, dtype=torch.float64)
-    M = torch.as_tensor(M, dtype=torch.float64)
-    if C.dim() != 2 or C.shape[0] != C.shape[1]:
+    C, M = as_param(cov, "cov"), as_param(M, "M")
+    if C.dim() != 2 or C.shape[0] != C.shape[1] or C.shape[0] == 0:
         raise ValueError(f"cov must be a square (D, D) matrix; got shape {tuple(C.shape)}")
     if M.shape != C.shape:
         raise ValueError(f"M must have the shape of cov, {tuple(C.shape)}; got {tuple(M.shape)}")
+    if float(_eigh_psd(C, "cov")[1].min()) <= 0:
+        raise ValueError("cov must be positive definite (C^{-1} M is used); it is singular")
     K = torch.linalg.solve(C, M)
     size = float(K.abs().max())
     return 0.0 if size == 0 else float((K + K.T).abs().max()) / size
@@ -152,7 +150,10 @@ def affine_flow_moments(velocity, mean, cov, t_from: float, t_to: float, *, rtol
 
     check_callable(velocity, "velocity")
     m0 = as_param(mean, "mean", (None,))
+    if m0.numel() == 0:
+        raise ValueError("mean must have at least one entry (D >= 1); got shape (0,)")
     C0 = as_param(cov, "cov", (m0.shape[0], m0.shape[0]))
+    _eigh_psd(C0, "cov")
     t_from, t_to = check_real(t_from, "t_from"), check_real(t_to, "t_to")
     rtol, atol = check_positive(rtol, "rtol"), check_positive(atol, "atol")
     max_calls = check_int(max_calls, "max_calls", minimum=1)
@@ -218,7 +219,13 @@ def gauge_flow_summary(gaussian, process, strength: float = 1.0, *, t_end: float
     from .flows import pf_ode_velocity
 
     _check_gauss(gaussian, process, strength)
-    t_end = float(process.t_of_lam(math.log(50.0))) if t_end is None else float(t_end)
+    rtol = check_positive(rtol, "rtol")
+    if t_end is None:
+        t_end = float(process.t_of_lam(math.log(50.0)))
+    else:
+        t_end = check_real(t_end, "t_end")
+        process.coefs(t_end, gaussian.mean[None], positive="the flow is integrated from t_max down to t_end > 0",
+                      name="t_end")
     T = float(process.t_max)
     exact = gaussian.marginal_cov(t_end, process)
     _, dens = rotated_scores(gaussian, process, strength)

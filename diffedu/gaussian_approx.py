@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from ._core import Distribution, check_batch, check_callable, check_process
+from ._core import (Distribution, as_times, check_batch, check_callable, check_int, check_output,
+                    check_process, check_real)
 from .gaussian import Gaussian, fit_gaussian
 
 __all__ = ["explained_variance", "gaussian_explained_variance", "teleport", "teleport_sweep"]
@@ -33,21 +34,37 @@ def explained_variance(score, approx, dist: Distribution, process, ts, *, n: int
     (0, t_max]. Returns (T,) float64. EV = 1 means a equals s; EV can be negative.
     """
     check_process(process)
-    if not (callable(score) and callable(approx)):
-        raise TypeError("score and approx must be callables f(x, t) -> (B, D)")
+    check_callable(score, "score", "a score s(x, t) -> (B, D)")
+    check_callable(approx, "approx", "an approximate score a(x, t) -> (B, D)")
     if not isinstance(dist, Distribution):
         raise TypeError(f"dist must be a diffedu distribution (with sample_marginal); got {type(dist).__name__}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer; got {n!r}")
-    ts = torch.as_tensor(ts, dtype=torch.float64).reshape(-1)
-    if ts.numel() == 0 or (ts <= 0).any():
-        raise ValueError("ts must be a non-empty sequence of times > 0 (the score is undefined at t = 0)")
+    n = check_int(n, "n", minimum=1)
+    ts = _positive_times(ts, process)
     out = torch.empty(ts.numel(), dtype=torch.float64)
     for i, t in enumerate(ts.tolist()):
         x = dist.sample_marginal(n, t, process, generator=generator, dtype=dtype)
-        s, a = score(x, t), approx(x, t)
+        s, a = check_output(score(x, t), x, "score"), check_output(approx(x, t), x, "approx")
         out[i] = 1 - float(((s - a) ** 2).sum()) / float((s**2).sum())
     return out
+
+
+def _positive_times(ts, process):
+    """Times (T,) in (t_min, t_max], as a float64 tensor."""
+    ts = as_times(ts)
+    process.check_t(ts, "ts")
+    if bool((ts <= process.t_min).any()):
+        raise ValueError(f"ts must be > {process.t_min} (the score is undefined at t = 0); got {ts.tolist()}")
+    return ts
+
+
+def _target(target):
+    """A Gaussian, or the Gaussian fitted to data (M, D); errors name ``target``."""
+    if isinstance(target, Gaussian):
+        return target
+    try:
+        return fit_gaussian(target)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"target must be a Gaussian or data (M, D) to fit one: {e}") from e
 
 
 def gaussian_explained_variance(data: Gaussian, model: Gaussian, process, ts) -> torch.Tensor:
@@ -68,9 +85,7 @@ def gaussian_explained_variance(data: Gaussian, model: Gaussian, process, ts) ->
             raise TypeError(f"{name} must be a Gaussian; got {type(g).__name__}")
     if data.dim != model.dim:
         raise ValueError(f"data and model must have the same dimension; got {data.dim} and {model.dim}")
-    ts = torch.as_tensor(ts, dtype=torch.float64).reshape(-1)
-    if ts.numel() == 0 or (ts <= 0).any():
-        raise ValueError("ts must be a non-empty sequence of times > 0 (the score is undefined at t = 0)")
+    ts = _positive_times(ts, process)
     out = torch.empty(ts.numel(), dtype=torch.float64)
     for i, t in enumerate(ts.tolist()):
         Vd, Vm = data.marginal_cov(t, process), model.marginal_cov(t, process)
@@ -93,10 +108,11 @@ def teleport(sampler, D, process, x, ts, target, *, t_from: float | None = None,
     """
     check_callable(sampler, "sampler", "a sampler function sampler(D, process, x, ts)")
     process = check_process(process)
-    G = target if isinstance(target, Gaussian) else fit_gaussian(target)
-    t_from = process.t_max if t_from is None else t_from
-    ts = torch.as_tensor(ts, dtype=torch.float64)
-    x = G.flow(check_batch(x), float(t_from), float(ts[0]), process)
+    G = _target(target)
+    t_from = process.t_max if t_from is None else check_real(t_from, "t_from")
+    ts = as_times(ts)
+    process.check_t(ts, "ts")
+    x = G.flow(check_batch(x), t_from, float(ts[0]), process)
     return sampler(D, process, x, ts, **kw)
 
 
@@ -109,12 +125,19 @@ def teleport_sweep(sampler, D, process, x, ts, target, skips) -> torch.Tensor:
     the sampler runs on ``ts[k:]``. Returns (len(skips),) float64: the root-mean-square distance
     ``sqrt(mean_b |x_full - x_k|^2)`` to the samples of the full run from the same x. Lesson 06.
     """
-    ts = torch.as_tensor(ts, dtype=torch.float64)
+    check_callable(sampler, "sampler", "a sampler function sampler(D, process, x, ts)")
+    process = check_process(process)
+    ts = as_times(ts)
+    if ts.numel() < 2:
+        raise ValueError(f"ts must be a grid (N+1,) with N >= 1 steps; got {ts.numel()} time")
     x = check_batch(x)
     N = ts.numel() - 1
-    ks = [int(k) for k in skips]
+    if isinstance(skips, (str, bytes)) or not hasattr(skips, "__iter__"):
+        raise TypeError(f"skips must be a sequence of step counts; got {type(skips).__name__} {skips!r}")
+    ks = [check_int(k, "skips (each a number of steps)") for k in skips]
     if any(k < 0 or k >= N for k in ks):
         raise ValueError(f"skips must lie in [0, {N - 1}] (the grid has N = {N} steps); got {ks}")
+    target = _target(target)  # fitted once, and checked even when every skip is 0
     if float(ts[0]) != float(process.t_max):
         raise ValueError(f"ts must start at t_max = {process.t_max}; got ts[0] = {float(ts[0])}")
     full = sampler(D, process, x, ts)

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from ._core import field_at
+from ._core import check_dtype, check_int, check_positive, check_real, field_at
 
 __all__ = ["Grid2D", "Decomposition", "decompose", "helmholtz_hodge_periodic",
            "grid_jacobian", "grid_curl", "grid_divergence", "weighted_norm", "relative_error"]
@@ -39,15 +39,15 @@ class Grid2D:
     n: int = 81
 
     def __post_init__(self):
-        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 5:
-            raise ValueError(f"n must be an integer >= 5 (nodes per axis); got {self.n!r}")
+        check_int(self.n, "n", minimum=5)  # nodes per axis
         for name, lim in (("xlim", self.xlim), ("ylim", self.ylim if self.ylim is not None else self.xlim)):
-            try:
-                lo, hi = (float(v) for v in lim)
-            except (TypeError, ValueError) as e:
-                raise TypeError(f"{name} must be a pair of numbers (lo, hi); got {lim!r}") from e
-            if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-                raise ValueError(f"{name} must be finite with hi > lo; got {lim!r}")
+            if isinstance(lim, (str, bytes)) or not hasattr(lim, "__len__"):
+                raise TypeError(f"{name} must be a pair of numbers (lo, hi); got {type(lim).__name__} {lim!r}")
+            if len(lim) != 2:
+                raise ValueError(f"{name} must be a pair of numbers (lo, hi); got {len(lim)} of them")
+            lo, hi = (check_real(v, f"{name} (each end)") for v in lim)
+            if not hi > lo:
+                raise ValueError(f"{name} must have hi > lo; got {lim!r}")
 
     @property
     def _y(self):
@@ -73,8 +73,7 @@ class Grid2D:
 
     def points(self, dtype=torch.float64) -> torch.Tensor:
         """The nodes as a batch (n*n, 2), in the order of the (n, n) arrays; dtype a floating dtype."""
-        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise TypeError(f"dtype must be a floating torch.dtype (the nodes are not integers); got {dtype!r}")
+        check_dtype(dtype)
         X, Y = self.mesh()
         return torch.stack([X.reshape(-1), Y.reshape(-1)], 1).to(dtype)
 
@@ -104,22 +103,32 @@ def _check_grid(grid):
     return grid
 
 
-def _grid_field(F, grid, name="F"):
-    if not isinstance(F, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape ({grid.n}, {grid.n}, 2); got {type(F).__name__}")
-    if F.shape != (grid.n, grid.n, 2):
-        raise ValueError(f"{name} must have shape ({grid.n}, {grid.n}, 2) to match the grid; got {tuple(F.shape)}")
+def _finite_tensor(F, name, shape):
+    """A finite floating tensor of ``shape`` (a description of it in the errors), as float64."""
+    if not isinstance(F, torch.Tensor) or not F.is_floating_point():
+        got = f"a {F.dtype} tensor" if isinstance(F, torch.Tensor) else type(F).__name__
+        raise TypeError(f"{name} must be a floating torch.Tensor of shape {shape}; got {got}")
+    if not bool(torch.isfinite(F).all()):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
     return F.detach().to(torch.float64)
 
 
-def _grid_scalar(p, grid, name="p"):
+def _grid_field(F, grid, name="F"):
+    F = _finite_tensor(F, name, f"({grid.n}, {grid.n}, 2)")
+    if F.shape != (grid.n, grid.n, 2):
+        raise ValueError(f"{name} must have shape ({grid.n}, {grid.n}, 2) to match the grid; got {tuple(F.shape)}")
+    return F
+
+
+def _grid_scalar(p, grid, name="p", weight=True):
     if p is None:
         return torch.ones(grid.n, grid.n, dtype=torch.float64)
-    if not isinstance(p, torch.Tensor):
-        raise TypeError(f"{name} must be None or a torch.Tensor of shape ({grid.n}, {grid.n}); got {type(p).__name__}")
+    p = _finite_tensor(p, name, f"({grid.n}, {grid.n}) or None")
     if p.shape != (grid.n, grid.n):
         raise ValueError(f"{name} must have shape ({grid.n}, {grid.n}) to match the grid; got {tuple(p.shape)}")
-    return p.detach().to(torch.float64)
+    if weight and bool((p < 0).any()):
+        raise ValueError(f"{name} must be non-negative (a density or weight); got minimum {float(p.min()):.3g}")
+    return p
 
 
 def _d(a: np.ndarray, h: float, axis: int) -> np.ndarray:
@@ -157,9 +166,7 @@ def grid_divergence(F, grid, p=None):
 def weighted_norm(F, grid, p=None):
     r"""``(int p |F|^2 dA)^{1/2}`` by the trapezoid rule. F: (n, n, 2) or (n, n); p: (n, n) or None."""
     grid = _check_grid(grid)
-    if not isinstance(F, torch.Tensor):
-        raise TypeError(f"F must be a torch.Tensor on the grid; got {type(F).__name__}")
-    sq = F.detach().to(torch.float64) ** 2
+    sq = _finite_tensor(F, "F", f"({grid.n}, {grid.n}, 2) or ({grid.n}, {grid.n})") ** 2
     if sq.shape == (grid.n, grid.n, 2):
         sq = sq.sum(-1)
     elif sq.shape != (grid.n, grid.n):
@@ -169,6 +176,7 @@ def weighted_norm(F, grid, p=None):
 
 def relative_error(F, G, grid, p=None):
     r"""``||F - G||_p / ||G||_p`` in the p-weighted L2 norm of :func:`weighted_norm`."""
+    grid = _check_grid(grid)
     return weighted_norm(_grid_field(F, grid) - _grid_field(G, grid, "G"), grid, p) / weighted_norm(G, grid, p)
 
 
@@ -249,8 +257,7 @@ def decompose(field, grid: Grid2D, *, t=None, log_p=None, p_floor: float = 1e-12
     (``scipy.sparse.linalg.spsolve``) with phi pinned to 0 at the densest node.
     """
     grid = _check_grid(grid)
-    if not (isinstance(p_floor, (int, float)) and 0 < p_floor < 1):
-        raise ValueError(f"p_floor must be a number in (0, 1); got {p_floor!r}")
+    p_floor = check_real(p_floor, "p_floor", minimum=0.0, maximum=1.0, strict=True)
     n = grid.n
     hx, hy = grid.h
     Gx, Gy, Mx, My = _edge_ops(n, hx, hy)
@@ -275,7 +282,7 @@ def decompose(field, grid: Grid2D, *, t=None, log_p=None, p_floor: float = 1e-12
         lp = torch.zeros(n, n, dtype=torch.float64)
         lx, ly = np.zeros(len(fx)), np.zeros(len(fy))
     elif isinstance(log_p, torch.Tensor):
-        lp = _grid_scalar(log_p, grid, "log_p")
+        lp = _grid_scalar(log_p, grid, "log_p", weight=False)
         lx, ly = Mx @ lp.numpy().reshape(-1), My @ lp.numpy().reshape(-1)
     elif callable(log_p):
         with torch.no_grad():
@@ -324,14 +331,11 @@ def helmholtz_hodge_periodic(F, length=2 * math.pi):
     divergence-free) is returned separately. Exact for trigonometric polynomials resolved by the
     grid. Returns ``(gradient, div_free, mean)`` with shapes (n, n, 2), (n, n, 2), (2,).
     """
-    if not isinstance(F, torch.Tensor):
-        raise TypeError(f"F must be a torch.Tensor of shape (n, n, 2); got {type(F).__name__}")
-    if F.dim() != 3 or F.shape[0] != F.shape[1] or F.shape[2] != 2:
-        raise ValueError(f"F must have shape (n, n, 2); got {tuple(F.shape)}")
-    if not (isinstance(length, (int, float)) and length > 0):
-        raise ValueError(f"length must be a positive number; got {length!r}")
+    Fd = _finite_tensor(F, "F", "(n, n, 2)")
+    if F.dim() != 3 or F.shape[0] != F.shape[1] or F.shape[2] != 2 or F.shape[0] == 0:
+        raise ValueError(f"F must have shape (n, n, 2) with n >= 1; got {tuple(F.shape)}")
+    length = check_positive(length, "length")
     n = F.shape[0]
-    Fd = F.detach().to(torch.float64)
     Fh = torch.fft.fft2(Fd, dim=(0, 1))
     k = torch.fft.fftfreq(n, d=length / n, dtype=torch.float64) * 2 * math.pi
     K = torch.stack(torch.meshgrid(k, k, indexing="ij"), -1)                  # (n, n, 2)

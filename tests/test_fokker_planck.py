@@ -168,3 +168,42 @@ def test_bad_input():
         fp.solve_fp_grid(np.ones(11), g, process, [0.2, 0.1])
     with pytest.raises(ValueError, match="uniform"):
         fp.solve_fp_grid(np.ones(11), g**3, process, [0.0, 0.1])
+
+
+def test_arguments_are_checked_at_entry():
+    """Issue 21 (property tests): residual operators accepted a bad method, probe, n_probes or generator and
+    failed at their first call (or never); n = 0 gave a ZeroDivisionError; a numeric size string was
+    accepted; a NaN grid gave NaN densities or a message about x; a string p0 a NumPy message."""
+    g, p = Gaussian(torch.zeros(1), torch.ones(1)), VP()
+    s = g.bind(p).score
+    with pytest.raises(ValueError, match="method must be one of"):
+        fp.score_residual(s, p, method="nonsense")
+    with pytest.raises(TypeError, match="n_probes must be an integer; got bool"):
+        fp.log_density_residual(g.bind(p).log_prob, p, n_probes=True)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        fp.score_residual(s, p, generator=0)
+    with pytest.raises(TypeError, match="log_p must be a callable"):
+        fp.log_density_residual(3, p)
+    with pytest.raises(TypeError, match="field must be a field"):
+        fp.div(3, torch.zeros(2, 1), 0.5)
+    with pytest.raises(ValueError, match="n must be an integer >= 1; got 0"):
+        fp.residual_rms(s, p, g.sample, [0.5], n=0)
+    with pytest.raises(TypeError, match="ts must be a 1-D tensor or sequence of times; got str"):
+        fp.residual_rms(s, p, g.sample, "abc", n=4)
+    with pytest.raises(TypeError, match="size must be a real number; got str"):
+        fp.perturb_score(s, "scale", "0.5")
+    with pytest.raises(ValueError, match="grid must be finite"):
+        fp.grid_mesh([0.0, math.nan])
+    with pytest.raises(ValueError, match="grid must be finite"):
+        fp.density_on_grid(g, p, [0.0, math.nan], 0.5)
+    with pytest.raises(TypeError, match="dist must be a diffedu distribution"):
+        fp.density_on_grid("g", p, [0.0, 1.0], 0.5)
+    with pytest.raises(TypeError, match="p0 must be an array of densities"):
+        fp.solve_fp_grid("abc", np.linspace(-1, 1, 5), p, [0.1, 0.2])
+    with pytest.raises(TypeError, match="ode_steps must be an integer; got bool"):
+        fp.ode_sde_gap(g.bind(p).denoiser, p, g.sample, 4, ode_steps=True)
+    t = torch.ones(3)
+    with pytest.raises(ValueError, match="t must be a .B,. tensor that requires grad"):
+        fp.time_derivative(torch.sin(t), t)  # was autograd's "does not require grad"
+    with pytest.raises(TypeError, match="y must be a floating torch.Tensor"):
+        fp.time_derivative([1.0], t.requires_grad_(True))

@@ -106,3 +106,30 @@ def test_affine_flow_moments_refuses_what_would_hang():
         gauge.affine_flow_moments(lambda x, t: -1e6 * x, m, C, 1.0, 0.0, max_calls=50)
     mean, cov = gauge.affine_flow_moments(lambda x, t: -x, m + 1, C, 1.0, 0.0)
     torch.testing.assert_close(mean, torch.full((2,), float(torch.e), dtype=torch.float64), rtol=1e-7, atol=0)
+
+
+def test_arguments_are_checked():
+    """Issue 21 (property tests): strength '0.5' was a ValueError, NaN A passed the antisymmetry test, a bool
+    dim was a ValueError and a string plane a comparison error, a negative-definite cov gave a defect,
+    t_end '0.5' was accepted (float())."""
+    G, p = Gaussian(torch.zeros(2), torch.eye(2)), VP()
+    with pytest.raises(TypeError, match="strength must be a real number; got str"):
+        gauge.gauge_rotation(G, p, "0.5")
+    with pytest.raises(ValueError, match="A must be finite"):
+        gauge.gauge_rotation(G, p, 1.0, torch.tensor([[0.0, math.nan], [math.nan, 0.0]]))
+    with pytest.raises(TypeError, match="dim must be an integer; got bool"):
+        gauge.rotation_matrix(True)
+    with pytest.raises(TypeError, match="plane .* must be an integer; got str"):
+        gauge.rotation_matrix(2, ("a", "b"))
+    with pytest.raises(TypeError, match="dtype must be a floating dtype"):
+        gauge.rotation_matrix(2, dtype=torch.int64)
+    with pytest.raises(ValueError, match="cov must be positive semi-definite"):
+        gauge.linear_gauge_defect(torch.eye(2), -torch.eye(2))
+    with pytest.raises(ValueError, match="cov must be positive definite"):
+        gauge.linear_gauge_defect(torch.eye(2), torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="cov must be positive semi-definite"):
+        gauge.affine_flow_moments(lambda x, t: -x, [0.0], [[-1.0]], 0.0, 1.0)
+    with pytest.raises(TypeError, match="t_end must be a real number; got str"):
+        gauge.gauge_flow_summary(G, p, t_end="0.5")
+    with pytest.raises(ValueError, match="t_end must be > 0.0 here"):
+        gauge.gauge_flow_summary(G, p, t_end=0.0)

@@ -1,13 +1,15 @@
 """diffedu.gaussian_approx: the fitted Gaussian vs numpy, explained variance exactly 1 for a
 Gaussian target and rising to 1 with noise for a mixture, reproducibility, bad input."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from diffedu import EDM, VP, Empirical, Gaussian, GaussianMixture
 from diffedu import fit_gaussian, time_grid
-from diffedu.gaussian_approx import explained_variance, gaussian_explained_variance, teleport
+from diffedu.gaussian_approx import explained_variance, gaussian_explained_variance, teleport, teleport_sweep
 from diffedu.samplers import dpmpp_2m, euler
 
 
@@ -98,7 +100,7 @@ def test_bad_input_names_the_argument():
         explained_variance(s, s, "G", P, [0.5])
     with pytest.raises(TypeError, match="process"):
         explained_variance(s, s, G, "VP", [0.5])
-    with pytest.raises(TypeError, match="score and approx"):
+    with pytest.raises(TypeError, match="approx must be an approximate score"):  # names the one that is wrong
         explained_variance(s, None, G, P, [0.5])
 
 
@@ -158,3 +160,26 @@ def test_teleport_sweep_on_a_mixture_grows_with_the_skipped_steps():
         teleport_sweep(de.dpmpp_2m, mix.bind(P).denoiser, P, x, ts, mix.sample(10, generator=gen()), [12])
     with pytest.raises(ValueError, match="ts must start at t_max"):
         teleport_sweep(de.dpmpp_2m, mix.bind(P).denoiser, P, x, ts[1:], mix.sample(10, generator=gen()), [1])
+
+
+def test_teleport_arguments_are_checked():
+    """Issue 21 (property tests): t_from '0.5' was accepted (float()); a string target failed with a message
+    about "data"; teleport_sweep read process.t_max of a string (AttributeError), took int('1') as a skip and
+    never looked at target when every skip was 0; a (B, D + 1) score broadcast or failed inside torch."""
+    G, p = Gaussian([0.0], [1.0]), VP()
+    D, x, ts = G.bind(p).denoiser, torch.zeros(3, 1), time_grid(p, 3)
+    with pytest.raises(TypeError, match="t_from must be a real number; got str"):
+        teleport(euler, D, p, x, ts, G, t_from="0.5")
+    with pytest.raises(TypeError, match="target must be a Gaussian or data"):
+        teleport(euler, D, p, x, ts, "abc")
+    with pytest.raises(ValueError, match="ts must lie in"):
+        teleport(euler, D, p, x, [math.nan, 0.0], G)
+    with pytest.raises(TypeError, match="process must be a diffedu.processes.Process"):
+        teleport_sweep(euler, D, "VP", x, ts, G, [0])
+    with pytest.raises(TypeError, match="skips .* must be an integer; got str"):
+        teleport_sweep(euler, D, p, x, ts, G, ["1"])
+    with pytest.raises(TypeError, match="target must be a Gaussian or data"):
+        teleport_sweep(euler, D, p, x, ts, "abc", [0])
+    s = G.bind(p).score
+    with pytest.raises(ValueError, match="approx must return a tensor of x's shape"):
+        explained_variance(s, lambda y, t: torch.cat([y, y], 1), G, p, [0.5])

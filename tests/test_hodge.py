@@ -128,3 +128,31 @@ def test_bad_input_is_named():
         hodge.decompose(lambda y: y, grid, log_p=torch.full((11, 11), float("nan")))
     with pytest.raises(ValueError, match="p_floor"):
         hodge.decompose(lambda y: y, grid, p_floor=0.0)
+
+
+def test_grid_arguments_are_checked():
+    """Issue 21 (property tests): Grid2D took ('-1', '1') (float()), n=True was a ValueError; NaN fields and
+    weights gave NaN norms; relative_error read grid.n of a tuple (AttributeError); p_floor=True was a
+    ValueError and length='0.5' too."""
+    grid = hodge.Grid2D((0.0, 1.0), None, 7)
+    with pytest.raises(TypeError, match="xlim .* must be a real number; got str"):
+        hodge.Grid2D(("-1", "1"))
+    with pytest.raises(TypeError, match="n must be an integer; got bool"):
+        hodge.Grid2D(n=True)
+    F = torch.zeros(7, 7, 2, dtype=torch.float64)
+    F[0, 0, 0] = math.nan
+    for op in (hodge.grid_jacobian, hodge.grid_curl, hodge.grid_divergence, hodge.weighted_norm):
+        with pytest.raises(ValueError, match="F must be finite"):
+            op(F, grid)
+    with pytest.raises(ValueError, match="p must be non-negative"):
+        hodge.weighted_norm(torch.ones(7, 7, 2), grid, -torch.ones(7, 7))
+    with pytest.raises(TypeError, match="F must be a floating torch.Tensor"):
+        hodge.grid_curl(torch.ones(7, 7, 2, dtype=torch.int64), grid)
+    with pytest.raises(TypeError, match="grid must be"):
+        hodge.relative_error(torch.ones(7, 7, 2), torch.ones(7, 7, 2), (0, 1))
+    with pytest.raises(TypeError, match="p_floor must be a real number; got bool"):
+        hodge.decompose(lambda y: y, grid, p_floor=True)
+    with pytest.raises(TypeError, match="length must be a real number; got str"):
+        hodge.helmholtz_hodge_periodic(torch.zeros(4, 4, 2), "0.5")
+    with pytest.raises(ValueError, match="F must be finite"):
+        hodge.helmholtz_hodge_periodic(torch.full((4, 4, 2), math.nan))
