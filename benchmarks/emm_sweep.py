@@ -1,5 +1,5 @@
 """Regenerate data/emm_ring.npz: memorised fraction of a small network's samples against the
-training-set size M (lesson 05), for three network widths, one process per (width, M).
+training-set size M (lesson 06), for three network widths, one process per (width, M).
 
     OMP_NUM_THREADS=1 python3 benchmarks/emm_sweep.py data/emm_ring.npz [--workers 14]
 

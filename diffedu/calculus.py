@@ -84,7 +84,7 @@ def hutchinson_variance(A, probe: str = "rademacher") -> torch.Tensor:
         Var = 2 ||S||_F^2 - 2 sum_i S_ii^2 = 2 sum_{i != j} S_ij^2   (Rademacher z = +-1),
 
     since ``z_i^2 = 1`` removes the diagonal's noise (Hutchinson 1989). A: (D, D). Averaging P
-    probes divides it by P. Lesson 04.
+    probes divides it by P. Lesson 05.
     """
     check_choice(probe, "probe", _PROBES)
     A = as_param(A, "A")

@@ -8,7 +8,7 @@ whose probability is comparable to ``2^-bits`` next to a dominant one are drawn 
 they should be, and among them the likely ones gain, a lower temperature (Zheng et al. 2024,
 "Masked diffusion models are secretly time-agnostic masked models and exploit inaccurate
 categorical sampling", Sec. 5). :func:`masked_step_law` is the case that matters in masked
-diffusion: the race of a token law against the mask in one sampler step. Lesson 08.
+diffusion: the race of a token law against the mask in one sampler step. Lesson 09.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def total_variation(p, q, dim: int = -1) -> torch.Tensor:
     r"""Total-variation distance between two laws on the same finite set: ``1/2 sum_c |p_c - q_c|``.
 
     It equals ``max_A |p(A) - q(A)|`` over events A, in [0, 1]. p, q: (..., C) probabilities
-    (broadcast against each other); returns (...) float64. Lesson 08 measures the step-wise
+    (broadcast against each other); returns (...) float64. Lesson 09 measures the step-wise
     sampler's law against the data with it.
     """
     p, q = _probs_along(p, dim, "p"), _probs_along(q, dim, "q")

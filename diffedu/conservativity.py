@@ -9,7 +9,7 @@ test, from local to global:
 * :func:`circulation` around closed loops and :func:`path_dependence` of line integrals.
 
 The global split of a field into a gradient and the rest is :mod:`diffedu.hodge`; what the rest
-does to a sampler is :mod:`diffedu.gauge`. Lesson 11.
+does to a sampler is :mod:`diffedu.gauge`. Lesson 12.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def linear_circulation(M, radius: float) -> float:
     The curl of ``M x`` in the plane of coordinates (0, 1) is the constant ``M[1, 0] - M[0, 1]``,
     so by Stokes the circulation around any such circle (any centre) is
     ``(M[1, 0] - M[0, 1]) pi radius^2``: ``2 gamma pi R^2`` for the rotation ``gamma A x``
-    (lesson 11). M: (D, D), D >= 2. The closed form of what :func:`circulation` approximates
+    (lesson 12). M: (D, D), D >= 2. The closed form of what :func:`circulation` approximates
     on a :func:`circle_loops` polygon.
     """
     M = as_param(M, "M")

@@ -178,7 +178,7 @@ def subspace_gaussian(D: int, k: int, *, seed: int = 0, scale: float = 1.0) -> G
 
     F's columns are an orthonormal basis drawn from ``seed`` (QR of a Gaussian matrix) scaled by
     ``scale * linspace(1, 0.5, k)``, so the tangent variances are of order ``scale^2`` and
-    distinct. Data on a linear manifold of dimension k (lesson 12).
+    distinct. Data on a linear manifold of dimension k (lesson 13).
     """
     D, k = check_int(D, "D", minimum=1), check_int(k, "k", minimum=1)
     if k > D:

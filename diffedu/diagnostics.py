@@ -30,7 +30,7 @@ between the component frequencies, each sample assigned to its most responsible 
 ``log_density`` (the mean exact ``log p_{t_eps}`` of the samples minus that of reference samples:
 negative when samples fall where the data is not), and with ``train`` the ``memorised`` fraction
 (1/3 rule, :mod:`diffedu.memorisation`) whose floor is the fraction of reference samples counted
-memorised against the same training set (not 0: see lesson 05).
+memorised against the same training set (not 0: see lesson 06).
 
 **Reading a report (the rule the tests check).** The exact model has score errors, asymmetry
 and residual at rounding level and every sample metric within its floor. A defect shows in
@@ -38,7 +38,7 @@ and residual at rounding level and every sample metric within its floor. A defec
 that is not the score of any diffusion family in ``fp_residual``; a model that copies its
 training set in ``memorised`` above its floor. Sample metrics leave their floors only when the
 defect changes the law the sampler produces: a gauge field (a rotation along the level sets of
-p_t) has a large score error and asymmetry and samples exactly (lesson 11).
+p_t) has a large score error and asymmetry and samples exactly (lesson 12).
 
 **On the digits**, where the only exact score is the training set's own (:class:`~diffedu.Empirical`),
 a reference that *is* the training set makes ``score_error`` an error against the memorising

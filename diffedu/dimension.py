@@ -6,7 +6,7 @@ manifold: ``s(x, t) ~ -(x - alpha_t proj(x)) / sigma_t^2``, so the score Jacobia
 singular values near ``1 / sigma_t^2`` (normal directions) and k much smaller ones (tangent).
 :func:`intrinsic_dimension` finds the largest gap of the normalised spectrum over *every*
 position, including the one below the top (co-dimension 1, a hyperplane) and the one above it
-(full dimension). Lesson 12.
+(full dimension). Lesson 13.
 """
 
 from __future__ import annotations

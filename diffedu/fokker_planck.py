@@ -22,7 +22,7 @@ rather than zero, and only its x-variation (or the score residual) is meaningful
 
 :func:`solve_fp_grid` integrates the density equation on a 1-D or 2-D grid (finite volumes,
 Crank-Nicolson in 1-D, Peaceman-Rachford ADI in 2-D), so the PDE can be watched moving a
-density next to the closed-form marginal. Lesson 04 derives all of this.
+density next to the closed-form marginal. Lesson 05 derives all of this.
 """
 
 from __future__ import annotations

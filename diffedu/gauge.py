@@ -11,7 +11,7 @@ For a Gaussian ``p_t = N(m, C)`` the field ``r = A C^{-1}(x - m) = -A s`` with A
 such a gauge field (:func:`gauge_rotation`); the plain rotation ``A (x - m)`` is one only when C
 is isotropic (:func:`plain_rotation`). :func:`affine_flow_moments` pushes a Gaussian's moments
 through any affine velocity without samples, and :func:`gauge_flow_summary` uses it to measure
-what each rotation does to the final covariance. Lesson 11.
+what each rotation does to the final covariance. Lesson 12.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def linear_gauge_defect(M, cov) -> float:
     is antisymmetric (then ``tr M = tr(C K) = 0`` too). Returns the relative size of K's
     symmetric part, ``max |K + K^T| / max |K|`` (0 for ``M = 0``, the trivial gauge field):
     ``M = A C^{-1}`` with A antisymmetric gives 0; a plain rotation ``M = A`` gives 0 only for
-    an isotropic C (lesson 11). M, cov: (D, D), cov positive definite.
+    an isotropic C (lesson 12). M, cov: (D, D), cov positive definite.
     """
     C, M = as_param(cov, "cov"), as_param(M, "M")
     if C.dim() != 2 or C.shape[0] != C.shape[1] or C.shape[0] == 0:
@@ -214,7 +214,7 @@ def gauge_flow_summary(gaussian, process, strength: float = 1.0, *, t_end: float
     from ``t_max`` to ``t_end`` (default: where sigma/alpha = 0.02). Returns
     ``{"exact" | "gauge" | "plain": (cov (D, D), relative Frobenius error against the exact
     marginal covariance at t_end)}``: the gauge error is at the solver's tolerance, the plain one
-    is not (lesson 11).
+    is not (lesson 12).
     """
     from .flows import pf_ode_velocity
 

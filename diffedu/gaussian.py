@@ -280,7 +280,7 @@ class Gaussian(Distribution):
         The score ``s = -C_t^{-1} (x - alpha_t mu)`` with ``C_t = alpha_t^2 Sigma + sigma_t^2 I``
         is linear in x, so ``div v = D f(t) + 1/2 g(t)^2 tr(C_t^{-1})`` is the same at every x:
         the integrand of the instantaneous change of variables
-        (:func:`diffedu.likelihood.log_likelihood`; lesson 10). t: a float where C_t is
+        (:func:`diffedu.likelihood.log_likelihood`; lesson 11). t: a float where C_t is
         invertible (t > 0 when Sigma is singular).
         """
         t = check_real(t, "t")
@@ -326,7 +326,7 @@ def cov_ellipse(cov, mean=(0.0, 0.0), *, n_std: float = 2.0, n: int = 121) -> to
     The ellipse ``{x : (x - m)^T C^{-1} (x - m) = n_std^2}`` is the image of the circle of radius
     ``n_std`` under ``x = m + U diag(sqrt(lambda)) z`` with ``C = U diag(lambda) U^T``; the first
     and last points coincide, traversed counter-clockwise. cov: (2, 2) symmetric positive
-    semi-definite (a singular C gives a segment); mean: (2,). Lesson 11 draws the final
+    semi-definite (a singular C gives a segment); mean: (2,). Lesson 12 draws the final
     covariances of rotated flows with it.
     """
     C = as_param(cov, "cov", (2, 2))

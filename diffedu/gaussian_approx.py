@@ -4,7 +4,7 @@ Wang and Vastola (2024), "The Unreasonable Effectiveness of Gaussian Score Appro
 Diffusion Models and its Applications": at high noise the score of any data set is close to
 the score of the Gaussian with the data's mean and covariance, whose probability-flow map is
 exact (:meth:`diffedu.Gaussian.flow`); skipping the early sampler steps with it is *Gaussian
-teleportation* (:func:`teleport`). Lesson 06.
+teleportation* (:func:`teleport`). Lesson 07.
 
 The fraction of a score ``s`` explained by an approximation ``a`` at time t, under p_t:
 
@@ -76,7 +76,7 @@ def gaussian_explained_variance(data: Gaussian, model: Gaussian, process, ts) ->
 
         EV(t) = 1 - [tr(M V_d M) + alpha_t^2 |V_m^{-1} (mu_d - mu_m)|^2] / tr(V_d^{-1}).
 
-    In 1-D with equal means, ``EV = 1 - (1 - v_d / v_m)^2`` (lesson 06, exercise 2). ts: (T,)
+    In 1-D with equal means, ``EV = 1 - (1 - v_d / v_m)^2`` (lesson 07, exercise 2). ts: (T,)
     times in (0, t_max]. The Monte Carlo :func:`explained_variance` estimates the same number.
     """
     check_process(process)
@@ -123,7 +123,7 @@ def teleport_sweep(sampler, D, process, x, ts, target, skips) -> torch.Tensor:
     data to fit one). For each k in ``skips`` (0 <= k < N) the first k steps are replaced by the
     exact flow of the target from ``ts[0]`` to ``ts[k]`` (:func:`teleport`) and
     the sampler runs on ``ts[k:]``. Returns (len(skips),) float64: the root-mean-square distance
-    ``sqrt(mean_b |x_full - x_k|^2)`` to the samples of the full run from the same x. Lesson 06.
+    ``sqrt(mean_b |x_full - x_k|^2)`` to the samples of the full run from the same x. Lesson 07.
     """
     check_callable(sampler, "sampler", "a sampler function sampler(D, process, x, ts)")
     process = check_process(process)

@@ -5,7 +5,7 @@ r"""Helmholtz-Hodge and weighted (gauge) decompositions of 2-D fields on a grid.
 ``p = p_t``: the gauge decomposition of Horvat and Pfister 2024, whose gradient part is all that a
 sampler's marginals see, :mod:`diffedu.gauge`). :func:`helmholtz_hodge_periodic` is the spectral
 split on the torus, exact for trigonometric polynomials. :class:`Grid2D` holds the box and its
-quadrature; ``grid_*`` are second-order difference operators on it. Lesson 11.
+quadrature; ``grid_*`` are second-order difference operators on it. Lesson 12.
 """
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ def decompose(field, grid: Grid2D, *, t=None, log_p=None, p_floor: float = 1e-12
     i.e. r satisfies ``div(p r) = 0`` with zero normal flux ``p r . n`` through the boundary.
     With ``log_p=None`` (p = 1) this is the Helmholtz-Hodge decomposition on a box: a gradient
     plus a divergence-free field tangent to the boundary. With ``p = p_t`` and ``field`` a learned
-    score it is the gauge decomposition of lesson 11: ``grad(phi)`` is all a sampler's marginals
+    score it is the gauge decomposition of lesson 12: ``grad(phi)`` is all a sampler's marginals
     see.
 
     field: a callable ``f(x)`` / ``f(x, t)`` (B, 2) -> (B, 2), evaluated at the nodes and the edge

@@ -4,7 +4,7 @@ Wang, Zhang, Zhang, Chen, Ma and Qu (2024), "Diffusion Models Learn Low-Dimensio
 Distributions via Subspace Clustering": data ``x_0 = U_k a`` with ``a ~ N(0, I_r)`` and ``U_k``
 (D, r) orthonormal, component ``k`` uniform. The exact denoiser is
 :class:`diffedu.mixtures.LowRankMixture`'s; parameterising a denoiser in that form and training
-it by denoising score matching is subspace clustering (the paper's Theorem 3). Lesson 07.
+it by denoising score matching is subspace clustering (the paper's Theorem 3). Lesson 08.
 
 Contents: planted bases and exact per-subspace samples; principal angles and the subspace error
 ``||P - P*||_F / sqrt(2d)``; the K-subspaces estimator :class:`SubspaceClustering`; the

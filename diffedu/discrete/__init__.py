@@ -21,7 +21,7 @@ decoding tokens one at a time in a random order: the first-hitting sampler (Zhen
 The pieces, one module each: :mod:`.schedules` (schedules and the forward masking),
 :mod:`.sequences` (the data distribution and its exact denoiser), :mod:`.evidence` (the ELBO),
 :mod:`.sampling`. Categorical draws with truncated uniforms are :mod:`diffedu.categorical`.
-Everything is re-exported here: ``from diffedu import discrete as dd; dd.elbo(...)``. Lesson 08.
+Everything is re-exported here: ``from diffedu import discrete as dd; dd.elbo(...)``. Lesson 09.
 """
 
 from ..categorical import entropy, gumbel_max_probs, sample_categorical, total_variation

@@ -5,7 +5,7 @@ r"""The continuous-time ELBO of masked diffusion, exactly and as a training loop
 depends on the schedule only through ``d alpha / (1 - alpha)`` and is the same for every
 schedule (substitute alpha for t; Shi et al. 2024, "Simplified and generalized masked
 diffusion", eq. 5; Sahoo et al. 2024, MDLM, eq. 10). For the exact denoiser it equals
-``log p(x_0)``. Lesson 08.
+``log p(x_0)``. Lesson 09.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def elbo_integrand(denoiser, x0, schedule: MaskSchedule, vocab_size: int, t, *, 
     (divided by ``-alpha'_t``), a function of ``alpha_t`` alone, the same curve for every
     schedule: the reason the ELBO is schedule-free. The expectation over x_t is exact: a sum
     over all 2^L mask patterns (L <= 12). ``denoiser(x, None)``: time-agnostic denoisers only.
-    t: (T,) times in [0, 1]. Lesson 08.
+    t: (T,) times in [0, 1]. Lesson 09.
     """
     schedule, V, x0 = _check_elbo_args(denoiser, x0, schedule, vocab_size)
     if per not in ("t", "alpha"):

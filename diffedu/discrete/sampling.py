@@ -4,7 +4,7 @@ Sampling with an exact time-agnostic denoiser reduces to decoding tokens one at 
 random order: the first-hitting sampler (Zheng et al. 2024, Alg. 1). The step-wise (ancestral)
 sampler of MDLM unmasks several positions per step, independently given the state, so with few
 steps it misses their correlations; :func:`stepwise_law` gives its exact law. Categorical draws
-use :func:`diffedu.categorical.sample_categorical` with ``bits`` of uniform precision. Lesson 08.
+use :func:`diffedu.categorical.sample_categorical` with ``bits`` of uniform precision. Lesson 09.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def first_hitting_survival(alpha, n_masked, *, alpha_from=0.0) -> torch.Tensor:
     the survival function of :func:`first_hitting_time` (in units of alpha; from the fully
     masked sequence, ``alpha_from = 0``, the first unmasking is at ``alpha ~ Beta(1, n)``;
     Zheng et al. 2024, eq. 9). alpha, n_masked: floats or broadcastable tensors; alpha in
-    ``[alpha_from, 1]``, alpha_from in [0, 1). Returns float64. Lesson 08.
+    ``[alpha_from, 1]``, alpha_from in [0, 1). Returns float64. Lesson 09.
     """
     a = torch.as_tensor(alpha, dtype=_F64)
     a0 = torch.as_tensor(alpha_from, dtype=_F64)

@@ -5,7 +5,7 @@ A schedule gives the probability ``alpha_t`` that a token is still unmasked at t
 
     q(x_t^i = x_0^i) = alpha_t,   q(x_t^i = mask) = 1 - alpha_t.
 
-Sequences have length L over ``{0, ..., V-1}``; the mask token is ``V``. Lesson 08.
+Sequences have length L over ``{0, ..., V-1}``; the mask token is ``V``. Lesson 09.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ r"""Distributions over short token sequences, stored as tables, with exact poste
 The posterior ``p(x_0 | x_t)`` of masked diffusion is ``p_0`` restricted to the sequences that
 agree with the unmasked tokens of x_t: it does not depend on t. So the exact denoiser
 (:meth:`SequenceDistribution.denoiser`) is *time-agnostic* (Zheng et al. 2024, Prop. 3.1).
-:func:`sequence_chi2` tests samples against a table over whole sequences. Lesson 08.
+:func:`sequence_chi2` tests samples against a table over whole sequences. Lesson 09.
 """
 
 from __future__ import annotations

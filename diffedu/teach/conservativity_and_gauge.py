@@ -1,4 +1,4 @@
-r"""Lesson 11 (is a learned score a gradient? conservativity and gauge freedom): its plots, the
+r"""Lesson 12 (is a learned score a gradient? conservativity and gauge freedom): its plots, the
 gauge slider, the exercise checkers and the two cached models.
 
 The maths lives in the core: :mod:`diffedu.conservativity` (Jacobian asymmetry, curl,
@@ -8,10 +8,10 @@ density-weighted Helmholtz-Hodge decomposition), :mod:`diffedu.gauge` (gauge and
 :func:`~diffedu.gauge.linear_gauge_defect`), :func:`diffedu.gaussian.cov_ellipse`, and
 :mod:`diffedu.nets` (the free ``ScoreMLP`` and the energy ``EnergyMLP``, ``train_dsm``).
 
-Lesson 11 trains the two models on :func:`lesson11_data`. Training both takes about a minute on
+Lesson 12 trains the two models on :func:`gauge_data`. Training both takes about a minute on
 a 2-core CPU, more than a lesson may run, so the weights are cached in
-``data/lesson11_models.pt`` (float32 state dicts plus the training settings);
-:func:`train_lesson11_models` regenerates them, and a slow test checks that a fresh training run
+``data/gauge_models.pt`` (float32 state dicts plus the training settings);
+:func:`train_gauge_models` regenerates them, and a slow test checks that a fresh training run
 is as good as the cache.
 """
 
@@ -32,39 +32,39 @@ from . import plots, widgets
 from .checks import Feedback, check_close, say, unanswered
 
 __all__ = [
-    "lesson11_data", "lesson11_models", "train_lesson11_models", "MODEL_FILE", "LESSON11_CONFIG",
+    "gauge_data", "gauge_models", "train_gauge_models", "MODEL_FILE", "GAUGE_CONFIG",
     "plot_decomposition", "plot_cov_ellipse", "plot_gauge_flows", "gauge_widget",
     "check_asymmetry", "check_circulation_of_rotation", "check_gauge_matrix",
 ]
 
-MODEL_FILE = "lesson11_models.pt"
-#: Settings of the cached lesson-11 models (changing them needs ``train_lesson11_models(save=True)``).
-LESSON11_CONFIG = dict(k=6, radius=2.0, std=0.25, hidden=64, depth=3, steps=4000, batch_size=256, seed=0)
+MODEL_FILE = "gauge_models.pt"
+#: Settings of the cached gauge-lesson models (changing them needs ``train_gauge_models(save=True)``).
+GAUGE_CONFIG = dict(k=6, radius=2.0, std=0.25, hidden=64, depth=3, steps=4000, batch_size=256, seed=0)
 
 
 # --- the two trained models ------------------------------------------------------------------
-def lesson11_data():
-    """The data of lesson 11: a ring of 6 Gaussians (exact scores, :func:`diffedu.datasets.ring`), and VP."""
-    c = LESSON11_CONFIG
+def gauge_data():
+    """The data of lesson 12: a ring of 6 Gaussians (exact scores, :func:`diffedu.datasets.ring`), and VP."""
+    c = GAUGE_CONFIG
     return ring(c["k"], c["radius"], c["std"]), VP()
 
 
 def _new_models(process, generator):
-    c = LESSON11_CONFIG
+    c = GAUGE_CONFIG
     free = ScoreMLP(process, 2, hidden=c["hidden"], depth=c["depth"], generator=generator)
     energy = EnergyMLP(process, 2, hidden=c["hidden"], depth=c["depth"], generator=generator)
     return free, energy
 
 
-def train_lesson11_models(*, save: bool = False):
-    r"""Train the free and the energy model of lesson 11 by DSM (:func:`diffedu.nets.train_dsm`).
+def train_gauge_models(*, save: bool = False):
+    r"""Train the free and the energy model of lesson 12 by DSM (:func:`diffedu.nets.train_dsm`).
 
-    Same seed, data and settings (:data:`LESSON11_CONFIG`) for both. ``save=True`` writes
-    ``data/lesson11_models.pt`` (a source checkout is needed). About a minute on 2 CPU cores.
+    Same seed, data and settings (:data:`GAUGE_CONFIG`) for both. ``save=True`` writes
+    ``data/gauge_models.pt`` (a source checkout is needed). About a minute on 2 CPU cores.
     Returns ``(free, energy)`` in eval mode.
     """
-    c = LESSON11_CONFIG
-    data, process = lesson11_data()
+    c = GAUGE_CONFIG
+    data, process = gauge_data()
     free, energy = _new_models(process, torch.Generator().manual_seed(c["seed"]))
     for model in (free, energy):
         g = torch.Generator().manual_seed(c["seed"] + 1)
@@ -76,18 +76,18 @@ def train_lesson11_models(*, save: bool = False):
     return free, energy
 
 
-def lesson11_models():
-    """The cached ``(free, energy)`` models of lesson 11 (float32, eval mode, no gradients kept).
+def gauge_models():
+    """The cached ``(free, energy)`` models of lesson 12 (float32, eval mode, no gradients kept).
 
-    Raises ``FileNotFoundError`` when ``data/lesson11_models.pt`` is missing and ``ValueError``
-    when it was trained with other settings than :data:`LESSON11_CONFIG`.
+    Raises ``FileNotFoundError`` when ``data/gauge_models.pt`` is missing and ``ValueError``
+    when it was trained with other settings than :data:`GAUGE_CONFIG`.
     """
     path = data_path(MODEL_FILE)
     state = torch.load(path, weights_only=True)
-    if state["config"] != LESSON11_CONFIG:
-        raise ValueError(f"{path} was trained with {state['config']}, not {LESSON11_CONFIG}: retrain it "
-                         "with train_lesson11_models(save=True)")
-    _, process = lesson11_data()
+    if state["config"] != GAUGE_CONFIG:
+        raise ValueError(f"{path} was trained with {state['config']}, not {GAUGE_CONFIG}: retrain it "
+                         "with train_gauge_models(save=True)")
+    _, process = gauge_data()
     free, energy = _new_models(process, None)
     free.load_state_dict(state["free"])
     energy.load_state_dict(state["energy"])
@@ -131,7 +131,7 @@ def plot_cov_ellipse(cov, ax=None, *, mean=(0.0, 0.0), n_std: float = 2.0, **lin
 
 def plot_gauge_flows(gaussian, process, strength: float, t: float, axs=None, *, n_paths: int = 12,
                      n_steps: int = 30, seed: int = 0, lim=(-3.0, 3.0)):
-    r"""Lesson 11's gauge picture, three panels.
+    r"""Lesson 12's gauge picture, three panels.
 
     1 and 2: the fields ``s + r`` at time t with r the gauge rotation (``-strength A s``) and the
     plain rotation (``strength A (x - m_t)``) (:func:`diffedu.gauge.rotated_scores`), over the

@@ -1,4 +1,4 @@
-r"""Lesson 04 (the Fokker-Planck equation and the ODE-SDE gap): its plots, sliders, checkers
+r"""Lesson 05 (the Fokker-Planck equation and the ODE-SDE gap): its plots, sliders, checkers
 and cached runs.
 
 The maths lives in the core: :mod:`diffedu.fokker_planck` (the density and score residuals,

@@ -1,4 +1,4 @@
-r"""Lesson 06 (Gaussian teleportation): its slider and checkers.
+r"""Lesson 07 (Gaussian teleportation): its slider and checkers.
 
 The maths lives in the core: :mod:`diffedu.gaussian_approx` (the explained variance, Monte Carlo
 and in closed form for Gaussians, :func:`~diffedu.gaussian_approx.teleport` and

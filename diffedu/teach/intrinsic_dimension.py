@@ -1,4 +1,4 @@
-r"""Lesson 12 (what the score knows about dimension): its spectrum plots, the dimension slider and
+r"""Lesson 13 (what the score knows about dimension): its spectrum plots, the dimension slider and
 the exercise checkers.
 
 The maths lives in the core: :mod:`diffedu.dimension` (the normalised score spectrum by the

@@ -73,7 +73,7 @@ def plot_error_map(step, *, history, noise_levels, losses, floor, axs=None):
     against the exact score; the loss cannot show this), and the loss curve so far with its floor,
     the exact score's loss (right). Returns the two Axes."""
     if axs is None:
-        axs = new_axes(2, figsize=(10.0, 3.8), pyplot=True)
+        axs = new_axes(2, figsize=(9.2, 3.6), pyplot=True)
     ax = axs[0]
     for s in sorted(history):
         if s < step:
@@ -101,7 +101,7 @@ def plot_error_map(step, *, history, noise_levels, losses, floor, axs=None):
 
 
 def _draw_error_map(step, *, history, noise_levels, losses, floor):
-    axs = new_axes(2, figsize=(10.0, 3.8))
+    axs = new_axes(2, figsize=(9.2, 3.6))
     plot_error_map(step, history=history, noise_levels=noise_levels, losses=losses, floor=floor, axs=axs)
     return axs[0].figure
 

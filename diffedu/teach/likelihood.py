@@ -1,4 +1,4 @@
-r"""Lesson 10 (likelihood from the probability-flow ODE): the likelihood-along-a-line plot and
+r"""Lesson 11 (likelihood from the probability-flow ODE): the likelihood-along-a-line plot and
 slider, and the exercise checkers.
 
 The maths is in the core: the PF-ODE likelihood (the instantaneous change of variables, solved

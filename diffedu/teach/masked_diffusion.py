@@ -1,4 +1,4 @@
-r"""Lesson 08 (masked diffusion is time-agnostic): its plots, sliders and exercise checkers.
+r"""Lesson 09 (masked diffusion is time-agnostic): its plots, sliders and exercise checkers.
 
 The maths lives in the core: :mod:`diffedu.discrete` (schedules, the sequence distribution and
 its exact denoiser, the ELBO and its integrand :func:`~diffedu.discrete.elbo_integrand`, the

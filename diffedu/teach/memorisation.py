@@ -1,4 +1,4 @@
-r"""Lesson 05 (memorisation): its slider, checker and the cached network sweep.
+r"""Lesson 06 (memorisation): its slider, checker and the cached network sweep.
 
 The maths lives in the core: :mod:`diffedu.memorisation` (nearest-neighbour distances, the 1/3
 rule, memorised fractions, the effective model memorisation, the sweep over training-set sizes)
@@ -96,7 +96,7 @@ class EMMSweep(NamedTuple):
 
 
 def load_emm_ring(path=None) -> EMMSweep:
-    """The network memorisation sweep of lesson 05, from ``path`` (default ``data/emm_ring.npz``;
+    """The network memorisation sweep of lesson 06, from ``path`` (default ``data/emm_ring.npz``;
     FileNotFoundError names it when missing).
 
     Made by ``OMP_NUM_THREADS=1 python3 benchmarks/emm_sweep.py data/emm_ring.npz --workers 16``

@@ -1,4 +1,4 @@
-r"""Lesson 09 (stochastic interpolants): the paths-and-marginals plot, its sliders, and the
+r"""Lesson 10 (stochastic interpolants): the paths-and-marginals plot, its sliders, and the
 exercise checkers.
 
 The maths is in the core: :mod:`diffedu.interpolants` (the interpolant coefficients, the exact

@@ -1,4 +1,4 @@
-r"""Lesson 07 (subspace clustering): its slider and checkers.
+r"""Lesson 08 (subspace clustering): its slider and checkers.
 
 The maths lives in the core: :mod:`diffedu.subspace` (line bases, sampling with exact counts,
 principal angles and the subspace error, PCA fits, K-subspaces, the low-rank denoiser and its

@@ -16,7 +16,7 @@ files it opened, so the lessons themselves are never touched.
    the settings default installed with diffedu turns on (``jupyter-settings/overrides.d``);
    without it (``--LabApp.app_settings_dir`` pointing at an empty folder) every widget reopens as
    "Error displaying widget: model not found" and the test fails.
-2. :func:`test_fast_arrow_presses_do_not_queue_redraws` (point 8): lesson 09's interpolant widget
+2. :func:`test_fast_arrow_presses_do_not_queue_redraws` (point 8): lesson 10's interpolant widget
    (a draw takes a few tenths of a second) in a small notebook. Six ArrowRight presses within
    about 0.3 s (25 ms apart), alternating between its two sliders; the page polls the plot <img>
    every 50 ms. The figure changes at most twice (kernel-side: at most two redraws), stops
@@ -314,7 +314,7 @@ data = de.GaussianMixture([0.3, 0.7], [[-1.5, 0.5], [1.5, -0.5]],
                           [[[0.3, 0.1], [0.1, 0.2]], [[0.2, -0.05], [-0.05, 0.4]]])
 normal = de.Gaussian([0.0, 0.0], [1.0, 1.0])
 """
-#: How the widget is built: lesson 09's cell (the negative control uses ipywidgets.interactive).
+#: How the widget is built: lesson 10's cell (the negative control uses ipywidgets.interactive).
 LESSON_WIDGET = "w = lesson.interpolant_widget(data, normal, eps=0.5, a=0.5)\nw"
 EPS, A = "eps (SDE noise)", "gamma^2 / (t(1-t))"   # the two sliders' labels, both at 0.5, step 0.25
 PROBE = re.compile(r"drawn eps = ([-0-9.]+), a = ([-0-9.]+), redraws = (-?[0-9]+)")

@@ -19,7 +19,7 @@ LESSONS = notebooks.lesson_files(REPO / "lessons")
 COST = {"wall_s": 27.4, "peak_mb": 474.0}
 LINE = ("**Run time.** 27 s, peak memory 474 MB: measured by `diffedu measure` on a quiet machine, "
         "one thread (a busy machine takes longer).")
-HEADER = """# Lesson 04: A lesson
+HEADER = """# Lesson 05: A lesson
 
 **What it teaches.** Things.
 

@@ -1,4 +1,4 @@
-"""diffedu.teach.conservativity_and_gauge (lesson 11): cached models, plots, the gauge slider and
+"""diffedu.teach.conservativity_and_gauge (lesson 12): cached models, plots, the gauge slider and
 the checkers."""
 
 import math
@@ -31,15 +31,15 @@ def _img_data(fig):
 
 # --- cached models --------------------------------------------------------------------------
 def _model_errors(free, energy):
-    data, proc = lesson.lesson11_data()
+    data, proc = lesson.gauge_data()
     ts = [0.3, 0.5, 0.8]  # DSM pins the score down at t >= 0.3 (small-t targets are mostly noise)
     gen = torch.Generator().manual_seed(1)
     return [relative_score_error(lambda x, t, m=m: m.score(x.float(), t).double(), data, proc, ts, n=500,
                                  generator=gen) for m in (free, energy)]
 
 
-def test_cached_lesson11_models_load_and_fit_the_data():
-    free, energy = lesson.lesson11_models()
+def test_cached_gauge_models_load_and_fit_the_data():
+    free, energy = lesson.gauge_models()
     e_free, e_energy = _model_errors(free, energy)
     assert e_free.max() < 0.15 and e_energy.max() < 0.15, (e_free, e_energy)
     x = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
@@ -49,17 +49,17 @@ def test_cached_lesson11_models_load_and_fit_the_data():
 
 
 def test_models_trained_with_other_settings_are_refused(monkeypatch):
-    monkeypatch.setitem(lesson.LESSON11_CONFIG, "steps", 1)
+    monkeypatch.setitem(lesson.GAUGE_CONFIG, "steps", 1)
     with pytest.raises(ValueError, match="retrain it"):
-        lesson.lesson11_models()
+        lesson.gauge_models()
 
 
 @pytest.mark.slow
-def test_retrained_lesson11_models_match_the_cache():
+def test_retrained_gauge_models_match_the_cache():
     """Retrains both models (about a minute on 2 cores) and checks they fit as well as the cache;
-    run ``lesson.train_lesson11_models(save=True)`` when this fails after a change to training."""
-    new = _model_errors(*lesson.train_lesson11_models())
-    old = _model_errors(*lesson.lesson11_models())
+    run ``lesson.train_gauge_models(save=True)`` when this fails after a change to training."""
+    new = _model_errors(*lesson.train_gauge_models())
+    old = _model_errors(*lesson.gauge_models())
     for a, b in zip(new, old):
         assert a.max() < 0.15
         assert torch.allclose(a, b, rtol=0.5, atol=0.02)

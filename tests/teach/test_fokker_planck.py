@@ -1,4 +1,4 @@
-"""diffedu.teach.fokker_planck (lesson 04): plots draw the data they are given, sliders redraw
+"""diffedu.teach.fokker_planck (lesson 05): plots draw the data they are given, sliders redraw
 with new data, the checkers accept right answers, reject wrong ones and say "not answered yet",
 and the cached runs of data/fp_runs.pt load and still give their stored metrics."""
 

@@ -1,4 +1,4 @@
-"""diffedu.teach.gaussian_teleportation (lesson 06): the slider moves the teleported samples,
+"""diffedu.teach.gaussian_teleportation (lesson 07): the slider moves the teleported samples,
 and the checkers accept right answers, reject wrong ones and say "not answered yet"."""
 
 import numpy as np

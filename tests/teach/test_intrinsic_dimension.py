@@ -1,4 +1,4 @@
-"""diffedu.teach.intrinsic_dimension (lesson 12): spectrum plots, the dimension slider, the checkers."""
+"""diffedu.teach.intrinsic_dimension (lesson 13): spectrum plots, the dimension slider, the checkers."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""diffedu.teach.likelihood (lesson 10): the likelihood slider's error follows the solver tolerance
+"""diffedu.teach.likelihood (lesson 11): the likelihood slider's error follows the solver tolerance
 and the estimator, and the divergence and Hutchinson checkers grade."""
 
 import matplotlib.figure

@@ -1,4 +1,4 @@
-"""diffedu.teach.masked_diffusion (lesson 08): sliders redraw, plots draw the core's numbers, checkers grade."""
+"""diffedu.teach.masked_diffusion (lesson 09): sliders redraw, plots draw the core's numbers, checkers grade."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""diffedu.teach.memorisation (lesson 05): the slider redraws the memorising denoiser, the
+"""diffedu.teach.memorisation (lesson 06): the slider redraws the memorising denoiser, the
 checker accepts the right ratio and rejects a wrong one, and the cached network sweep of
 data/emm_ring.npz loads and is consistent (a slow test regenerates two of its entries)."""
 

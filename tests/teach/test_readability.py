@@ -78,7 +78,7 @@ def _errors():  # lesson 03, section 3
     return steps, errors
 
 
-def _penalty_reports():  # lesson 04, section 5 (200 samples and fewer steps instead of 1000)
+def _penalty_reports():  # lesson 05, section 5 (200 samples and fewer steps instead of 1000)
     from diffedu.teach import fokker_planck
 
     vp, mix = de.VP(), datasets.two_gaussians()
@@ -87,44 +87,60 @@ def _penalty_reports():  # lesson 04, section 5 (200 samples and fewer steps ins
             for w, m in fokker_planck.load_fp_runs().items()}
 
 
-def _teleport_args():  # lesson 06, sections 1 and 2
+def _teleport_args():  # lesson 07, sections 1 and 2
     vp, ring = de.VP(), datasets.ring()
     x_T = ring.sample_marginal(300, vp.t_max, vp, generator=_gen(), dtype=F64)
     return de.dpmpp_2m, ring.bind(vp).denoiser, vp, x_T[:150], de.time_grid(vp, 20), de.Gaussian(ring.mean, ring.cov)
 
 
-def _chain():  # lesson 08, section 1
+def _chain():  # lesson 09, section 1
     trans = torch.tensor([[0.8, 0.15, 0.05], [0.1, 0.8, 0.1], [0.05, 0.15, 0.8]], dtype=F64)
     return dd.SequenceDistribution.markov_chain(torch.tensor([0.5, 0.3, 0.2]), trans, 4)
 
 
-def _line():  # lesson 10, section 3
+def _line():  # lesson 11, section 3
     return torch.stack([torch.linspace(-2.5, 2.5, 21, dtype=F64), torch.linspace(-1.5, 0.0, 21, dtype=F64)], 1)
 
 
 #: (lesson, widget function, how the lesson builds it): every widget cell of every lesson.
+def _error_map_args():
+    """What lesson 04 passes: the score errors of a small network at its checkpoints, the noise
+    levels, the loss curve and its floor (a few training steps stand in for the lesson's 2,000)."""
+    from diffedu.nets import ScoreMLP
+    from diffedu.teach import learning_the_score as lesson
+    from diffedu.training import dsm_loss, train
+
+    p, ring = de.VP(), datasets.ring()
+    net = ScoreMLP(p, 2, hidden=16, depth=1, param="denoiser", generator=torch.Generator().manual_seed(0))
+    run = train(net, dsm_loss(p), ring.sample, steps=20, batch_size=64, checkpoints=[0, 10, 20],
+                generator=torch.Generator().manual_seed(1))
+    levels = [0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
+    return lesson.error_history(net, run.checkpoints, ring, p, levels, n=100), levels, run.losses, 0.48
+
+
 CASES = [
     ("01", "marginal_density_widget", lambda m: m.marginal_density_widget(MIX_1D, PROCESSES, lim=(-6, 6))),
     ("01", "marginal_density_widget", lambda m: m.marginal_density_widget(MIX_2D, PROCESSES, lim=(-4, 4), t_frac=0.2)),
     ("02", "gaussian_flow_widget", lambda m: m.gaussian_flow_widget(de.VP())),
     ("03", "error_vs_steps_widget", lambda m: m.error_vs_steps_widget(*_errors())),
-    ("04", "fp_grid_widget", lambda m: m.fp_grid_widget(datasets.two_gaussians(), de.VP())),
-    ("04", "perturbation_widget", lambda m: m.perturbation_widget(datasets.two_gaussians(), de.VP())),
-    ("04", "penalty_widget", lambda m: m.penalty_widget(_penalty_reports())),
-    ("05", "memorisation_widget",
+    ("04", "error_map_widget", lambda m: m.error_map_widget(*_error_map_args())),
+    ("05", "fp_grid_widget", lambda m: m.fp_grid_widget(datasets.two_gaussians(), de.VP())),
+    ("05", "perturbation_widget", lambda m: m.perturbation_widget(datasets.two_gaussians(), de.VP())),
+    ("05", "penalty_widget", lambda m: m.penalty_widget(_penalty_reports())),
+    ("06", "memorisation_widget",
      lambda m: m.memorisation_widget(datasets.ring().sample(1024, generator=_gen(), dtype=F64)[:64], de.VP(), max_M=64)),
-    ("06", "teleport_widget", lambda m: m.teleport_widget(*_teleport_args())),
-    ("07", "subspace_widget", lambda m: m.subspace_widget()),
-    ("08", "stepwise_widget", lambda m: m.stepwise_widget(_chain(), steps=4)),
-    ("08", "truncation_widget", lambda m: m.truncation_widget(vocab_size=6, log10_q=-6.5)),
-    ("09", "interpolant_widget",
+    ("07", "teleport_widget", lambda m: m.teleport_widget(*_teleport_args())),
+    ("08", "subspace_widget", lambda m: m.subspace_widget()),
+    ("09", "stepwise_widget", lambda m: m.stepwise_widget(_chain(), steps=4)),
+    ("09", "truncation_widget", lambda m: m.truncation_widget(vocab_size=6, log10_q=-6.5)),
+    ("10", "interpolant_widget",
      lambda m: m.interpolant_widget(de.GaussianMixture([0.3, 0.7], [[-1.5, 0.5], [1.5, -0.5]],
                                                        [[[0.3, 0.1], [0.1, 0.2]], [[0.2, -0.05], [-0.05, 0.4]]]),
                                     de.Gaussian([0.0, 0.0], [1.0, 1.0]), eps=0.5, a=0.5)),
-    ("10", "likelihood_widget", lambda m: m.likelihood_widget(MIX_2D, de.VP(), _line(), log10_rtol=-3.0, n_probes=0)),
-    ("11", "gauge_widget",
+    ("11", "likelihood_widget", lambda m: m.likelihood_widget(MIX_2D, de.VP(), _line(), log10_rtol=-3.0, n_probes=0)),
+    ("12", "gauge_widget",
      lambda m: m.gauge_widget(de.Gaussian([0.3, -0.2], [[1.0, 0.45], [0.45, 0.3]]), de.VP())),
-    ("12", "dimension_widget", lambda m: m.dimension_widget(8)),
+    ("13", "dimension_widget", lambda m: m.dimension_widget(8)),
 ]
 LESSONS = {p.name[:2]: p for p in sorted((REPO / "lessons").glob("[0-9][0-9]_*.ipynb"))}
 IDS = [f"{num}-{name}-{sum(1 for c in CASES[:i] if c[:2] == (num, name)) + 1}"
@@ -132,7 +148,7 @@ IDS = [f"{num}-{name}-{sum(1 for c in CASES[:i] if c[:2] == (num, name)) + 1}"
 
 
 def _module(num):
-    """The teaching module of lesson ``num``: lessons/04_fokker_planck.ipynb -> diffedu.teach.fokker_planck."""
+    """The teaching module of lesson ``num``: lessons/05_fokker_planck.ipynb -> diffedu.teach.fokker_planck."""
     return importlib.import_module(f"diffedu.teach.{LESSONS[num].stem[3:]}")
 
 

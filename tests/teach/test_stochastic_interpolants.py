@@ -1,4 +1,4 @@
-"""diffedu.teach.stochastic_interpolants (lesson 09): the slider redraws, the plot draws the core's
+"""diffedu.teach.stochastic_interpolants (lesson 10): the slider redraws, the plot draws the core's
 density, checkers grade."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""diffedu.teach.subspace_clustering (lesson 07): the slider redraws the K-subspaces fit, and the
+"""diffedu.teach.subspace_clustering (lesson 08): the slider redraws the K-subspaces fit, and the
 checkers accept right answers, reject wrong ones and say "not answered yet"."""
 
 import numpy as np
