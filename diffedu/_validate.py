@@ -16,7 +16,8 @@ import torch
 
 __all__ = ["check_batch", "as_param", "as_real_tensor", "as_times", "check_weights", "check_int", "check_n",
            "check_real", "check_positive", "check_callable", "field_at", "check_choice", "check_probs",
-           "check_generator", "check_dtype", "check_device", "resolve_device", "check_coordinates", "check_output"]
+           "check_generator", "check_dtype", "check_device", "resolve_device", "check_coordinates", "check_output",
+           "shape_checked"]
 
 
 def check_batch(x, dim: int | None = None, name: str = "x", *, finite: bool = True) -> torch.Tensor:
@@ -145,6 +146,21 @@ def check_output(value, x: torch.Tensor, name: str) -> torch.Tensor:
         got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
         raise ValueError(f"{name} must return a tensor of x's shape {tuple(x.shape)}; got {got}")
     return value
+
+
+def shape_checked(f, name: str):
+    """``f(z, t)``, checking on its first call only that it returns z's shape (a (B, 1) result would
+    otherwise broadcast silently); later calls go straight through (no sync with a GPU)."""
+    first = True
+
+    def checked(z, t):
+        nonlocal first
+        d = f(z, t)
+        if first:
+            check_output(d, z, name)
+            first = False
+        return d
+    return checked
 
 
 def field_at(field, t, name: str = "field"):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from ._core import check_batch, check_callable, check_process, coefs
+from ._core import check_batch, check_callable, check_output, check_process, coefs
 
 __all__ = [
     "pf_ode_velocity", "reverse_sde_drift",
@@ -58,7 +58,7 @@ def pf_ode_velocity(denoiser, process, x, t):
     check_callable(denoiser, "denoiser", "a denoiser D(x, t) -> (B, D)")
     x = check_batch(x)
     a, s, da, ds = _coefs4(check_process(process), t, x)
-    d = denoiser(x, t)
+    d = check_output(denoiser(x, t), x, "denoiser")
     return da * d + (ds / s) * (x - a * d)
 
 
@@ -76,7 +76,7 @@ def reverse_sde_drift(denoiser, process, x, t):
     f, g2 = process.f(tt).to(x.dtype), process.g2(tt).to(x.dtype)
     if f.dim() == 1:
         f, g2 = f[:, None], g2[:, None]
-    score = (a * denoiser(x, t) - x) / s**2
+    score = (a * check_output(denoiser(x, t), x, "denoiser") - x) / s**2
     return f * x - g2 * score
 
 

@@ -30,17 +30,19 @@ expectation is linear, so with responsibilities ``r_ij(x, t)``
     s(x, t) = -sum_ij r_ij Sigma_ij^{-1} (x - mu_ij),
 
 where ``1/2 Sigma' = alpha alpha' C0 + beta beta' C1 + gamma gamma' I`` stays finite at the ends
-even though gamma' does not. Lesson 09.
+even though gamma' does not. Lesson 10.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
 
-from ._core import check_batch, check_generator, check_n
+from ._core import (as_real_tensor, check_batch, check_callable, check_choice, check_dtype, check_generator, check_n,
+                    check_real, shape_checked)
 from .gaussian import Gaussian
 from .mixtures import GaussianMixture
 
@@ -51,16 +53,24 @@ _F64 = torch.float64
 
 
 def _t(t):
+    """t as a 0-d float64 tensor (a tensor t keeps its graph), checked to lie in [0, 1]."""
     if isinstance(t, torch.Tensor):
+        if t.dtype.is_complex or t.dtype == torch.bool:
+            raise TypeError(f"t must be a real float or a 0-d tensor; got a {t.dtype} tensor")
         if t.dim() != 0:
             raise ValueError(f"t must be a float or a 0-d tensor; got shape {tuple(t.shape)}")
-        return t.to(_F64)
-    if isinstance(t, bool) or not isinstance(t, (int, float)):
-        raise TypeError(f"t must be a float or a 0-d tensor; got {type(t).__name__}")
-    return torch.as_tensor(float(t), dtype=_F64)
+        tt = t.to(_F64)
+    elif isinstance(t, numbers.Real) and not isinstance(t, bool):
+        tt = torch.as_tensor(float(t), dtype=_F64)
+    else:
+        raise TypeError(f"t must be a float or a 0-d tensor; got {type(t).__name__} {t!r}")
+    _check_unit(tt)
+    return tt
 
 
 def _check_unit(t, name="t"):
+    if t.device.type != "cpu":
+        return
     v = float(t.detach())
     if not (0.0 <= v <= 1.0):
         raise ValueError(f"{name} must lie in [0, 1] (data at 0, rho_1 at 1); got {v}")
@@ -97,8 +107,7 @@ class Interpolant:
 
 
 def _check_a(a):
-    if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a < 0:
-        raise ValueError(f"a (the noise amplitude, gamma^2 = a t (1 - t)) must be a non-negative number; got {a!r}")
+    check_real(a, "a (the noise amplitude, gamma^2 = a t (1 - t))", minimum=0.0)
 
 
 @dataclass(frozen=True)
@@ -208,7 +217,7 @@ class GaussianMixtureInterpolant:
         their time derivatives ``mu'`` (K, D) and ``Sigma'/2`` (K, D, D), in ``dtype``."""
         I = self.interpolant
         t = _t(t)
-        _check_unit(t)
+        check_dtype(dtype)
         a, b, g2 = I.alpha(t), I.beta(t), I.gamma2(t)
         da, db, dg2 = I.d_alpha(t), I.d_beta(t), I.d_gamma2(t)
         eye = torch.eye(self.dim, dtype=_F64)
@@ -263,8 +272,7 @@ class GaussianMixtureInterpolant:
     def drift(self, x, t, eps: float, direction: str = "backward"):
         r"""SDE drift with noise level eps: ``b + eps s`` forward (t up), ``b - eps s`` backward."""
         _check_eps(eps)
-        if direction not in ("forward", "backward"):
-            raise ValueError(f"direction must be 'forward' or 'backward'; got {direction!r}")
+        check_choice(direction, "direction", ("forward", "backward"))
         s, v = self._fields(check_batch(x, self.dim), t)
         return v + (1.0 if direction == "forward" else -1.0) * eps * s
 
@@ -272,7 +280,8 @@ class GaussianMixtureInterpolant:
         r"""Draws of ``x_t = alpha x0 + beta x1 + gamma z`` from the definition: (n, D)."""
         n = check_n(n)
         t = _t(t)
-        _check_unit(t)
+        check_generator(generator, "cpu")
+        dtype = check_dtype(dtype)
         I = self.interpolant
         x0 = self.rho0.sample(n, generator=generator, dtype=_F64)
         x1 = self.rho1.sample(n, generator=generator, dtype=_F64)
@@ -281,12 +290,13 @@ class GaussianMixtureInterpolant:
 
 
 def _check_eps(eps):
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a non-negative number (the SDE noise level); got {eps!r}")
+    check_real(eps, "eps (the SDE noise level)", minimum=0.0)
 
 
 def _check_grid(ts):
-    ts = torch.as_tensor(ts, dtype=_F64)
+    ts = as_real_tensor(ts, "ts", "a 1-D tensor or sequence of times")
+    if not bool(torch.isfinite(ts).all()):
+        raise ValueError("ts must be finite (no NaN or inf)")
     if ts.dim() != 1 or ts.numel() < 2:
         raise ValueError(f"ts must be a 1-d grid of at least 2 times; got shape {tuple(ts.shape)}")
     d = ts[1:] - ts[:-1]
@@ -302,8 +312,10 @@ def ode_trajectory(velocity, x, ts) -> torch.Tensor:
 
     ts (N+1,) monotone in either direction (decreasing = generation, toward the data at 0).
     """
+    check_callable(velocity, "velocity", "a velocity field v(x, t) -> (B, D)")
     x = check_batch(x)
     ts = _check_grid(ts)
+    velocity = shape_checked(velocity, "velocity")
     out = [x]
     for t0, t1 in zip(ts[:-1].tolist(), ts[1:].tolist()):
         h, tm = t1 - t0, 0.5 * (t0 + t1)

@@ -9,7 +9,7 @@ and integrating from a start time to ``T`` gives
 
     log p_{t_start}(x) = log p_T(x_T) + int_{t_start}^{T} div v(x_t, t) dt
 
-(Song et al. 2021, "Score-based generative modeling through SDEs", eq. 39). Lesson 10 derives
+(Song et al. 2021, "Score-based generative modeling through SDEs", eq. 39). Lesson 11 derives
 it and measures what the solver tolerance and Hutchinson's estimator of the divergence cost.
 """
 
@@ -20,7 +20,8 @@ import math
 import numpy as np
 import torch
 
-from ._core import check_batch, check_callable, check_choice, check_int, check_positive, check_process
+from ._core import (check_batch, check_callable, check_choice, check_generator, check_int, check_positive,
+                    check_process, check_real, shape_checked)
 from .calculus import divergence as _divergence, hutchinson_probes
 from .flows import pf_ode_velocity
 
@@ -46,14 +47,17 @@ def log_likelihood(D, process, x, *, t_start: float | None = None, prior=None,
     """
     from scipy.integrate import solve_ivp
 
-    check_callable(D, "D", "a denoiser D(x, t) -> (B, D)")
+    D = shape_checked(check_callable(D, "D", "a denoiser D(x, t) -> (B, D)"), "D")
     process = check_process(process)
     x = check_batch(x)
     check_choice(divergence, "divergence", ("exact", "hutchinson"))
     n_probes = check_int(n_probes, "n_probes", minimum=1)
     rtol, atol = check_positive(rtol, "rtol"), check_positive(atol, "atol")
+    check_generator(generator, x.device)
+    if prior is not None:
+        check_callable(prior, "prior", "a callable prior(x_T) -> log p_T (B,)")
     T = float(process.t_max)
-    t_start = process.t_eps if t_start is None else float(t_start)
+    t_start = process.t_eps if t_start is None else check_real(t_start, "t_start")
     if not (process.t_min < t_start < T):
         raise ValueError(f"t_start must lie in ({process.t_min}, {T}) where sigma > 0; got {t_start}")
     B, Dm = x.shape

@@ -7,7 +7,7 @@ as memorised when its nearest training point is much nearer than the second near
 
 the "1/3 rule" (their eq. 5, after Yoon et al. 2023). The memorised fraction of a model's
 samples falls as the training set grows; the *effective model memorisation* (EMM) is the
-largest training-set size at which it is still at least 0.9 (their Sec. 3). Lesson 05.
+largest training-set size at which it is still at least 0.9 (their Sec. 3). Lesson 06.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from ._core import check_batch, check_int, check_real
+from ._core import check_batch, check_generator, check_int, check_positive, check_process, check_real
 
 __all__ = ["mlp_fit_and_sample", "empirical_fit_and_sample", "MEMORISATION_RATIO", "nn_distances", "nn_ratio", "is_memorised", "memorised_fraction",
            "memorisation_sweep", "effective_model_memorisation", "MemorisationSweep"]
@@ -74,19 +74,39 @@ def memorised_fraction(samples, train, *, ratio: float = MEMORISATION_RATIO) -> 
     return float(is_memorised(samples, train, ratio=ratio).to(torch.float64).mean())
 
 
+def _sequence(value, name):
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a sequence; got {type(value).__name__} {value!r}")
+    return list(value)
+
+
+def _sizes(sizes, least=1):
+    """Training-set sizes: a non-empty, strictly increasing list of integers >= least."""
+    sizes = [check_int(m, "sizes (each a training-set size)", minimum=least) for m in _sequence(sizes, "sizes")]
+    if not sizes:
+        raise ValueError("sizes must not be empty")
+    if any(b <= a for a, b in zip(sizes, sizes[1:])):
+        raise ValueError(f"sizes must be strictly increasing; got {sizes}")
+    return sizes
+
+
+def _level(level):
+    level = check_real(level, "level", minimum=0.0, maximum=1.0)
+    if level == 0:
+        raise ValueError("level must lie in (0, 1]; got 0.0")
+    return level
+
+
 def effective_model_memorisation(sizes, fractions, *, level: float = 0.9) -> int:
     r"""EMM: the largest training-set size whose memorised fraction is still >= ``level``.
 
     sizes: increasing training-set sizes; fractions: their memorised fractions. Returns 0 when
     no size reaches ``level`` (Gu et al. 2023, Sec. 3, at level 0.9)."""
-    sizes, fractions = list(sizes), [float(f) for f in fractions]
-    if len(sizes) != len(fractions) or not sizes:
-        raise ValueError(f"sizes and fractions must be non-empty and of equal length; got "
-                         f"{len(sizes)} and {len(fractions)}")
-    if any(b <= a for a, b in zip(sizes, sizes[1:])):
-        raise ValueError(f"sizes must be strictly increasing; got {sizes}")
-    if not 0 < level <= 1:
-        raise ValueError(f"level must lie in (0, 1]; got {level!r}")
+    sizes = _sizes(sizes)
+    fractions = [check_real(f, "fractions (each)", minimum=0.0, maximum=1.0) for f in _sequence(fractions, "fractions")]
+    if len(sizes) != len(fractions):
+        raise ValueError(f"sizes and fractions must have equal lengths; got {len(sizes)} and {len(fractions)}")
+    level = _level(level)
     hits = [int(m) for m, f in zip(sizes, fractions) if f >= level]
     return max(hits) if hits else 0
 
@@ -110,12 +130,15 @@ def memorisation_sweep(fit_and_sample: Callable, data, sizes, *, n_samples: int 
     :func:`memorised_fraction` against that training set.
     """
     data = check_batch(data, name="data")
-    sizes = [int(m) for m in sizes]
-    if not sizes or min(sizes) < 2 or max(sizes) > data.shape[0]:
+    sizes = _sizes(sizes, least=2)
+    if max(sizes) > data.shape[0]:
         raise ValueError(f"sizes must lie in [2, {data.shape[0]}] (the number of data rows); got {sizes}")
     if not callable(fit_and_sample):
         raise TypeError(f"fit_and_sample must be callable (train, n, generator) -> samples; "
                         f"got {type(fit_and_sample).__name__}")
+    n_samples = check_int(n_samples, "n_samples", minimum=1)
+    level = _level(level)
+    check_generator(generator, "cpu")
     perm = torch.randperm(data.shape[0], generator=generator)
     fractions = []
     for m in sizes:
@@ -138,6 +161,12 @@ def mlp_fit_and_sample(process, *, hidden: int = 128, depth: int = 3, steps: int
     from .processes import time_grid
     from .samplers import dpmpp_2m
 
+    check_process(process)
+    hidden, depth = check_int(hidden, "hidden", minimum=1), check_int(depth, "depth", minimum=1)
+    steps, batch_size = check_int(steps, "steps", minimum=1), check_int(batch_size, "batch_size", minimum=1)
+    lr, n_steps = check_positive(lr, "lr"), check_int(n_steps, "n_steps", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
+
     def fit_and_sample(train, n, generator=None):
         g = torch.Generator().manual_seed(seed)
         net = ScoreMLP(process, train.shape[1], hidden=hidden, depth=depth, param="denoiser", generator=g)
@@ -156,6 +185,9 @@ def empirical_fit_and_sample(process, *, n_steps: int = 30) -> Callable:
     from .mixtures import Empirical
     from .processes import time_grid
     from .samplers import dpmpp_2m
+
+    check_process(process)
+    n_steps = check_int(n_steps, "n_steps", minimum=1)
 
     def fit_and_sample(train, n, generator=None):
         x_T = torch.randn(n, train.shape[1], generator=generator, dtype=train.dtype) * float(process.sigma(process.t_max))

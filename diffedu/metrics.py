@@ -18,7 +18,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._core import check_batch, check_n, check_process
+from ._core import (Distribution, as_param, as_real_tensor, as_times, check_batch, check_callable, check_dtype,
+                    check_int, check_output, check_positive, check_process)
+from .gaussian import _eigh_psd
+
+
+def _samples(x, name, dim=None):
+    """A (n, D) float tensor from a tensor or an array of numbers (lists, NumPy arrays)."""
+    if not isinstance(x, torch.Tensor):
+        x = as_real_tensor(x, name, "a (n, D) tensor or array of numbers")
+    return check_batch(x, dim, name=name)
 
 __all__ = ["w2", "w2_noise_floor", "relative_score_error", "mmd2", "median_bandwidth", "moment_errors"]
 
@@ -29,8 +38,10 @@ def w2(x, y) -> float:
     ``W2^2 = min_P sum_ij P_ij |x_i - y_j|^2`` over couplings P with uniform marginals,
     solved exactly by ``ot.emd2`` in float64 (O(n^3); fine up to a few thousand points)."""
     import ot  # POT, imported here so the score metrics work without it
-    x = check_batch(torch.as_tensor(x), name="x")
-    y = check_batch(torch.as_tensor(y), x.shape[1], name="y")
+    x = _samples(x, "x")
+    y = _samples(y, "y", x.shape[1])
+    if x.shape[0] == 0 or y.shape[0] == 0:
+        raise ValueError(f"x and y need at least one row each; got {x.shape[0]} and {y.shape[0]}")
     xa = x.detach().cpu().double().numpy()
     ya = y.detach().cpu().double().numpy()
     M = ot.dist(xa, ya, metric="sqeuclidean")
@@ -46,10 +57,9 @@ def w2_noise_floor(sample, n: int, *, repeats: int = 3, generator=None) -> torch
     sample: ``sample(n, generator=...) -> (n, D)`` (a data set's sampler, a distribution's
     ``.sample``). Any W2 between two n-point samplers of the same law fluctuates at this level,
     so a gap is only meaningful well above ``w2_noise_floor(...).mean()``."""
-    n = check_n(n, "n")
-    if n < 1:
-        raise ValueError("n must be at least 1")
-    check_n(repeats, "repeats")
+    check_callable(sample, "sample", "a sampler sample(n, generator=...) -> (n, D)")
+    n = check_int(n, "n", minimum=1)
+    repeats = check_int(repeats, "repeats", minimum=1)
     out = [w2(sample(n, generator=generator), sample(n, generator=generator)) for _ in range(repeats)]
     return torch.tensor(out, dtype=torch.float64)
 
@@ -66,7 +76,14 @@ def relative_score_error(score, exact, process, ts, *, n: int = 2000, generator=
 
     The model is evaluated in its own parameter dtype when it is an ``nn.Module``."""
     check_process(process)
-    ts = torch.as_tensor(ts, dtype=torch.float64).reshape(-1)
+    check_callable(score, "score", "a score model score(x, t) -> (B, D)")
+    if not isinstance(exact, Distribution):
+        raise TypeError(f"exact must be a diffedu distribution with closed-form marginals; got {type(exact).__name__}")
+    n, dtype = check_int(n, "n", minimum=1), check_dtype(dtype)
+    ts = as_times(ts)
+    process.check_t(ts, "ts")
+    if bool((ts <= process.t_min).any()):
+        raise ValueError(f"ts must be > {process.t_min} (the score is undefined at t = 0); got {ts.tolist()}")
     model_dtype = dtype
     if isinstance(score, torch.nn.Module):
         model_dtype = next(score.parameters()).dtype
@@ -77,9 +94,7 @@ def relative_score_error(score, exact, process, ts, *, n: int = 2000, generator=
         x = exact.sample_marginal(n, t, process, generator=generator, dtype=dtype)
         s_true = exact.score(x, t, process)
         with torch.no_grad():
-            s_model = score(x.to(model_dtype), t).to(dtype)
-        if s_model.shape != s_true.shape:
-            raise ValueError(f"score must return shape {tuple(s_true.shape)}; got {tuple(s_model.shape)}")
+            s_model = check_output(score(x.to(model_dtype), t), s_true, "score").to(dtype)
         out.append(torch.sqrt(((s_model - s_true) ** 2).sum() / (s_true**2).sum()))
     return torch.stack(out)
 
@@ -87,8 +102,10 @@ def relative_score_error(score, exact, process, ts, *, n: int = 2000, generator=
 def median_bandwidth(x, y=None) -> float:
     r"""The median heuristic: the median distance between distinct rows of x (and y), a kernel
     bandwidth of the data's own scale (Gretton et al. 2012, Sec. 8). At most 1,000 rows are used."""
-    x = check_batch(torch.as_tensor(x), name="x").detach().double()[:1000]
-    z = x if y is None else torch.cat([x, check_batch(torch.as_tensor(y), x.shape[1], name="y").detach().double()[:1000]])
+    x = _samples(x, "x").detach().double()[:1000]
+    z = x if y is None else torch.cat([x, _samples(y, "y", x.shape[1]).detach().double()[:1000]])
+    if len(z) < 2:
+        raise ValueError(f"x (and y) need at least 2 rows in all for a distance between rows; got {len(z)}")
     d = torch.cdist(z, z)
     return float(d[torch.triu_indices(len(z), len(z), 1).unbind()].median())
 
@@ -104,13 +121,13 @@ def mmd2(x, y, *, bandwidth: float | None = None) -> float:
     (Gretton et al. 2012, eq. 3). Its expectation is the population MMD^2, 0 exactly when the
     laws agree; the estimate can be slightly negative. Float64; n, m >= 2.
     """
-    x = check_batch(torch.as_tensor(x), name="x").detach().double()
-    y = check_batch(torch.as_tensor(y), x.shape[1], name="y").detach().double()
+    x = _samples(x, "x").detach().double()
+    y = _samples(y, "y", x.shape[1]).detach().double()
     if x.shape[0] < 2 or y.shape[0] < 2:
         raise ValueError(f"x and y need at least 2 rows each; got {x.shape[0]} and {y.shape[0]}")
-    h = median_bandwidth(x, y) if bandwidth is None else float(bandwidth)
+    h = median_bandwidth(x, y) if bandwidth is None else check_positive(bandwidth, "bandwidth")
     if not h > 0:
-        raise ValueError(f"bandwidth must be positive; got {h!r}")
+        raise ValueError(f"bandwidth must be positive; got {h!r} (the median distance: are the rows all equal?)")
 
     def k(a, b):
         return torch.exp(-torch.cdist(a, b) ** 2 / (2 * h * h))
@@ -127,9 +144,12 @@ def moment_errors(x, mean, cov) -> tuple[float, float]:
 
     ``e_mean = |mean_hat - mean| / sqrt(tr cov)`` (in units of the data's spread) and
     ``e_cov = ||cov_hat - cov||_F / ||cov||_F``. x: (n, D); mean (D,); cov (D, D)."""
-    x = check_batch(torch.as_tensor(x), name="x").detach().double()
-    mean = torch.as_tensor(mean, dtype=torch.float64)
-    cov = torch.as_tensor(cov, dtype=torch.float64)
+    x = _samples(x, "x").detach().double()
+    if x.shape[0] < 2:
+        raise ValueError(f"x needs at least 2 rows for a sample covariance; got {x.shape[0]}")
+    mean, cov = as_param(mean, "mean"), as_param(cov, "cov")
+    if cov.shape == (x.shape[1], x.shape[1]):
+        _eigh_psd(cov, "cov")
     if mean.shape != (x.shape[1],) or cov.shape != (x.shape[1], x.shape[1]):
         raise ValueError(f"mean must be ({x.shape[1]},) and cov ({x.shape[1]}, {x.shape[1]}); got "
                          f"{tuple(mean.shape)} and {tuple(cov.shape)}")

@@ -14,7 +14,7 @@ Two models share one interface, the fields of the notation page (``docs/notation
 :func:`train_dsm` fits either by denoising score matching (Vincent 2011) with the noise
 weighting ``E |sigma_t s(x_t, t) + eps|^2``, optionally plus ``fp_weight`` times the mean
 squared score Fokker-Planck residual (FP-Diffusion, Lai et al. 2023; Deveney et al. 2023).
-Lesson 04 (its cached runs live in :mod:`diffedu.teach.fokker_planck`).
+Lesson 05 (its cached runs live in :mod:`diffedu.teach.fokker_planck`).
 """
 
 from __future__ import annotations
@@ -24,14 +24,16 @@ import math
 import torch
 from torch import nn
 
-from ._core import check_batch, check_int, check_positive, check_process, coefs
+from ._core import check_batch, check_generator, check_int, check_positive, check_process, coefs
 from .training import dsm_loss, train
 
 __all__ = ["ScoreMLP", "EnergyMLP", "train_dsm"]
 
 
-def _t_batch(t, x):
-    """t as a (B,) tensor in x's dtype and device (keeps the autograd graph of a tensor t)."""
+def _t_batch(t, x, process):
+    """t as a (B,) tensor in x's dtype and device (keeps the autograd graph of a tensor t), checked
+    against the process first (a complex t would be cast, a numeric string read by float())."""
+    process.check_t(t)
     if isinstance(t, torch.Tensor):
         tt = t.to(device=x.device, dtype=x.dtype)
         return tt.expand(x.shape[0]) if tt.dim() == 0 else tt
@@ -57,6 +59,7 @@ class _TimeMLP(nn.Module):
         dim, depth = check_int(dim, "dim", minimum=1), check_int(depth, "depth", minimum=1)
         hidden, n_freq = check_int(hidden, "hidden", minimum=1), check_int(n_freq, "n_freq", minimum=0)
         sigma_data = check_positive(sigma_data, "sigma_data")
+        check_generator(generator, "cpu")  # the weights are drawn on the CPU
         self.dim, self.sigma_data = dim, float(sigma_data)
         self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(n_freq, dtype=torch.float32))
         layers, width = [], dim + 2 * n_freq + 1
@@ -68,15 +71,23 @@ class _TimeMLP(nn.Module):
         if generator is not None:
             _init_(self, generator)
 
+    def _x(self, x):
+        """x checked: (B, dim), finite, in the network's dtype (a Linear layer refuses any other)."""
+        x = check_batch(x, self.dim)
+        if x.dtype != self.freqs.dtype:
+            raise TypeError(f"x must have the network's dtype {self.freqs.dtype}; got {x.dtype} "
+                            f"(convert x with .to({self.freqs.dtype}), or the network with .to(dtype))")
+        return x
+
     def _edm(self, x, t):
         """EDM variables: ``x_e = x / alpha``, ``sigma_e = sigma / alpha`` (B, 1), lambda (B, 1)."""
-        x = check_batch(x, self.dim)
-        a, s = coefs(self.process, _t_batch(t, x), x,
+        x = self._x(x)
+        a, s = coefs(self.process, _t_batch(t, x, self.process), x,
                      positive="the network's input is the half log-SNR log(alpha_t / sigma_t), infinite at t = 0")
         se = s / a
         return x / a, se, a, -torch.log(se)
 
-    def body(self, u, lam):
+    def _body(self, u, lam):
         c = lam / 8
         emb = torch.cat([c, torch.sin(c * self.freqs.to(c.dtype)), torch.cos(c * self.freqs.to(c.dtype))], 1)
         return self.net(torch.cat([u, emb], 1))
@@ -87,12 +98,14 @@ class _TimeMLP(nn.Module):
 
     def denoiser(self, x, t):
         """Tweedie: ``D = (x + sigma_t^2 s) / alpha_t``: (B, D)."""
-        a, s = coefs(self.process, _t_batch(t, x), x)
+        x = self._x(x)
+        a, s = coefs(self.process, _t_batch(t, x, self.process), x)
         return (x + s**2 * self.score(x, t)) / a
 
     def eps(self, x, t):
         """``eps_hat = -sigma_t s``: (B, D)."""
-        _, s = coefs(self.process, _t_batch(t, x), x)
+        x = self._x(x)
+        _, s = coefs(self.process, _t_batch(t, x, self.process), x)
         return -s * self.score(x, t)
 
 
@@ -118,7 +131,7 @@ class ScoreMLP(_TimeMLP):
         xe, se, a, lam = self._edm(x, t)
         sd2 = self.sigma_data**2
         c_in = 1 / torch.sqrt(se**2 + sd2)
-        F = self.body(c_in * xe, lam)
+        F = self._body(c_in * xe, lam)
         if self.param == "eps":
             return -F / (a * se)  # sigma_t = alpha_t se
         D = (sd2 * c_in**2) * xe + (se * self.sigma_data * c_in) * F
@@ -146,10 +159,11 @@ class EnergyMLP(_TimeMLP):
         xe, se, a, lam = self._edm(x, t)
         c_in = 1 / torch.sqrt(se**2 + self.sigma_data**2)
         u = c_in * xe
-        return (-0.5 * (u**2).sum(1, keepdim=True) + self.body(u, lam) / (c_in * se) ** 2)[:, 0]
+        return (-0.5 * (u**2).sum(1, keepdim=True) + self._body(u, lam) / (c_in * se) ** 2)[:, 0]
 
     def score(self, x, t):
         """``grad_x log p~_t(x)``: (B, D). Keeps a graph (for training, residuals) when grad is on."""
+        x = self._x(x)
         keep = torch.is_grad_enabled()
         with torch.enable_grad():
             xg = x if x.requires_grad else x.detach().requires_grad_(True)

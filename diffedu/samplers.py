@@ -34,7 +34,7 @@ import math
 import numpy as np
 import torch
 
-from ._core import as_real_tensor, check_batch, check_generator, check_int, check_process, check_real
+from ._core import as_real_tensor, check_batch, check_generator, check_int, check_process, check_real, shape_checked
 
 __all__ = [
     "euler", "heun", "ddim", "dpmpp_2m", "dpmpp_3m", "multistep3",
@@ -104,24 +104,7 @@ def _check(D, process, x, ts, generator=None, callback=None):
     check_generator(generator, x.device)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a callable callback(i, t, x) or None; got {type(callback).__name__}")
-    return x, _Grid(process, tc), _shape_checked(D)
-
-
-def _shape_checked(D):
-    """D, checking on its first call only that it returns x's shape (a (B, 1) result would
-    otherwise broadcast silently); later calls go straight through (no sync with a GPU)."""
-    first = True
-
-    def checked(z, t):
-        nonlocal first
-        d = D(z, t)
-        if first:
-            if not isinstance(d, torch.Tensor) or d.shape != z.shape:
-                got = tuple(d.shape) if isinstance(d, torch.Tensor) else type(d).__name__
-                raise ValueError(f"D must return a tensor of x's shape {tuple(z.shape)}; got {got}")
-            first = False
-        return d
-    return checked
+    return x, _Grid(process, tc), shape_checked(D, "D")
 
 
 def _steps(n, progress):

@@ -27,7 +27,8 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from ._core import check_batch, check_callable, check_choice, check_int, check_positive, check_process, check_real, coefs
+from ._core import (check_batch, check_callable, check_choice, check_generator, check_int, check_positive, check_process,
+                    check_real, coefs)
 
 __all__ = ["TrainResult", "train", "dsm_loss", "sample_times", "WEIGHTINGS"]
 
@@ -128,16 +129,27 @@ def train(model: torch.nn.Module, loss: Callable, data, *, steps: int, batch_siz
     return TrainResult(losses, saved)
 
 
+def _time_floor(process, t_min, name, ratio):
+    """The lowest training time: ``t_min``, or where sigma/alpha = 1/ratio; in (t_min, t_max)."""
+    t_lo = float(process.t_of_lam(math.log(ratio))) if t_min is None else check_real(t_min, name)
+    if not (process.t_min < t_lo < float(process.t_max)):
+        raise ValueError(f"{name} must lie in ({process.t_min}, {process.t_max}); got {t_lo}")
+    return t_lo
+
+
 def sample_times(process, n: int, *, t_min: float | None = None, like: torch.Tensor,
                  generator: torch.Generator | None = None) -> torch.Tensor:
     """n training times, uniform on ``[t_min, t_max]`` in like's dtype/device: (n,).
 
     ``t_min`` defaults to the time where ``sigma_t / alpha_t = 0.01``."""
     check_process(process)
+    n = check_int(n, "n", minimum=0)
+    if not isinstance(like, torch.Tensor) or not like.is_floating_point():
+        got = f"a {like.dtype} tensor" if isinstance(like, torch.Tensor) else type(like).__name__
+        raise TypeError(f"like must be a floating torch.Tensor (the times take its dtype and device); got {got}")
+    check_generator(generator, like.device)
+    t_lo = _time_floor(process, t_min, "t_min", 100.0)
     t_hi = float(process.t_max)
-    t_lo = float(process.t_of_lam(math.log(100.0))) if t_min is None else check_real(t_min, "t_min")
-    if not (process.t_min < t_lo < t_hi):
-        raise ValueError(f"t_min must lie in ({process.t_min}, {t_hi}); got {t_lo}")
     u = torch.rand(n, generator=generator, dtype=like.dtype, device=like.device)
     return t_lo + (t_hi - t_lo) * u
 
@@ -161,7 +173,10 @@ def dsm_loss(process, *, weighting: str = "eps", t_min: float | None = None, fp_
     check_choice(weighting, "weighting", WEIGHTINGS)
     fp_weight = check_real(fp_weight, "fp_weight", minimum=0.0)
     fp_batch = check_int(fp_batch, "fp_batch", minimum=1)
-    fp_lo = float(process.t_of_lam(math.log(10.0))) if fp_t_min is None else check_real(fp_t_min, "fp_t_min")
+    fp_lo = _time_floor(process, fp_t_min, "fp_t_min", 10.0)
+    if t_min is not None:
+        _time_floor(process, t_min, "t_min", 100.0)
+    check_choice(fp_method, "fp_method", ("exact", "hutchinson"))
     residuals = {}  # the residual operator of each model, built on first use
 
     def loss(model, x0, y=None, *, generator=None):

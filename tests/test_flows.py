@@ -89,3 +89,10 @@ def test_fields_check_the_denoiser_is_callable(field):
     """Issue 21 (property tests): a number gave "'int' object is not callable", naming nothing."""
     with pytest.raises(TypeError, match="denoiser must be a denoiser D"):
         field(3, VP(), torch.zeros(2, 2), 0.5)
+
+
+def test_fields_check_the_denoiser_output_shape():
+    """Issue 21 (property tests): a (B, D + 1) denoiser output failed inside torch's broadcasting."""
+    for field in (fl.pf_ode_velocity, fl.reverse_sde_drift):
+        with pytest.raises(ValueError, match="denoiser must return a tensor of x's shape"):
+            field(lambda x, t: torch.cat([x, x], 1), VP(), torch.zeros(2, 2), 0.5)

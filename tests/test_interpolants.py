@@ -155,3 +155,26 @@ def test_bad_input_names_the_argument():
     singular = GaussianMixtureInterpolant(LinearInterpolant(0.0), Gaussian([0.0, 0.0], [1.0, 0.0]), rho1())
     with pytest.raises(ValueError, match="singular"):
         singular.score(torch.zeros(1, 2, dtype=F64), 0.0)
+
+
+def test_times_and_parameters_are_checked():
+    """Issue 21 (property tests): the coefficient functions took any t (alpha(-5) = 6, a complex t was cast);
+    a and eps were ValueErrors for a numeric string; a velocity returning (B, D + 1) failed inside torch."""
+    I = LinearInterpolant()
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
+        I.alpha(-5.0)
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
+        TrigInterpolant().gamma2(math.nan)
+    with pytest.raises(TypeError, match="t must be a real float or a 0-d tensor; got a torch.complex64 tensor"):
+        I.beta(torch.tensor(0.5 + 0j))
+    with pytest.raises(TypeError, match="a .* must be a real number; got str"):
+        LinearInterpolant("0.5")
+    bridge = GaussianMixtureInterpolant(I, Gaussian([0.0], [1.0]), Gaussian([0.0], [1.0]))
+    with pytest.raises(TypeError, match="eps .* must be a real number; got str"):
+        bridge.drift(torch.zeros(2, 1), 0.5, "0.1")
+    with pytest.raises(TypeError, match="dtype must be a floating dtype"):
+        bridge.sample(3, 0.5, dtype="float32")
+    with pytest.raises(ValueError, match="velocity must return a tensor of x's shape"):
+        ode_trajectory(lambda x, t: torch.cat([x, x], 1), torch.zeros(2, 1), [0.0, 1.0])
+    with pytest.raises(TypeError, match="ts must be a 1-D tensor or sequence of times; got str"):
+        ode_trajectory(bridge.velocity, torch.zeros(2, 1), "abc")

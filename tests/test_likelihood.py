@@ -59,3 +59,19 @@ def test_bad_inputs_raise_named_errors():
         log_likelihood("model", p, x)
     with pytest.raises(ValueError, match="prior must map"):
         log_likelihood(D, p, x, prior=lambda z: z, rtol=1e-3)
+
+
+def test_arguments_are_checked_before_the_solve():
+    """Issue 21 (property tests): t_start '0.5' was read by float(), a non-callable prior and a bad generator
+    were found only after the solve (or never, with the exact divergence), a (B, D + 1) denoiser failed
+    inside torch."""
+    G, p = Gaussian([0.0], [1.0]), VP()
+    D, x = G.bind(p).denoiser, torch.zeros(2, 1, dtype=torch.float64)
+    with pytest.raises(TypeError, match="t_start must be a real number; got str"):
+        log_likelihood(D, p, x, t_start="0.5")
+    with pytest.raises(TypeError, match="prior must be a callable"):
+        log_likelihood(D, p, x, prior=3)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        log_likelihood(D, p, x, generator=0)
+    with pytest.raises(ValueError, match="D must return a tensor of x's shape"):
+        log_likelihood(lambda z, t: torch.cat([z, z], 1), p, x)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from diffedu import Empirical, VP
-from diffedu.memorisation import (effective_model_memorisation, is_memorised, memorisation_sweep,
+from diffedu.memorisation import (effective_model_memorisation, empirical_fit_and_sample, is_memorised,
+                                  memorisation_sweep, mlp_fit_and_sample,
                                   memorised_fraction, nn_distances, nn_ratio)
 
 
@@ -97,3 +98,25 @@ def test_exact_score_memorises_at_every_size():
     data = torch.randn(256, 2, generator=gen(), dtype=torch.float64)
     sweep = memorisation_sweep(empirical_fit_and_sample(VP()), data, [4, 64, 256], n_samples=100, generator=gen(1))
     assert sweep.fractions == [1.0, 1.0, 1.0] and sweep.emm == 256
+
+
+def test_sweep_arguments_are_checked_at_entry():
+    """Issue 21 (property tests): sizes ['2', '3'] were read by int(), NaN fractions counted as not memorised,
+    level '0.9' gave a comparison TypeError after the whole sweep, the factories' sizes were checked only
+    when the first model was trained."""
+    with pytest.raises(TypeError, match="sizes .* must be an integer; got str"):
+        effective_model_memorisation(["2", "3"], [1.0, 0.5])
+    with pytest.raises(ValueError, match="fractions .* must be a finite number"):
+        effective_model_memorisation([2, 3], [float("nan"), 0.5])
+    with pytest.raises(TypeError, match="level must be a real number; got str"):
+        effective_model_memorisation([2, 3], [1.0, 0.5], level="0.9")
+    data = torch.randn(8, 2, generator=torch.Generator().manual_seed(0))
+    fit = empirical_fit_and_sample(VP(), n_steps=2)
+    with pytest.raises(TypeError, match="level must be a real number"):
+        memorisation_sweep(fit, data, [2, 4], level="0.9")
+    with pytest.raises(TypeError, match="n_samples must be an integer; got bool"):
+        memorisation_sweep(fit, data, [2, 4], n_samples=True)
+    with pytest.raises(TypeError, match="hidden must be an integer; got bool"):
+        mlp_fit_and_sample(VP(), hidden=True)
+    with pytest.raises(TypeError, match="process must be a diffedu.processes.Process"):
+        empirical_fit_and_sample("VP")

@@ -98,3 +98,28 @@ def test_mmd2_matches_a_double_loop_and_moment_errors():
         mmd2(x[:1], y)
     with pytest.raises(ValueError, match="mean must be"):
         moment_errors(x, torch.zeros(2), torch.eye(3))
+
+
+def test_sample_metrics_check_their_arguments():
+    """Issue 21 (property tests): a string x gave torch's "invalid data type"; one row gave a NaN bandwidth or a
+    NaN covariance; NaN or non-PSD true moments gave numbers; a string bandwidth was read by float(); a
+    string exact distribution an AttributeError; repeats=0 an empty floor."""
+    from diffedu.metrics import median_bandwidth, mmd2, moment_errors
+    x = torch.randn(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match="x must be a .* array of numbers; got str"):
+        w2("abc", x)
+    with pytest.raises(ValueError, match="need at least 2 rows in all"):
+        median_bandwidth(x[:1])
+    with pytest.raises(ValueError, match="x needs at least 2 rows"):
+        moment_errors(x[:1], [0.0, 0.0], torch.eye(2))
+    with pytest.raises(ValueError, match="mean must be finite"):
+        moment_errors(x, [0.0, math.nan], torch.eye(2))
+    with pytest.raises(ValueError, match="cov must be positive semi-definite"):
+        moment_errors(x, [0.0, 0.0], -torch.eye(2))
+    with pytest.raises(TypeError, match="bandwidth must be a real number; got str"):
+        mmd2(x, x, bandwidth="0.5")
+    G = Gaussian([0.0], [1.0])
+    with pytest.raises(TypeError, match="exact must be a diffedu distribution"):
+        relative_score_error(G.bind(VP()).score, "G", VP(), [0.5])
+    with pytest.raises(ValueError, match="repeats must be an integer >= 1"):
+        w2_noise_floor(G.sample, 3, repeats=0)

@@ -91,3 +91,26 @@ def test_training_from_a_point_set_and_bad_input():
         m(torch.randn(4, 2), 1.5)
     with pytest.raises(ValueError, match="param"):
         ScoreMLP(VP(), 2, param="velocity")
+
+
+def test_inputs_are_checked_before_the_network():
+    """Issue 21 (property tests): a float64 x to a float32 net gave torch's "mat1 and mat2 must have the same
+    dtype", an integer x in EnergyMLP.score "only Tensors of floating point dtype can require gradients", a
+    numeric string t was read by float() and a complex t cast; denoiser and eps read x.shape of a list;
+    a bad generator failed inside torch's uniform_."""
+    net = ScoreMLP(VP(), 2, hidden=4, depth=1)
+    energy = EnergyMLP(VP(), 2, hidden=4, depth=1)
+    x = torch.zeros(3, 2)
+    with pytest.raises(TypeError, match="x must have the network's dtype torch.float32; got torch.float64"):
+        net.score(x.double(), 0.5)
+    with pytest.raises(TypeError, match="x must have a real floating dtype"):
+        energy.score(x.long(), 0.5)
+    for m in (net.score, net.denoiser, net.eps, energy.log_prob):
+        with pytest.raises(TypeError, match="t must be a real number"):
+            m(x, "0.5")
+        with pytest.raises(TypeError, match="t must hold real times"):
+            m(x, torch.tensor(0.5 + 0j))
+        with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+            m([[0.0, 0.0]], 0.5)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        ScoreMLP(VP(), 2, generator=0)

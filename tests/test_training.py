@@ -121,3 +121,22 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="t_min must lie"):
         sample_times(p, 3, t_min=2.0, like=x)
     assert math.isfinite(float(loss(net, x, generator=torch.Generator().manual_seed(0)).detach()))
+
+
+def test_loss_and_times_check_their_arguments():
+    """Issue 21 (property tests): dsm_loss took fp_method='nonsense' and an out-of-range fp_t_min (the error
+    came at the first step and named t_min); sample_times read like.dtype of a list and passed n=True to
+    torch."""
+    p = VP()
+    with pytest.raises(ValueError, match="fp_method must be one of"):
+        dsm_loss(p, fp_method="nonsense")
+    with pytest.raises(ValueError, match="fp_t_min must lie in"):
+        dsm_loss(p, fp_t_min=-0.1)
+    with pytest.raises(ValueError, match="t_min must lie in"):
+        dsm_loss(p, t_min=2.0)
+    with pytest.raises(TypeError, match="like must be a floating torch.Tensor"):
+        sample_times(p, 3, like=[0.0])
+    with pytest.raises(TypeError, match="n must be an integer; got bool"):
+        sample_times(p, True, like=torch.zeros(1))
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        sample_times(p, 3, like=torch.zeros(1), generator=0)
