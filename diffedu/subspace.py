@@ -14,14 +14,14 @@ recovery success against samples per subspace over seeded trials.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ._core import check_int, check_process, coefs
+from ._core import (as_param, as_real_tensor, check_batch, check_dtype, check_generator, check_int, check_positive,
+                    check_process, check_real, coefs)
 from .mixtures import LowRankMixture
 
 __all__ = [
@@ -44,21 +44,17 @@ def _generator(seed=None, generator=None):
     if seed is None:
         g.seed()
     else:
-        g.manual_seed(check_int(seed, "seed", minimum=0))
+        g.manual_seed(_seed(seed))
     return g
+
+
+def _seed(seed):
+    return None if seed is None else check_int(seed, "seed", minimum=0)
 
 
 def _as_data(X, name="X") -> torch.Tensor:
     """(n, D) float64 CPU tensor with n >= 1 from a tensor or array."""
-    if isinstance(X, torch.Tensor):
-        T = X.detach()
-    else:
-        try:
-            T = torch.as_tensor(np.asarray(X, dtype=np.float64))
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"{name} must be a tensor or array of numbers; got {type(X).__name__}") from e
-    if not T.is_floating_point():
-        T = T.to(torch.float64)
+    T = as_real_tensor(X, name, "a tensor or array of numbers")
     if T.dim() != 2:
         raise ValueError(f"{name} must have shape (n, D); got {tuple(T.shape)}")
     if T.shape[0] == 0 or T.shape[1] == 0:
@@ -70,11 +66,11 @@ def _as_data(X, name="X") -> torch.Tensor:
 
 def _as_bases(U, name) -> torch.Tensor:
     """(K, D, r) or (D, r) -> (K, D, r) float64 with orthonormalised columns."""
-    T = U.detach() if isinstance(U, torch.Tensor) else torch.as_tensor(np.asarray(U, dtype=np.float64))
+    T = as_param(U, name)
     if T.dim() == 2:
         T = T[None]
     if T.dim() != 3 or T.shape[2] > T.shape[1] or T.shape[2] < 1:
-        raise ValueError(f"{name} must have shape (D, r) or (K, D, r) with 1 <= r <= D; got {tuple(U.shape)}")
+        raise ValueError(f"{name} must have shape (D, r) or (K, D, r) with 1 <= r <= D; got {tuple(T.shape)}")
     return torch.linalg.qr(T.to("cpu", torch.float64))[0]
 
 
@@ -101,7 +97,10 @@ def random_bases(n_subspaces: int, dim: int, rank: int, *, orthogonal: bool = Fa
 def line_bases(angles_deg) -> torch.Tensor:
     """Orthonormal bases (K, 2, 1) of K lines through the origin of the plane at the given angles
     (degrees from the first axis): ``(cos theta_k, sin theta_k)``."""
-    th = torch.deg2rad(torch.as_tensor(angles_deg, dtype=torch.float64).reshape(-1))
+    th = as_real_tensor(angles_deg, "angles_deg", "a sequence of angles in degrees")
+    if th.dim() > 1:
+        raise ValueError(f"angles_deg must be a number or a 1-D sequence of angles; got shape {tuple(th.shape)}")
+    th = torch.deg2rad(th.reshape(-1))
     if th.numel() == 0 or not torch.isfinite(th).all():
         raise ValueError(f"angles_deg must be a non-empty sequence of finite angles; got {angles_deg!r}")
     return torch.stack([torch.cos(th), torch.sin(th)], 1)[:, :, None]
@@ -117,7 +116,8 @@ def sample_subspaces(mixture: LowRankMixture, n_per_subspace: int, *, generator=
     if not isinstance(mixture, LowRankMixture):
         raise TypeError(f"mixture must be a diffedu.LowRankMixture; got {type(mixture).__name__}")
     n = check_int(n_per_subspace, "n_per_subspace", minimum=0)
-    draws = mixture._c.sample(n, generator, dtype, torch.device("cpu"))  # (n, K, D)
+    check_generator(generator, "cpu")
+    draws = mixture._c.sample(n, generator, check_dtype(dtype), torch.device("cpu"))  # (n, K, D)
     K = mixture.K
     X = draws.transpose(0, 1).reshape(K * n, mixture.dim)
     return X, torch.arange(K).repeat_interleave(n)
@@ -130,6 +130,10 @@ def principal_angles(U, V) -> torch.Tensor:
     U: (D, r1), V: (D, r2) (columns need not be orthonormal; they are orthonormalised).
     cos(theta_i) are the singular values of ``Q_U^T Q_V``. Returns (min(r1, r2),) float64.
     """
+    U, V = as_param(U, "U"), as_param(V, "V")
+    for name, W in (("U", U), ("V", V)):
+        if W.dim() != 2:
+            raise ValueError(f"{name} must be a (D, r) matrix; got shape {tuple(W.shape)} (batched bases: subspace_error)")
     QU, QV = _as_bases(U, "U")[0], _as_bases(V, "V")[0]
     if QU.shape[0] != QV.shape[0]:
         raise ValueError(f"U and V must have the same number of rows (ambient dimension); got "
@@ -230,16 +234,22 @@ class SubspaceClustering:
     def __init__(self, n_clusters: int = 2, rank: int = 1, *, n_init: int = 10, max_iter: int = 100,
                  seed: int | None = None):
         self.n_clusters, self.rank, self.n_init, self.max_iter, self.seed = n_clusters, rank, n_init, max_iter, seed
+        self._check_settings()  # checked here and again in fit (the attributes may be set in between)
 
     def __repr__(self):
         return (f"SubspaceClustering(n_clusters={self.n_clusters}, rank={self.rank}, n_init={self.n_init}, "
                 f"max_iter={self.max_iter}, seed={self.seed})")
 
-    def _check(self, X):
+    def _check_settings(self):
         K = check_int(self.n_clusters, "n_clusters", minimum=1)
         r = check_int(self.rank, "rank", minimum=1)
         check_int(self.n_init, "n_init", minimum=1)
         check_int(self.max_iter, "max_iter", minimum=1)
+        _seed(self.seed)
+        return K, r
+
+    def _check(self, X):
+        K, r = self._check_settings()
         X = _as_data(X)
         if r > X.shape[1]:
             raise ValueError(f"rank must be <= the data dimension D = {X.shape[1]}; got rank={r}")
@@ -307,21 +317,20 @@ class LowRankDenoiser(torch.nn.Module):
         if r > D:
             raise ValueError(f"rank must be <= dim; got rank={r} > dim={D}")
         self.process = check_process(process)
+        check_generator(generator, "cpu")
+        dtype = torch.get_default_dtype() if dtype is None else check_dtype(dtype)
         if init is None:
             W = torch.randn(K, D, r, generator=generator, dtype=torch.float64)
         else:
-            W = torch.as_tensor(init, dtype=torch.float64).clone()
-            if W.shape != (K, D, r):
-                raise ValueError(f"init must have shape ({K}, {D}, {r}); got {tuple(W.shape)}")
-        self.weight = torch.nn.Parameter(W.to(dtype or torch.get_default_dtype()))
+            W = as_param(init, "init", (K, D, r))
+        self.weight = torch.nn.Parameter(W.to(dtype))
 
     def bases(self) -> torch.Tensor:
         """Current orthonormal bases (K, D, r), differentiable."""
         return torch.linalg.qr(self.weight)[0]
 
     def forward(self, x, t):
-        if x.dim() != 2 or x.shape[1] != self.weight.shape[1]:
-            raise ValueError(f"x must have shape (B, {self.weight.shape[1]}); got {tuple(x.shape)}")
+        x = check_batch(x, self.weight.shape[1])
         U = self.bases().to(x.dtype)
         a, s = coefs(self.process, t, x, positive="the low-rank denoiser's weights divide by sigma_t, 0 at t = 0")
         z = torch.einsum("bd,kdr->bkr", x, U)                       # U_k^T x
@@ -345,9 +354,12 @@ def train_low_rank_denoiser(X, n_components: int, rank: int, process, *, steps: 
     """
     X = _as_data(X).to(torch.get_default_dtype())
     check_process(process)
-    lo, hi = (float(v) * process.t_max for v in t_range)
+    if isinstance(t_range, (str, bytes)) or not hasattr(t_range, "__len__") or len(t_range) != 2:
+        raise TypeError(f"t_range must be a pair (lo, hi) of fractions of t_max; got {t_range!r}")
+    lo, hi = (check_real(v, "t_range (each end)") * process.t_max for v in t_range)
     if not 0 < lo < hi <= process.t_max:
         raise ValueError(f"t_range must satisfy 0 < t_range[0] < t_range[1] <= 1; got {t_range!r}")
+    lr = check_positive(lr, "lr")
     K, r = check_int(n_components, "n_components", minimum=1), check_int(rank, "rank", minimum=1)
     if r > X.shape[1]:
         raise ValueError(f"rank must be <= the data dimension D = {X.shape[1]}; got rank={r}")
@@ -403,10 +415,13 @@ def phase_transition(n_per_subspace, *, dim: int, n_subspaces: int, rank: int, n
     subspace error is below ``threshold``. Noiseless with labels, success is 0 for n < rank and
     1 for n >= rank, whatever ``dim``.
     """
+    if isinstance(n_per_subspace, (str, bytes)) or not hasattr(n_per_subspace, "__iter__"):
+        raise TypeError(f"n_per_subspace must be a sequence of sample counts; got {type(n_per_subspace).__name__}")
     ns = [check_int(n, "n_per_subspace", minimum=0) for n in n_per_subspace]
     T = check_int(n_trials, "n_trials", minimum=1)
-    if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a non-negative variance; got {noise!r}")
+    noise = check_real(noise, "noise", minimum=0.0)
+    seed, threshold = check_int(seed, "seed", minimum=0), check_positive(threshold, "threshold")
+    check_int(n_init, "n_init", minimum=1)
     errors = torch.empty(len(ns), T, dtype=torch.float64)
     for j in range(T):
         g = _generator(seed + j)

@@ -13,6 +13,8 @@ schedule. Lesson 01 runs these derivations and checks them against :mod:`diffedu
 
 from __future__ import annotations
 
+import numbers
+
 import sympy as sp
 
 __all__ = ["t", "moment_odes", "ou_kernel", "vp_kernel", "drift_and_diffusion", "schedule",
@@ -22,12 +24,22 @@ __all__ = ["t", "moment_odes", "ou_kernel", "vp_kernel", "drift_and_diffusion", 
 t = sp.Symbol("t", nonnegative=True)
 
 
+def _expr(value, name):
+    """A SymPy expression from an expression or a number: ``TypeError`` for anything else (an
+    object, a tensor); strings are parsed by SymPy, as ``sympify`` does."""
+    try:
+        return sp.sympify(value, strict=not isinstance(value, str))
+    except (sp.SympifyError, TypeError, ValueError) as e:  # a tensor is a ValueError in sympify
+        raise TypeError(f"{name} must be a SymPy expression or a number; got {type(value).__name__}") from e
+
+
 def moment_odes(f, g2):
     r"""The ODEs of the conditional mean and variance of ``dx = f x dt + g dW``.
 
     f, g2: SymPy expressions in :data:`t`. Returns ``(m, v, eq_m, eq_v)`` with ``m, v`` the
     unknown functions of t and ``eq_m: m' = f m``, ``eq_v: v' = 2 f v + g2``.
     """
+    f, g2 = _expr(f, "f"), _expr(g2, "g2")
     m, v = sp.Function("m"), sp.Function("v")
     eq_m = sp.Eq(m(t).diff(t), f * m(t))
     eq_v = sp.Eq(v(t).diff(t), 2 * f * v(t) + g2)
@@ -47,8 +59,8 @@ def ou_kernel(beta=None, x0=None):
     beta: a positive constant (SymPy symbol ``beta`` by default). Returns ``(mean, var)`` with
     ``mean = x_0 exp(-beta t / 2)`` and ``var = 1 - exp(-beta t)``, found by ``sympy.dsolve``.
     """
-    beta = sp.Symbol("beta", positive=True) if beta is None else sp.sympify(beta)
-    x0 = sp.Symbol("x_0", real=True) if x0 is None else sp.sympify(x0)
+    beta = sp.Symbol("beta", positive=True) if beta is None else _expr(beta, "beta")
+    x0 = sp.Symbol("x_0", real=True) if x0 is None else _expr(x0, "x0")
     return _solve(-beta / 2, beta, x0)
 
 
@@ -58,9 +70,9 @@ def vp_kernel(beta_min=None, beta_max=None, x0=None):
     Returns ``(mean, var)``: ``mean = x_0 alpha_t`` with ``alpha_t = exp(-1/2 int_0^t beta)``
     and ``var = 1 - alpha_t^2``, matching :class:`diffedu.processes.VP`.
     """
-    b0 = sp.Symbol("beta_min", positive=True) if beta_min is None else sp.sympify(beta_min)
-    b1 = sp.Symbol("beta_max", positive=True) if beta_max is None else sp.sympify(beta_max)
-    x0 = sp.Symbol("x_0", real=True) if x0 is None else sp.sympify(x0)
+    b0 = sp.Symbol("beta_min", positive=True) if beta_min is None else _expr(beta_min, "beta_min")
+    b1 = sp.Symbol("beta_max", positive=True) if beta_max is None else _expr(beta_max, "beta_max")
+    x0 = sp.Symbol("x_0", real=True) if x0 is None else _expr(x0, "x0")
     beta = b0 + (b1 - b0) * t
     return _solve(-beta / 2, beta, x0)
 
@@ -72,6 +84,7 @@ def drift_and_diffusion(alpha, sigma):
     ``g^2 = (sigma^2)' - 2 f sigma^2``. alpha, sigma: SymPy expressions in :data:`t`.
     Returns ``(f, g2)``, simplified.
     """
+    alpha, sigma = _expr(alpha, "alpha"), _expr(sigma, "sigma")
     g2 = sp.Symbol("g2")
     f = sp.simplify(sp.diff(alpha, t) / alpha)
     _, _, _, eq_v = moment_odes(f, g2)
@@ -81,12 +94,24 @@ def drift_and_diffusion(alpha, sigma):
     return f, sp.simplify(sol)
 
 
+_SCHEDULE_PARAMS = {"VP": ("beta_min", "beta_max"), "VPCosine": ("s",), "VE": ("sigma_min", "sigma_max"),
+                    "EDM": (), "Linear": ()}
+
+
 def schedule(name: str, **params):
     r"""``(alpha_t, sigma_t)`` as SymPy expressions for a process named as in :mod:`diffedu.processes`.
 
     name: "VP", "VPCosine", "VE", "EDM" or "Linear"; params override the defaults of the
     matching class (VP: beta_min, beta_max; VPCosine: s; VE: sigma_min, sigma_max).
     """
+    allowed = _SCHEDULE_PARAMS.get(name) if isinstance(name, str) else None
+    if allowed is None:
+        raise ValueError(f"name must be one of {tuple(_SCHEDULE_PARAMS)}; got {name!r}")
+    for key, value in params.items():
+        if key not in allowed:
+            raise TypeError(f"schedule {name!r} takes the parameters {allowed or 'none'}; got {key!r}")
+        if isinstance(value, bool) or not isinstance(value, (numbers.Real, sp.Number)):
+            raise TypeError(f"{key} must be a real number; got {type(value).__name__} {value!r}")
     R = sp.Rational
     if name == "VP":
         b0 = sp.nsimplify(params.get("beta_min", R(1, 10)))
@@ -112,5 +137,5 @@ def lambdify_t(expr):
     """A NumPy function of t for a SymPy expression in :data:`t` (constants broadcast)."""
     import numpy as np
 
-    fn = sp.lambdify(t, expr, "numpy")
+    fn = sp.lambdify(t, _expr(expr, "expr"), "numpy")
     return lambda tt: np.broadcast_to(fn(np.asarray(tt, dtype=float)), np.shape(tt)).astype(float)

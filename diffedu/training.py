@@ -98,6 +98,8 @@ def train(model: torch.nn.Module, loss: Callable, data, *, steps: int, batch_siz
     steps = check_int(steps, "steps", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     lr = check_positive(lr, "lr")
+    if isinstance(checkpoints, (str, bytes)) or not hasattr(checkpoints, "__iter__"):
+        raise TypeError(f"checkpoints must be a sequence of step numbers; got {type(checkpoints).__name__}")
     keep = sorted({check_int(c, "checkpoints", minimum=0, maximum=steps) for c in checkpoints})
     params = list(model.parameters())
     if not params:

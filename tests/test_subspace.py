@@ -2,6 +2,8 @@
 closed form and Monte Carlo, K-subspaces recovery above / failure below the threshold, the phase
 transition, reproducibility, bad input."""
 
+import math
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -193,3 +195,29 @@ def test_line_bases_are_unit_vectors_at_the_given_angles():
     torch.testing.assert_close(U[1, :, 0], torch.tensor([0.0, 1.0], dtype=torch.float64), atol=1e-15, rtol=0)
     with pytest.raises(ValueError, match="angles_deg"):
         line_bases([])
+
+
+def test_arguments_are_checked():
+    """Issue 21 (property tests): complex data was cast to real (with only a torch warning), NaN bases gave
+    torch's LinAlgError, a (K, D, r) U silently used its first basis in principal_angles, a 2-D angle array was
+    flattened, SubspaceClustering took n_clusters=True until fit, NaN init weights and x passed
+    LowRankDenoiser, t_range ('0.1', '0.2') was read by float() and threshold '0.2' failed in a comparison."""
+    from diffedu.subspace import line_bases, phase_transition, principal_angles, train_low_rank_denoiser
+    with pytest.raises(TypeError, match="X must be a tensor or array of numbers, real and not bool"):
+        fit_subspace(torch.ones(3, 2, dtype=torch.complex64), 1)
+    with pytest.raises(ValueError, match="U must be finite"):
+        principal_angles(torch.tensor([[1.0], [math.nan]]), torch.eye(2)[:, :1])
+    with pytest.raises(ValueError, match=r"U must be a \(D, r\) matrix"):
+        principal_angles(torch.ones(2, 2, 1), torch.eye(2)[:, :1])
+    with pytest.raises(ValueError, match="angles_deg must be a number or a 1-D sequence"):
+        line_bases([[0.0, 90.0]])
+    with pytest.raises(TypeError, match="n_clusters must be an integer; got bool"):
+        SubspaceClustering(n_clusters=True)
+    with pytest.raises(ValueError, match="init must be finite"):
+        LowRankDenoiser(2, 1, 1, VP(), init=torch.full((1, 2, 1), math.nan))
+    with pytest.raises(ValueError, match="x must be finite"):
+        LowRankDenoiser(2, 1, 1, VP())(torch.tensor([[math.nan, 0.0]]), 0.5)
+    with pytest.raises(TypeError, match="t_range .* must be a real number; got str"):
+        train_low_rank_denoiser(torch.randn(4, 2), 1, 1, VP(), steps=1, t_range=("0.1", "0.2"))
+    with pytest.raises(TypeError, match="threshold must be a real number; got str"):
+        phase_transition([1], dim=2, n_subspaces=1, rank=1, threshold="0.2")

@@ -42,3 +42,19 @@ def test_schedule_params_and_bad_name():
     assert sp.simplify(a - sp.exp(-S.t / 2)) == 0
     with pytest.raises(ValueError, match="name"):
         S.schedule("DDPM")
+
+
+def test_arguments_are_checked():
+    """Issue 21 (property tests): an object or a tensor failed inside SymPy's arithmetic (a message naming
+    nothing, or a SympifyError); an unknown schedule parameter was ignored silently."""
+    from diffedu.symbolic import drift_and_diffusion, lambdify_t, moment_odes, schedule
+    with pytest.raises(TypeError, match="f must be a SymPy expression or a number; got object"):
+        moment_odes(object(), 1)
+    with pytest.raises(TypeError, match="sigma must be a SymPy expression or a number; got Tensor"):
+        drift_and_diffusion(1, torch.ones(2))
+    with pytest.raises(TypeError, match="expr must be a SymPy expression"):
+        lambdify_t(object())
+    with pytest.raises(TypeError, match="schedule 'VP' takes the parameters .*; got 'beta_mn'"):
+        schedule("VP", beta_mn=0.2)
+    with pytest.raises(TypeError, match="beta_min must be a real number; got str"):
+        schedule("VP", beta_min="abc")

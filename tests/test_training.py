@@ -140,3 +140,10 @@ def test_loss_and_times_check_their_arguments():
         sample_times(p, True, like=torch.zeros(1))
     with pytest.raises(TypeError, match="generator must be a torch.Generator"):
         sample_times(p, 3, like=torch.zeros(1), generator=0)
+
+
+def test_train_checkpoints_must_be_a_sequence():
+    """Issue 21 (property tests): checkpoints=1 gave "'int' object is not iterable"."""
+    model = torch.nn.Linear(1, 1)
+    with pytest.raises(TypeError, match="checkpoints must be a sequence of step numbers; got int"):
+        train(model, lambda m, x0, y, generator=None: (m(x0) ** 2).mean(), torch.zeros(4, 1), steps=1, checkpoints=1)
