@@ -261,6 +261,65 @@ class Gaussian(Distribution):
         t0 = float(ts[0])
         return torch.stack([self.flow(x, t0, float(t), process) for t in ts])
 
+    def flow_gains(self, t_from, t_to, process) -> torch.Tensor:
+        r"""How the exact flow from ``t_from`` to ``t_to`` scales each eigen-mode: (r,) float64.
+
+        :meth:`flow` is affine in x with Jacobian ``U diag(gain_k) U^T`` (plus ``gain_iso`` on the
+        complement of U for a thin form), ``gain_k = sqrt(v_k(t_to) / v_k(t_from))``,
+        ``v_k(t) = alpha_t^2 lambda_k + sigma_t^2`` (lesson 02, eq. 3). So a perturbation
+        ``delta`` of x at ``t_from`` changes the end point by ``U diag(gain) U^T delta``, whatever
+        x is. Eigenvalues in :attr:`eigvals` order.
+        """
+        return self._gains(t_from, t_to, process)[0]
+
+    def _gains(self, t_from, t_to, process):
+        """(gains (r,), complement gain (0-d)) float64 of :meth:`flow_gains`."""
+        ref = self.mean[None]
+        a0, s0 = coefs(process, t_from, ref, positive=self._c.singular, name="t_from")
+        a1, s1 = coefs(process, t_to, ref, name="t_to")
+        if a0.dim() or a1.dim():
+            raise ValueError("t_from and t_to must be single times (floats or 0-d tensors)")
+        ev, iso = self.eigvals, self._c.iso[0]
+        return (torch.sqrt((a1**2 * ev + s1**2) / (a0**2 * ev + s0**2)),
+                torch.sqrt((a1**2 * iso + s1**2) / (a0**2 * iso + s0**2)))
+
+    def _leading(self, k):
+        """The k leading eigenvectors (largest eigenvalues first): (D, k) float64."""
+        k = check_int(k, "k", minimum=1, maximum=self._c.r)
+        order = torch.argsort(self.eigvals, descending=True, stable=True)[:k]
+        return self.eigvecs[:, order], order
+
+    def leading_share(self, v, k: int) -> torch.Tensor:
+        r"""The share of each row's squared length in the span of the k leading principal directions.
+
+        v: (B, D). Returns (B,) float64 ``|U_k^T v_b|^2 / |v_b|^2``, U_k the eigenvectors of the k
+        largest eigenvalues (ties in the stored order). For images these directions carry the
+        coarse shape (lesson 02 calls them the outline); an isotropic v has share k / D on average.
+        """
+        v = check_batch(v, self.dim, name="v").to(torch.float64)
+        Uk, _ = self._leading(k)
+        norm2 = (v**2).sum(1)
+        if (norm2 == 0).any():
+            raise ValueError("v must have no zero row (its share is undefined)")
+        return ((v @ Uk) ** 2).sum(1) / norm2
+
+    def perturbation_share(self, t_from, t_to, process, k: int) -> torch.Tensor:
+        r"""The share of an isotropic perturbation's effect that lies in the k leading directions.
+
+        A perturbation ``delta`` with ``E[delta delta^T] = c I`` of x at ``t_from``, carried to
+        ``t_to`` by the exact flow, changes the end point by ``U diag(gain) U^T delta``
+        (:meth:`flow_gains`), whose expected squared length is ``c sum_k gain_k^2``. Returns the
+        0-d float64 ratio ``sum_{k leading} gain_k^2 / sum_all gain_k^2`` (the complement of a
+        thin form counts D - r times with its own gain): ``E|P_k Delta|^2 / E|Delta|^2``.
+        Perturbed at high noise, the change follows the data's leading directions (gain_k grows
+        with lambda_k); perturbed at low noise, a mode already visible in x_t passes unchanged
+        while the others are shrunk, so the change spreads over all directions (lesson 02).
+        """
+        gains, g_iso = self._gains(t_from, t_to, process)
+        _, order = self._leading(k)
+        total = (gains**2).sum() + (self.dim - self._c.r) * g_iso**2
+        return (gains[order] ** 2).sum() / total
+
     def signal_fraction(self, t, process) -> torch.Tensor:
         r"""The share of each eigen-mode's variance in x_t that comes from the data: (K,) float64.
 

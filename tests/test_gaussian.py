@@ -527,3 +527,82 @@ def test_times_are_named_and_singular_gaussians_refuse_t_zero():
         flat.signal_fraction(0.0, VP())
     with pytest.raises(ValueError, match="t must be > 0.0 here"):
         flat.pf_ode_divergence(0.0, VP())
+
+
+# --- how a perturbation travels along the exact flow (lesson 02, "perturb early, perturb late") ---
+def _gauss4():
+    A = torch.tensor([[1.0, 0.3, -0.5, 0.2], [0.2, 0.8, 0.1, 0.0], [-0.4, 0.6, 1.2, 0.3], [0.1, 0.0, 0.2, 0.5]],
+                     dtype=torch.float64)
+    return Gaussian(torch.tensor([1.0, -2.0, 0.5, 0.0]), A @ A.T + 0.02 * torch.eye(4, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("p", [VP(), EDM()], ids=["VP", "EDM"])
+def test_flow_gains_are_the_eigenvalues_of_the_flows_jacobian(p):
+    g = _gauss4()
+    t0, t1 = 0.6 * p.t_max, 0.05 * p.t_max
+    x = torch.randn(1, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    J = torch.autograd.functional.jacobian(lambda y: g.flow(y[None], t0, t1, p)[0], x[0])
+    U, gains = g.eigvecs, g.flow_gains(t0, t1, p)
+    torch.testing.assert_close(J, U @ torch.diag(gains) @ U.T, rtol=1e-10, atol=1e-12)
+    # the flow is affine: a perturbation's effect does not depend on where it is applied
+    delta = 0.3 * torch.randn(3, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    for y in (x, 5 * x):
+        torch.testing.assert_close(g.flow(y + delta, t0, t1, p) - g.flow(y, t0, t1, p), delta @ J.T,
+                                   rtol=1e-9, atol=1e-11)
+
+
+def test_thin_form_gains_include_the_complement():
+    F = torch.tensor([[1.0, 0.0], [0.5, 1.0], [0.0, 0.3], [0.2, 0.1]], dtype=torch.float64)
+    g, p = Gaussian.low_rank(torch.zeros(4), F, noise=0.05), VP()
+    x = torch.randn(1, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    J = torch.autograd.functional.jacobian(lambda y: g.flow(y[None], 0.7, 0.02, p)[0], x[0])
+    ev_J = torch.linalg.eigvalsh(0.5 * (J + J.T))
+    gains, g_iso = g._gains(0.7, 0.02, p)
+    want = torch.sort(torch.cat([gains, g_iso.expand(2)])).values
+    torch.testing.assert_close(ev_J, want, rtol=1e-9, atol=1e-12)
+    assert g.flow_gains(0.7, 0.02, p).shape == (2,)
+
+
+def test_leading_share_projects_on_the_largest_eigenvalues():
+    g = Gaussian(torch.zeros(4), torch.tensor([0.1, 3.0, 1.0, 0.5]))  # diagonal: leading coords 1, 2
+    v = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 0.0, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(g.leading_share(v, 2), torch.tensor([13 / 30, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(g.leading_share(v, 4), torch.ones(2, dtype=torch.float64))
+    # an isotropic v has share k / D on average
+    z = torch.randn(20000, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert abs(float(g.leading_share(z, 1).mean()) - 0.25) < 0.01
+    with pytest.raises(ValueError, match="k"):
+        g.leading_share(v, 5)
+    with pytest.raises(TypeError, match="k"):
+        g.leading_share(v, 1.5)
+    with pytest.raises(ValueError, match="zero row"):
+        g.leading_share(torch.zeros(1, 4, dtype=torch.float64), 1)
+    with pytest.raises(ValueError, match="v"):
+        g.leading_share(torch.ones(2, 3), 1)
+
+
+@pytest.mark.parametrize("p", [VP(), VE()], ids=["VP", "VE"])
+def test_perturbation_share_against_perturbations_carried_by_the_flow(p):
+    """Monte Carlo: isotropic perturbations at t_from, flowed to t_to; the share of the summed
+    squared change in the k leading directions agrees with the closed form within 4 standard errors
+    (a ratio of means, its error by the delta method)."""
+    g = _gauss4()
+    gen = torch.Generator().manual_seed(5)
+    for t_from in (0.7 * p.t_max, 0.02 * p.t_max):
+        t_to = 0.005 * p.t_max
+        x = g.sample_marginal(1, t_from, p, generator=gen, dtype=torch.float64)
+        delta = 1e-2 * torch.randn(20000, 4, generator=gen, dtype=torch.float64)
+        change = g.flow(x + delta, t_from, t_to, p) - g.flow(x.expand(20000, 4), t_from, t_to, p)
+        Uk, _ = g._leading(2)
+        top, tot = ((change @ Uk) ** 2).sum(1), (change**2).sum(1)
+        r = float(top.mean() / tot.mean())
+        se = float((top - r * tot).std() / tot.mean()) / math.sqrt(20000)
+        want = float(g.perturbation_share(t_from, t_to, p, 2))
+        assert abs(r - want) < 4 * se + 1e-12, (t_from, r, want, se)
+    # early perturbations act on the leading directions far more than late ones
+    assert g.perturbation_share(0.7 * p.t_max, 0.005 * p.t_max, p, 1) > g.perturbation_share(
+        0.02 * p.t_max, 0.005 * p.t_max, p, 1)
+    with pytest.raises(ValueError, match="t_from"):
+        g.perturbation_share(torch.tensor([0.5, 0.6]), 0.1, p, 1)
+    with pytest.raises(ValueError, match="single times"):
+        g.flow_gains(0.5 * p.t_max, torch.tensor([0.1]), p)
