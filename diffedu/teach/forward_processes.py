@@ -11,12 +11,12 @@ from __future__ import annotations
 import torch
 
 from .._core import check_process
-from ..processes import Process
+from ..processes import EDM, VE, VP, Linear, Process, VPCosine
 from . import plots
 from . import widgets as _w
-from .checks import Feedback, check_close
+from .checks import Feedback, check_close, check_implementation
 
-__all__ = ["marginal_density_widget", "check_alpha_sigma", "check_g2", "check_time_of_lam"]
+__all__ = ["marginal_density_widget", "check_forward_noise", "check_alpha_sigma", "check_g2", "check_time_of_lam"]
 
 
 # --- widget -----------------------------------------------------------------------------------
@@ -56,6 +56,34 @@ def marginal_density_widget(dist, processes, *, lim=(-4.0, 4.0), t_frac: float =
 
 
 # --- exercise checkers ------------------------------------------------------------------------
+_PROCESSES = (VP(), VE(), EDM(), Linear(), VPCosine())
+
+
+def _noise_inputs(generator, dtype, shape):
+    """One case: a process drawn from the five, x0 and eps of ``shape``, one time per row in
+    x0's dtype (as a training batch draws them), up to 98% of t_max."""
+    B, _ = shape
+    process = _PROCESSES[int(torch.randint(len(_PROCESSES), (), generator=generator))]
+    u = 0.98 * torch.rand(B, generator=generator, dtype=torch.float64)
+    return {"process": process, "x0": torch.randn(shape, generator=generator, dtype=dtype),
+            "t": (u * process.t_max).to(dtype), "eps": torch.randn(shape, generator=generator, dtype=dtype)}
+
+
+def _forward_noise(process, x0, t, eps):
+    """``alpha_t x0 + sigma_t eps`` with the noise given: :meth:`Process.noise` without the draw."""
+    a, s = process.coefs(t, x0)
+    return a * x0 + s * eps
+
+
+def check_forward_noise(answer) -> Feedback:
+    r"""``answer(process, x0, t, eps)`` = ``x_t = alpha_t x0 + sigma_t eps``: (B, D) in x0's dtype.
+
+    x0, eps: (B, D); t: (B,) times, one per row, in x0's dtype. Checked on fresh inputs (five
+    processes, several shapes, float32 and float64) against the library's coefficients
+    (:meth:`diffedu.processes.Process.coefs`, as in :meth:`~diffedu.processes.Process.noise`)."""
+    return check_implementation(answer, _forward_noise, _noise_inputs, name="forward noising")
+
+
 def check_alpha_sigma(answer, process, t, *, rtol: float = 1e-4) -> Feedback:
     """``answer = (alpha_t, sigma_t)`` for ``process`` at time ``t``."""
     check_process(process)

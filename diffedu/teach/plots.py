@@ -89,21 +89,32 @@ def _fractions(process: Process, n: int = 400, *, endpoint_eps: float = 1e-4) ->
     return torch.linspace(endpoint_eps, 1.0, n, dtype=torch.float64) * process.t_max
 
 
-def plot_schedules(processes, ax=None, *, n: int = 400):
+#: Markers that tell processes apart where their curves coincide (VE's and EDM's alpha = 1;
+#: EDM's sigma / 80 and the linear interpolant's sigma / 0.999 are both about t / t_max).
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def plot_schedules(processes, ax=None, *, n: int = 400, n_marks: int = 8):
     r"""``alpha_t`` (solid) and ``sigma_t / max(sigma)`` (dashed) against ``t / t_max``.
 
     processes: a list of :class:`~diffedu.processes.Process`. sigma is divided by its largest
     value so VE (sigma up to 50) and EDM (up to 80) share the axis with VP; the legend says by
-    how much.
+    how much. Curves of different processes can coincide (VE's and EDM's alpha are both 1; EDM's
+    and the linear interpolant's scaled sigma are both about t / t_max), so each process also has
+    its own marker, ``n_marks`` of them per curve at positions staggered between processes: a
+    curve drawn over another leaves the other's markers in view.
     """
     ax = _ax(ax)
-    for i, p in enumerate(processes):
+    procs = list(processes)
+    step = max(n // n_marks, 1)
+    for i, p in enumerate(procs):
         t = _fractions(p, n)
         u = _np(t / p.t_max)
         s = _np(p.sigma(t))
-        color = f"C{i}"
-        ax.plot(u, _np(p.alpha(t)), color=color, label=f"{_name(p)}: alpha")
-        ax.plot(u, s / s.max(), "--", color=color, label=f"{_name(p)}: sigma / {s.max():.3g}")
+        style = dict(color=f"C{i}", marker=_MARKERS[i % len(_MARKERS)], ms=5,
+                     markevery=((i * step) // max(len(procs), 1), step))
+        ax.plot(u, _np(p.alpha(t)), **style, label=f"{_name(p)}: alpha")
+        ax.plot(u, s / s.max(), "--", **style, mfc="none", label=f"{_name(p)}: sigma / {s.max():.3g}")
     ax.set_xlabel("t / t_max")
     ax.set_ylabel("alpha_t,  sigma_t / max sigma")
     ax.legend(fontsize="x-small")
@@ -218,27 +229,37 @@ def plot_trajectories(traj, ax=None, *, dims=(0, 1), max_paths: int = 50, color=
 
 
 
-def plot_error_vs_steps(steps, errors: dict, ax=None, *, orders=(1, 2), anchor: str | None = None):
-    r"""Error against number of steps on log-log axes, with reference slopes ``N^-p``.
+def plot_error_vs_steps(steps, errors: dict, ax=None, *, orders=(1, 2), anchor: str | None = None,
+                        xlabel: str = "number of steps N"):
+    r"""Error against cost on log-log axes, with reference slopes ``x^-p``.
 
-    steps: (S,) step counts. errors: ``{method name: (S,) errors}``. orders: reference
-    slopes to draw, anchored at the last point of ``anchor`` (default: the first method).
-    A method of order p follows the ``N^-p`` line.
+    steps: (S,) step counts shared by every method, or a dict ``{method name: (S,) costs}``
+    giving each method its own x values (e.g. denoiser calls: Heun makes two per step).
+    errors: ``{method name: (S,) errors}``. orders: reference slopes to draw, anchored at the
+    last point of ``anchor`` (default: the first method). A method of order p follows the
+    ``x^-p`` line. xlabel: the x axis label.
     """
     ax = _ax(ax)
-    steps = np.asarray(_np(steps), dtype=float)
     if not errors:
         raise ValueError("errors must map at least one method name to its errors")
+    if isinstance(steps, dict):
+        missing = set(errors) - set(steps)
+        if missing:
+            raise ValueError(f"steps (a dict of x values) has no entry for {sorted(missing)}")
+        xs = {name: np.asarray(_np(steps[name]), dtype=float) for name in errors}
+    else:
+        xs = dict.fromkeys(errors, np.asarray(_np(steps), dtype=float))
     for i, (name, err) in enumerate(errors.items()):
         err = np.asarray(_np(err), dtype=float)
-        if err.shape != steps.shape:
-            raise ValueError(f"errors[{name!r}] must have shape {steps.shape}; got {err.shape}")
-        ax.loglog(steps, err, "o-", color=f"C{i}", label=name, ms=3)
-    ref = np.asarray(_np(errors[anchor or next(iter(errors))]), dtype=float)
+        if err.shape != xs[name].shape:
+            raise ValueError(f"errors[{name!r}] must have shape {xs[name].shape}; got {err.shape}")
+        ax.loglog(xs[name], err, "o-", color=f"C{i}", label=name, ms=3)
+    key = anchor or next(iter(errors))
+    ref, x = np.asarray(_np(errors[key]), dtype=float), xs[key]
     for p in orders:
-        ax.loglog(steps, ref[-1] * (steps / steps[-1]) ** (-p), "k:", lw=0.8)
-        ax.annotate(f"N^-{p}", (steps[0], ref[-1] * (steps[0] / steps[-1]) ** (-p)), fontsize="small")
-    ax.set_xlabel("number of steps N")
+        ax.loglog(x, ref[-1] * (x / x[-1]) ** (-p), "k:", lw=0.8)
+        ax.annotate(f"slope -{p}", (x[0], ref[-1] * (x[0] / x[-1]) ** (-p)), fontsize="small")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("error")
     ax.legend(fontsize="x-small")
     return ax

@@ -70,9 +70,13 @@ def test_first_code_cell_imports_and_seeds(path):
 
 @pytest.mark.parametrize("path", LESSONS, ids=IDS)
 def test_lessons_define_no_functions_or_classes(path):
+    """Lessons call the library. The one exception: a solution cell of an exercise where the
+    learner writes a method (checked by ``check_implementation``) defines that function."""
     for c in code_cells(load(path)):
-        for node in ast.walk(ast.parse(src(c))):
-            assert not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)), (
+        tree = ast.parse(src(c))
+        learners = {id(n) for n in tree.body if isinstance(n, ast.FunctionDef)} if "solution" in tags(c) else set()
+        for node in ast.walk(tree):
+            assert not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)) or id(node) in learners, (
                 f"{path.name}: lessons call the library, they do not define {node.name}")
 
 
@@ -82,12 +86,14 @@ def test_exercises_have_solutions_and_checks(path):
     sol = [i for i, c in enumerate(cells) if "solution" in tags(c)]
     assert len(sol) >= 2
     for i in sol:
-        names = {t.id for n in ast.walk(ast.parse(src(cells[i]))) if isinstance(n, ast.Assign)
+        tree = ast.parse(src(cells[i]))
+        names = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign)
                  for t in n.targets if isinstance(t, ast.Name)}
-        answer = [n for n in names if n.startswith("answer")]
-        assert answer, f"solution cell {i} must assign an answer_* variable"
-        # the learner's cell before it leaves the answer as None, the cell after checks it
-        assert re.search(rf"^{answer[0]} = None", src(cells[i - 1]), re.M)
+        names |= {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}  # a method the learner writes
+        # the learner's cell before it leaves the answer (a value or a function) as None, the cell
+        # after checks it
+        answer = sorted(n for n in names if re.search(rf"^{n} = None", src(cells[i - 1]), re.M))
+        assert answer, f"solution cell {i} must define the name that the cell before it sets to None"
         assert CHECK.search(src(cells[i + 1])) and answer[0] in src(cells[i + 1])
     assert CHECK.search(src(cells[-1])), "a lesson ends with its exercises"
 

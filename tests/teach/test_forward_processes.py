@@ -95,6 +95,43 @@ def test_wrong_answers_say_what_is_off(capsys):
         lesson.check_g2(1.0, "VP", 0.5)
 
 
+# --- the implementation exercise: the learner writes the forward noising --------------------------
+def _right(process, x0, t, eps):
+    return process.alpha(t)[:, None] * x0 + process.sigma(t)[:, None] * eps
+
+
+def _right_other_way(process, x0, t, eps):  # through lambda: x_t = alpha (x0 + e^{-lambda} eps)
+    return process.alpha(t)[:, None] * (x0 + torch.exp(-process.lam(t))[:, None] * eps)
+
+
+@pytest.mark.parametrize("answer", [_right, _right_other_way], ids=["direct", "via_lambda"])
+def test_forward_noise_accepts_right_implementations(answer, capsys):
+    fb = lesson.check_forward_noise(answer)
+    assert fb, fb.message
+    assert "18 fresh cases" in fb.message and "float32" in fb.message
+
+
+@pytest.mark.parametrize("answer, says", [
+    (lambda process, x0, t, eps: process.alpha(t)[:, None] * x0 + process.sigma(t)[:, None] ** 2 * eps,
+     "relative error"),                                               # sigma^2 instead of sigma
+    (lambda process, x0, t, eps: x0 + process.sigma(t)[:, None] * eps, "relative error"),   # no alpha
+    (lambda process, x0, t, eps: process.alpha(t) * x0 + process.sigma(t) * eps, "raised RuntimeError"),  # no [:, None]
+    (lambda process, x0, t, eps: process.alpha(t.double())[:, None] * x0 + process.sigma(t.double())[:, None] * eps,
+     "keep the input's dtype"),
+    (lambda process, x0, t, eps: (process.alpha(t)[:, None] * x0 + process.sigma(t)[:, None] * eps).sum(1),
+     "shape"),
+])
+def test_forward_noise_wrong_implementations_say_what_is_off(answer, says, capsys):
+    fb = lesson.check_forward_noise(answer)
+    assert not fb and fb.status == "wrong"
+    assert says in fb.message and "on the inputs process = " in fb.message, fb.message
+
+
+def test_forward_noise_unanswered(capsys):
+    assert lesson.check_forward_noise(None).status == "unanswered"
+    assert capsys.readouterr().out.strip().endswith("not answered yet")
+
+
 def test_feedback_has_no_second_display(capsys):
     fb = lesson.check_g2(2.0, de.Linear(), 0.5)
     assert fb._ipython_display_() is None

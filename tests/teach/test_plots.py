@@ -47,6 +47,29 @@ def test_schedules_draw_alpha_exactly(ax):
     assert s.max() == pytest.approx(1.0)
 
 
+def test_schedules_keep_coinciding_curves_visible(ax):
+    """VE's and EDM's alpha are both 1 and EDM's sigma / 80 is the interpolant's sigma / 0.999 to
+    0.1%: each of the 8 curves has a marker of its own, at positions no other curve of the same
+    shape marks, so a curve drawn over another leaves the other's markers in view."""
+    procs = [de.VP(), de.VE(), de.EDM(), de.Linear()]
+    P.plot_schedules(procs, ax)
+    lines = ax.lines
+    assert len(lines) == 8 and len(ax.get_legend().get_texts()) == 8
+    styles = {(ln.get_color(), ln.get_linestyle(), ln.get_marker()) for ln in lines}
+    assert len(styles) == 8
+    coinciding = 0
+    for i, a in enumerate(lines):
+        for b in lines[i + 1:]:
+            (xa, ya), (xb, yb) = a.get_data(), b.get_data()
+            if np.abs(ya - yb).max() < 2e-3:
+                coinciding += 1
+                assert a.get_marker() != b.get_marker()
+                ma = set(np.arange(len(xa))[a.get_markevery()[0]::a.get_markevery()[1]])
+                mb = set(np.arange(len(xb))[b.get_markevery()[0]::b.get_markevery()[1]])
+                assert ma and mb and not ma & mb, "markers of coinciding curves at the same places"
+    assert coinciding == 2  # VE/EDM alpha, EDM/Linear sigma
+
+
 def test_log_snr_is_lambda(ax):
     p = de.EDM()
     P.plot_log_snr([p], ax, mark=0.5)
@@ -107,6 +130,17 @@ def test_error_vs_steps(ax):
     np.testing.assert_allclose(ax.lines[2].get_data()[1], errs["first"])
     with pytest.raises(ValueError, match="shape"):
         P.plot_error_vs_steps(steps, {"bad": [1.0, 2.0]}, ax)
+
+
+def test_error_vs_calls_gives_each_method_its_x(ax):
+    steps = np.array([4, 8, 16])
+    errs = {"euler": 1.0 / steps, "heun": 1.0 / steps**2}
+    P.plot_error_vs_steps({"euler": steps, "heun": 2 * steps}, errs, ax, anchor="heun", xlabel="denoiser calls")
+    np.testing.assert_allclose(ax.lines[1].get_data()[0], 2 * steps)
+    assert ax.get_xlabel() == "denoiser calls"
+    np.testing.assert_allclose(ax.lines[2].get_data()[0], 2 * steps)  # reference slopes on heun's x
+    with pytest.raises(ValueError, match="no entry"):
+        P.plot_error_vs_steps({"euler": steps}, errs, ax)
 
 
 def test_samples(ax):
