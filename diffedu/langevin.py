@@ -26,7 +26,8 @@ import math
 
 import torch
 
-from ._core import check_batch, check_callable, check_generator, check_int, check_positive, check_process, coefs
+from ._core import (as_times, check_batch, check_callable, check_generator, check_int, check_output, check_positive,
+                    check_process, coefs, shape_checked)
 
 __all__ = ["langevin_step", "gaussian_stationary_variance", "annealed_langevin"]
 
@@ -43,7 +44,7 @@ def langevin_step(score, x, t, step: float, noise) -> torch.Tensor:
     if noise.shape != x.shape:
         raise ValueError(f"noise must have x's shape {tuple(x.shape)}; got {tuple(noise.shape)}")
     h = check_positive(step, "step")
-    return x + h * score(x, t) + math.sqrt(2 * h) * noise
+    return x + h * check_output(score(x, t), x, "score") + math.sqrt(2 * h) * noise
 
 
 def gaussian_stationary_variance(v: float, step: float) -> float:
@@ -70,7 +71,7 @@ def annealed_langevin(D, process, x, ts, *, n_steps: int = 10, step_scale: float
     the denoiser's jump ``x = D(x, ts[-2])`` (Jolicoeur-Martineau et al. 2021's final denoising
     step). ``callback(i, t, x)`` after each level, as the samplers' one.
     """
-    check_callable(D, "D", "a denoiser D(x, t) -> (B, D)")
+    D = shape_checked(check_callable(D, "D", "a denoiser D(x, t) -> (B, D)"), "D")
     process = check_process(process)
     x = check_batch(x)
     n_steps = check_int(n_steps, "n_steps", minimum=1)
@@ -78,7 +79,7 @@ def annealed_langevin(D, process, x, ts, *, n_steps: int = 10, step_scale: float
     check_generator(generator, x.device)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a callable callback(i, t, x) or None; got {type(callback).__name__}")
-    ts = torch.as_tensor(ts, dtype=torch.float64).reshape(-1).cpu()
+    ts = as_times(ts)
     if ts.numel() < 2 or not (ts[1:] < ts[:-1]).all() or not torch.isfinite(ts).all():
         raise ValueError("ts must be a strictly decreasing (N+1,) grid of finite times, N >= 1")
     process.check_t(ts, "ts")

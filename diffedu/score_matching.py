@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._core import Distribution, check_batch, check_callable, check_int, check_process, coefs
+from ._core import Distribution, check_batch, check_callable, check_int, check_output, check_process, coefs
 from .calculus import divergence
 
 __all__ = ["esm_terms", "dsm_terms", "posterior_cov_trace", "dsm_constant", "ScoreMatchingGap",
@@ -46,7 +46,7 @@ def esm_terms(score, exact, x, t) -> torch.Tensor:
     check_callable(score, "score")
     check_callable(exact, "exact", "the exact score, a callable f(x, t) -> (B, D)")
     x = check_batch(x)
-    return ((score(x, t) - exact(x, t)) ** 2).sum(1)
+    return ((check_output(score(x, t), x, "score") - check_output(exact(x, t), x, "exact")) ** 2).sum(1)
 
 
 def dsm_terms(score, process, x0, t, eps) -> torch.Tensor:
@@ -62,7 +62,7 @@ def dsm_terms(score, process, x0, t, eps) -> torch.Tensor:
         raise ValueError(f"eps must have x0's shape {tuple(x0.shape)}; got {tuple(eps.shape)}")
     a, s = coefs(process, t, x0, positive=_WHY)
     xt = a * x0 + s * eps
-    return ((score(xt, t) + eps / s) ** 2).sum(1)
+    return ((check_output(score(xt, t), xt, "score") + eps / s) ** 2).sum(1)
 
 
 def posterior_cov_trace(score, process, x, t) -> torch.Tensor:
@@ -75,7 +75,7 @@ def posterior_cov_trace(score, process, x, t) -> torch.Tensor:
     check_callable(score, "score")
     x = check_batch(x)
     a, s = coefs(process, t, x, positive=_WHY)
-    div = divergence(lambda y: score(y, t), x).detach()
+    div = divergence(lambda y: check_output(score(y, t), y, "score"), x).detach()
     return (s**2 / a**2).reshape(-1) * (x.shape[1] + s.reshape(-1) ** 2 * div)
 
 

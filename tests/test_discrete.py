@@ -179,3 +179,43 @@ def test_bad_input_names_the_argument(chain):
         sample_first_hitting(chain.denoiser, all_masked(2, L, V), V, LinearMask(), generator=0)
     with pytest.raises(ValueError, match="denoiser must return"):
         sample_first_hitting(lambda x, t: torch.ones(1), all_masked(2, L, V), V, LinearMask())
+
+
+def test_markov_chain_checks_the_table_size_before_building_it():
+    """Issue 21 (property tests): markov_chain(init, trans, length=10**12) built the V ** length table in a loop
+    (the process was killed for memory); the constructor's logarithmic check now runs first."""
+    with pytest.raises(ValueError, match=r"vocab_size \*\* length must be at most 2\*\*20"):
+        SequenceDistribution.markov_chain(torch.ones(2) / 2, torch.ones(2, 2) / 2, 10**12)
+
+
+def test_schedules_and_samplers_check_their_arguments():
+    """Issue 21 (property tests): schedules took t = True (as 1.0), a complex t (cast), a string (torch's
+    'invalid data type') and any t in alpha (LinearMask().alpha(5) was -4); n_masked = 1.5 passed; a string
+    probs or min_expected failed inside torch; marginal_denoiser indexed a wrong-length x (IndexError); a
+    non-callable denoiser was found only when called; a test with every cell pooled gave a NaN p-value."""
+    s = LinearMask()
+    with pytest.raises(TypeError, match="t must be a time in"):
+        s.alpha(True)
+    with pytest.raises(TypeError, match="t must be a time in"):
+        CosineMask().d_alpha("0.5")
+    with pytest.raises(TypeError, match="t must be a time in .* real and not bool"):
+        s.check_t(torch.tensor(0.5 + 0j))
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
+        s.alpha(5.0)
+    with pytest.raises(ValueError, match=r"a must lie in \[0, 1\]"):
+        PowerMask(2.0).t_of_alpha(-0.5)
+    with pytest.raises(TypeError, match="p must be a real number; got str"):
+        PowerMask("2")
+    with pytest.raises(ValueError, match="n_masked must be an integer >= 1"):
+        first_hitting_time(0.5, 1.5, s)
+    with pytest.raises(TypeError, match="probs must be array-like of probabilities; got str"):
+        SequenceDistribution("abc", 2, 1)
+    dist = SequenceDistribution(torch.tensor([0.5, 0.5]), 2, 1)
+    with pytest.raises(ValueError, match=r"x must have shape \(B, 1\)"):
+        dist.marginal_denoiser(torch.zeros(1, 2, dtype=torch.long))
+    with pytest.raises(TypeError, match="denoiser must be a"):
+        sample_first_hitting(3, all_masked(1, 1, 2), 2, s)
+    with pytest.raises(TypeError, match="min_expected must be a real number; got str"):
+        sequence_chi2(torch.zeros(5, 1, dtype=torch.long), dist, min_expected="5")
+    with pytest.raises(ValueError, match="every cell pools into one"):
+        sequence_chi2(torch.zeros(2, 1, dtype=torch.long), dist)

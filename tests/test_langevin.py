@@ -65,3 +65,17 @@ def test_bad_input_is_named():
         annealed_langevin(D, p, x, time_grid(p, 3), n_steps=2.0)
     with pytest.raises(TypeError, match="D must be a denoiser"):
         annealed_langevin(None, p, x, time_grid(p, 3))
+
+
+def test_fields_are_shape_checked():
+    """Issue 21 (property tests): a score or denoiser returning (B, D + 1) broadcast against x (B, 1) silently,
+    or failed inside torch; a 2-D grid was flattened."""
+    G, p = Gaussian([0.0], [1.0]), VP()
+    x = torch.zeros(3, 1, dtype=torch.float64)
+    wide = lambda z, t: torch.cat([z, z], 1)  # noqa: E731
+    with pytest.raises(ValueError, match="score must return a tensor of x's shape"):
+        langevin_step(wide, x, 0.5, 0.01, torch.zeros_like(x))
+    with pytest.raises(ValueError, match="D must return a tensor of x's shape"):
+        annealed_langevin(wide, p, x, time_grid(p, 3))
+    with pytest.raises(ValueError, match="ts must be a non-empty 1-D sequence of times"):
+        annealed_langevin(G.bind(p).denoiser, p, x, time_grid(p, 3)[None])

@@ -111,3 +111,20 @@ def test_the_training_floor_is_the_weighted_average_of_the_constant():
     vals = [float(p.sigma(float(t))) ** 2 * dsm_constant(g, p, float(t), n=3000, generator=gen(6))[0] for t in ts]
     quad = float(np.dot(w, vals)) / 2
     assert abs(floor - quad) < 4 * se + 0.01 * quad, (floor, quad, se)
+
+
+def test_fields_are_shape_checked():
+    """Issue 21 (property tests): a model returning (B, D + 1) broadcast silently against (B, 1) or failed in
+    torch; in posterior_cov_trace the error named calculus's f."""
+    G, p = Gaussian([0.0], [1.0]), VP()
+    x = torch.zeros(3, 1, dtype=torch.float64)
+    wide = lambda z, t: torch.cat([z, z], 1)  # noqa: E731
+    s = G.bind(p).score
+    with pytest.raises(ValueError, match="score must return a tensor of x's shape"):
+        esm_terms(wide, s, x, 0.5)
+    with pytest.raises(ValueError, match="exact must return a tensor of x's shape"):
+        esm_terms(s, wide, x, 0.5)
+    with pytest.raises(ValueError, match="score must return a tensor of x's shape"):
+        dsm_terms(wide, p, x, 0.5, torch.zeros_like(x))
+    with pytest.raises(ValueError, match="score must return a tensor of x's shape"):
+        posterior_cov_trace(wide, p, x, 0.5)

@@ -15,6 +15,7 @@ import math
 import numpy as np
 import torch
 
+from .._core import check_callable
 from ._checks import check_cpu_generator, check_denoised, check_int, check_tokens
 from .schedules import MaskSchedule, check_schedule, mask_tokens
 
@@ -35,8 +36,7 @@ def _mask_costs(denoiser, x0, V):
 
 
 def _check_elbo_args(denoiser, x0, schedule, vocab_size):
-    if not callable(denoiser):
-        raise TypeError(f"denoiser must be a callable denoiser(x, t) -> (B, L, V); got {type(denoiser).__name__}")
+    check_callable(denoiser, "denoiser", "a callable denoiser(x, t) -> (B, L, V)")
     schedule = check_schedule(schedule)
     V = check_int(vocab_size, "vocab_size", minimum=2)
     x0 = check_tokens(x0, V, "x0", allow_mask=False).cpu()
@@ -102,6 +102,7 @@ def elbo_mc(denoiser, x0, schedule: MaskSchedule, vocab_size: int, n: int, *, ge
     Returns ``(mean, stderr)``, each (B,), over n draws per sequence of
     ``(-alpha'_t) / (1 - alpha_t) sum_{i masked} log D(x_t)[i, x0^i]``; denoiser(x, t) -> (B, L, V).
     """
+    check_callable(denoiser, "denoiser", "a callable denoiser(x, t) -> (B, L, V)")
     check_cpu_generator(generator)
     schedule = check_schedule(schedule)
     V = check_int(vocab_size, "vocab_size", minimum=2)

@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from .._core import as_real_tensor, check_callable
 from ..categorical import _check_bits, sample_categorical
 from ._checks import check_cpu_generator, check_denoised, check_int, check_tokens
 from .schedules import MaskSchedule, check_schedule
@@ -20,6 +21,22 @@ from .schedules import MaskSchedule, check_schedule
 __all__ = ["first_hitting_time", "first_hitting_survival", "sample_first_hitting", "sample_stepwise", "stepwise_law"]
 
 _F64 = torch.float64
+
+
+def _counts(n_masked):
+    """Numbers of masked tokens: integers >= 1 (a float64 tensor)."""
+    if isinstance(n_masked, bool):
+        raise TypeError("n_masked must be an integer or a tensor of integers; got bool")
+    n = as_real_tensor(n_masked, "n_masked", "an integer or a tensor of integers")
+    if torch.isnan(n).any() or (n < 1).any() or (n != torch.round(n)).any():
+        raise ValueError(f"n_masked must be an integer >= 1 (each entry); got {n_masked!r}")
+    return n
+
+
+def _fraction(value, name):
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number or tensor; got bool")
+    return as_real_tensor(value, name, "a real number or tensor")
 
 
 def first_hitting_time(t, n_masked, schedule: MaskSchedule, *, generator=None) -> torch.Tensor:
@@ -33,9 +50,7 @@ def first_hitting_time(t, n_masked, schedule: MaskSchedule, *, generator=None) -
     check_cpu_generator(generator)
     schedule = check_schedule(schedule)
     t = schedule.check_t(t).reshape(-1)
-    n = torch.as_tensor(n_masked, dtype=_F64).reshape(-1)
-    if (n < 1).any():
-        raise ValueError("n_masked must be at least 1 for every sequence")
+    n = _counts(n_masked).reshape(-1)
     t, n = torch.broadcast_tensors(t, n)
     u = torch.rand(t.shape, generator=generator, dtype=_F64)
     one_minus = (1 - schedule.alpha(t)) * u ** (1 / n)
@@ -56,15 +71,12 @@ def first_hitting_survival(alpha, n_masked, *, alpha_from=0.0) -> torch.Tensor:
     Zheng et al. 2024, eq. 9). alpha, n_masked: floats or broadcastable tensors; alpha in
     ``[alpha_from, 1]``, alpha_from in [0, 1). Returns float64. Lesson 09.
     """
-    a = torch.as_tensor(alpha, dtype=_F64)
-    a0 = torch.as_tensor(alpha_from, dtype=_F64)
-    n = torch.as_tensor(n_masked, dtype=_F64)
+    a, a0 = _fraction(alpha, "alpha"), _fraction(alpha_from, "alpha_from")
+    n = _counts(n_masked)
     if torch.isnan(a0).any() or (a0 < 0).any() or (a0 >= 1).any():
         raise ValueError(f"alpha_from must lie in [0, 1); got {alpha_from!r}")
     if torch.isnan(a).any() or (a < a0).any() or (a > 1).any():
         raise ValueError(f"alpha must lie in [alpha_from, 1]; got {alpha!r}")
-    if (n < 1).any() or (n != torch.round(n)).any():
-        raise ValueError(f"n_masked must be an integer >= 1; got {n_masked!r}")
     return ((1 - a) / (1 - a0)) ** n
 
 
@@ -77,6 +89,7 @@ def sample_first_hitting(denoiser, x, vocab_size: int, schedule: MaskSchedule, *
     pick one masked position uniformly, draw its token from the denoiser. Exact for an exact
     denoiser: it is any-order autoregressive decoding. Returns (B, L) long.
     """
+    check_callable(denoiser, "denoiser", "a denoiser(x, t) -> (B, L, V) probabilities")
     check_cpu_generator(generator)
     schedule = check_schedule(schedule)
     bits = _check_bits(bits)
@@ -118,6 +131,7 @@ def sample_stepwise(denoiser, x, vocab_size: int, schedule: MaskSchedule, steps:
     by :func:`sample_categorical` with ``bits`` (MDLM's float32 code is ``bits=24``).
     x: (B, L) start; returns (B, L) long. :func:`stepwise_law` gives its exact law.
     """
+    check_callable(denoiser, "denoiser", "a denoiser(x, t) -> (B, L, V) probabilities")
     check_cpu_generator(generator)
     schedule = check_schedule(schedule)
     bits = _check_bits(bits)
@@ -145,6 +159,7 @@ def stepwise_law(denoiser, vocab_size: int, length: int, schedule: MaskSchedule,
     each step's transition factorises over masked positions given the state. In the table
     order of :class:`SequenceDistribution`. Small V and L only ((V+1)^L up to about 4000).
     """
+    check_callable(denoiser, "denoiser", "a denoiser(x, t) -> (B, L, V) probabilities")
     schedule = check_schedule(schedule)
     V = check_int(vocab_size, "vocab_size", minimum=2)
     L = check_int(length, "length", minimum=1)

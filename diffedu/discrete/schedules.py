@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._core import as_real_tensor, check_positive
 from ._checks import check_cpu_generator, check_int, check_tokens
 
 __all__ = ["MaskSchedule", "LinearMask", "CosineMask", "PowerMask", "check_schedule", "all_masked",
@@ -41,8 +42,13 @@ class MaskSchedule:
         raise NotImplementedError
 
     def check_t(self, t, name="t"):
-        tt = torch.as_tensor(t, dtype=_F64)
-        if torch.isnan(tt).any() or (tt < 0).any() or (tt > 1).any():
+        """t as a float64 tensor: ``TypeError`` unless a real number or real tensor (not a string,
+        a bool or complex), ``ValueError`` unless in [0, 1]."""
+        if isinstance(t, torch.Tensor) and not (t.dtype.is_complex or t.dtype == torch.bool):
+            tt = t.to(_F64)  # on its own device (checked below on the CPU only)
+        else:
+            tt = as_real_tensor(t, name, "a time in [0, 1] or a tensor of times")
+        if tt.device.type == "cpu" and tt.numel() and (torch.isnan(tt).any() or (tt < 0).any() or (tt > 1).any()):
             raise ValueError(f"{name} must lie in [0, 1] for {self!r}; got values in "
                              f"[{float(tt.min())}, {float(tt.max())}]")
         return tt
@@ -53,13 +59,13 @@ class LinearMask(MaskSchedule):
     r"""``alpha_t = 1 - t`` (MDLM's linear schedule; the ELBO weight is ``1/t``)."""
 
     def alpha(self, t):
-        return 1 - torch.as_tensor(t, dtype=_F64)
+        return 1 - self.check_t(t)
 
     def d_alpha(self, t):
-        return -torch.ones_like(torch.as_tensor(t, dtype=_F64))
+        return -torch.ones_like(self.check_t(t))
 
     def t_of_alpha(self, a):
-        return 1 - torch.as_tensor(a, dtype=_F64)
+        return 1 - self.check_t(a, "a")
 
 
 @dataclass(frozen=True)
@@ -67,14 +73,14 @@ class CosineMask(MaskSchedule):
     r"""``alpha_t = cos(pi t / 2)`` (Shi et al. 2024, Table 1)."""
 
     def alpha(self, t):
-        t = torch.as_tensor(t, dtype=_F64)
+        t = self.check_t(t)
         return torch.where(t >= 1, torch.zeros_like(t), torch.cos(0.5 * math.pi * t))
 
     def d_alpha(self, t):
-        return -0.5 * math.pi * torch.sin(0.5 * math.pi * torch.as_tensor(t, dtype=_F64))
+        return -0.5 * math.pi * torch.sin(0.5 * math.pi * self.check_t(t))
 
     def t_of_alpha(self, a):
-        return 2 / math.pi * torch.arccos(torch.as_tensor(a, dtype=_F64).clamp(0, 1))
+        return 2 / math.pi * torch.arccos(self.check_t(a, "a").clamp(0, 1))
 
 
 @dataclass(frozen=True)
@@ -84,17 +90,16 @@ class PowerMask(MaskSchedule):
     p: float = 2.0
 
     def __post_init__(self):
-        if not (isinstance(self.p, (int, float)) and math.isfinite(self.p) and self.p > 0):
-            raise ValueError(f"p must be a positive finite number; got {self.p!r}")
+        check_positive(self.p, "p")
 
     def alpha(self, t):
-        return 1 - torch.as_tensor(t, dtype=_F64) ** self.p
+        return 1 - self.check_t(t) ** self.p
 
     def d_alpha(self, t):
-        return -self.p * torch.as_tensor(t, dtype=_F64) ** (self.p - 1)
+        return -self.p * self.check_t(t) ** (self.p - 1)
 
     def t_of_alpha(self, a):
-        return (1 - torch.as_tensor(a, dtype=_F64)).clamp(min=0) ** (1 / self.p)
+        return (1 - self.check_t(a, "a")).clamp(min=0) ** (1 / self.p)
 
 
 def check_schedule(schedule):
@@ -116,6 +121,7 @@ def mask_tokens(x0, t, schedule: MaskSchedule, vocab_size: int, *, generator=Non
     t: float, 0-d or (B,). Returns x_t (B, L) long with mask id ``vocab_size``.
     """
     schedule = check_schedule(schedule)
+    vocab_size = check_int(vocab_size, "vocab_size", minimum=2)
     x0 = check_tokens(x0, vocab_size, "x0", allow_mask=False)
     check_cpu_generator(generator, x0.device)
     tt = schedule.check_t(t)

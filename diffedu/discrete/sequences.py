@@ -12,12 +12,19 @@ import math
 
 import torch
 
-from .._core import check_probs
+from .._core import as_real_tensor, check_positive, check_probs
 from ._checks import check_cpu_generator, check_int, check_tokens
 
 __all__ = ["SequenceDistribution", "sequence_chi2"]
 
 _F64 = torch.float64
+
+
+def _check_table_size(V, L):
+    """``V ** L`` at most 2**20, checked by its logarithm before the table is computed."""
+    if L * math.log2(V) > 20:
+        raise ValueError(f"vocab_size ** length must be at most 2**20 for a table; got "
+                         f"{V} ** {L} = 2**{L * math.log2(V):.1f}")
 
 
 class SequenceDistribution:
@@ -31,12 +38,9 @@ class SequenceDistribution:
     def __init__(self, probs, vocab_size: int, length: int):
         self.V = check_int(vocab_size, "vocab_size", minimum=2)
         self.L = check_int(length, "length", minimum=1)
-        if self.L * math.log2(self.V) > 20:  # checked before V ** L is computed (it may be huge)
-            raise ValueError(f"vocab_size ** length must be at most 2**20 for a table; got "
-                             f"{self.V} ** {self.L} = 2**{self.L * math.log2(self.V):.1f}")
+        _check_table_size(self.V, self.L)
         N = self.V ** self.L
-        p = check_probs(torch.as_tensor(probs, dtype=_F64).reshape(-1) if not isinstance(probs, torch.Tensor)
-                         else probs.to(_F64).reshape(-1))
+        p = check_probs(as_real_tensor(probs, "probs", "array-like of probabilities").reshape(-1), "probs")
         if p.numel() != N:
             raise ValueError(f"probs must hold vocab_size ** length = {N} entries; got {p.numel()}")
         self.table = p / p.sum()
@@ -57,7 +61,7 @@ class SequenceDistribution:
         trans = check_probs(trans, "trans")
         if trans.shape != (V, V):
             raise ValueError(f"trans must have shape ({V}, {V}) (rows sum to 1); got {tuple(trans.shape)}")
-        check_int(length, "length", minimum=1)
+        _check_table_size(V, check_int(length, "length", minimum=1))  # before the V ** length table
         p = init.clone()
         for _ in range(length - 1):
             p = (p[..., None] * trans.reshape((1,) * (p.dim() - 1) + (V, V)))
@@ -130,6 +134,8 @@ class SequenceDistribution:
 
         The first-hitting sampler with it draws from :meth:`product_of_marginals`."""
         x = check_tokens(x, self.V)
+        if x.shape[1] != self.L:
+            raise ValueError(f"x must have shape (B, {self.L}); got {tuple(x.shape)}")
         m = self.marginals()[None].expand(x.shape[0], -1, -1).clone()
         known = x.cpu() < self.V
         onehot = torch.nn.functional.one_hot(x.cpu().clamp(max=self.V - 1), self.V).to(_F64)
@@ -149,6 +155,7 @@ def sequence_chi2(x, dist: SequenceDistribution, *, min_expected: float = 5.0):
     if not isinstance(dist, SequenceDistribution):
         raise TypeError(f"dist must be a SequenceDistribution; got {type(dist).__name__}")
     idx = dist.index(x).cpu()
+    min_expected = check_positive(min_expected, "min_expected")
     n = idx.numel()
     if n < 1:
         raise ValueError("x must hold at least one sequence")
@@ -161,4 +168,7 @@ def sequence_chi2(x, dist: SequenceDistribution, *, min_expected: float = 5.0):
     o, e = o[keep], e[keep]
     stat = float(((o - e) ** 2 / e).sum())
     dof = int(o.numel() - 1)
+    if dof < 1:
+        raise ValueError(f"x has too few sequences (n = {n}) for a test with min_expected = {min_expected:g}: every "
+                         "cell pools into one (no degrees of freedom); draw more samples or lower min_expected")
     return stat, dof, float(chi2.sf(stat, dof))
