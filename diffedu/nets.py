@@ -51,18 +51,23 @@ def _init_(module: nn.Module, generator):
 
 
 class _TimeMLP(nn.Module):
-    """Shared body: ``F(u, lambda_t)``, an MLP on ``[u, Fourier(lambda_t / 8)]``."""
+    """Shared body: ``F(u, lambda_t)``, an MLP on ``[u, Fourier(lambda_t / 8)]`` (and, for a
+    conditional network, a learned embedding of the label: ``F(u, lambda_t, y)``)."""
 
-    def __init__(self, process, dim, out, hidden, depth, n_freq, sigma_data, generator):
+    def __init__(self, process, dim, out, hidden, depth, n_freq, sigma_data, generator, n_labels=None,
+                 label_dim=16):
         super().__init__()
         self.process = check_process(process)
         dim, depth = check_int(dim, "dim", minimum=1), check_int(depth, "depth", minimum=1)
         hidden, n_freq = check_int(hidden, "hidden", minimum=1), check_int(n_freq, "n_freq", minimum=0)
         sigma_data = check_positive(sigma_data, "sigma_data")
+        if n_labels is not None:
+            n_labels = check_int(n_labels, "n_labels", minimum=1)
+            label_dim = check_int(label_dim, "label_dim", minimum=1)
         check_generator(generator, "cpu")  # the weights are drawn on the CPU
-        self.dim, self.sigma_data = dim, float(sigma_data)
+        self.dim, self.sigma_data, self.n_labels = dim, float(sigma_data), n_labels
         self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(n_freq, dtype=torch.float32))
-        layers, width = [], dim + 2 * n_freq + 1
+        layers, width = [], dim + 2 * n_freq + 1 + (0 if n_labels is None else label_dim)
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), nn.SiLU()]
             width = hidden
@@ -70,6 +75,33 @@ class _TimeMLP(nn.Module):
         self.net = nn.Sequential(*layers)
         if generator is not None:
             _init_(self, generator)
+        if n_labels is not None:  # row n_labels is "no label" (y = None); drawn after the layers,
+            self.labels = nn.Embedding(n_labels + 1, label_dim)  # so an unconditional net is unchanged
+            if generator is not None:
+                with torch.no_grad():
+                    self.labels.weight.normal_(generator=generator)
+
+    def _y(self, y, x):
+        """Labels as a (B,) long tensor of embedding rows: y None -> the "no label" row n_labels."""
+        if self.n_labels is None:
+            if y is not None:
+                raise ValueError("y must be None: this network has no label input (build it with n_labels=...)")
+            return None
+        if y is None:
+            return torch.full((x.shape[0],), self.n_labels, dtype=torch.long, device=x.device)
+        if isinstance(y, bool) or not (isinstance(y, int) or (isinstance(y, torch.Tensor) and not y.is_floating_point()
+                                                             and not y.is_complex() and y.dtype != torch.bool)):
+            raise TypeError(f"y must be an integer label or a (B,) integer tensor of labels; got "
+                            f"{y.dtype if isinstance(y, torch.Tensor) else type(y).__name__}")
+        y = torch.as_tensor(y, dtype=torch.long, device=x.device)
+        if y.dim() == 0:
+            y = y.expand(x.shape[0])
+        if y.shape != (x.shape[0],):
+            raise ValueError(f"y must be one label or {x.shape[0]} labels (one per row of x); got shape {tuple(y.shape)}")
+        if bool(((y < 0) | (y >= self.n_labels)).any()):
+            raise ValueError(f"y must hold labels in [0, {self.n_labels - 1}]; got values from {int(y.min())} to "
+                             f"{int(y.max())}")
+        return y
 
     def _x(self, x):
         """x checked: (B, dim), finite, in the network's dtype (a Linear layer refuses any other)."""
@@ -87,26 +119,35 @@ class _TimeMLP(nn.Module):
         se = s / a
         return x / a, se, a, -torch.log(se)
 
-    def _body(self, u, lam):
+    def _body(self, u, lam, y=None):
         c = lam / 8
-        emb = torch.cat([c, torch.sin(c * self.freqs.to(c.dtype)), torch.cos(c * self.freqs.to(c.dtype))], 1)
-        return self.net(torch.cat([u, emb], 1))
+        parts = [u, c, torch.sin(c * self.freqs.to(c.dtype)), torch.cos(c * self.freqs.to(c.dtype))]
+        if y is not None:
+            parts.append(self.labels(y).to(u.dtype))
+        return self.net(torch.cat(parts, 1))
 
-    # the notation page's fields, from the score
-    def forward(self, x, t):
-        return self.score(x, t)
+    # the notation page's fields, from the score (y: labels, for a network built with n_labels)
+    def forward(self, x, t, y=None):
+        return self._score_given(x, t, y)
 
-    def denoiser(self, x, t):
+    def _score_given(self, x, t, y):
+        if y is None:
+            return self.score(x, t)
+        if self.n_labels is None:
+            self._y(y, x)  # raises: no label input
+        return self.score(x, t, y)
+
+    def denoiser(self, x, t, y=None):
         """Tweedie: ``D = (x + sigma_t^2 s) / alpha_t``: (B, D)."""
         x = self._x(x)
         a, s = coefs(self.process, _t_batch(t, x, self.process), x)
-        return (x + s**2 * self.score(x, t)) / a
+        return (x + s**2 * self._score_given(x, t, y)) / a
 
-    def eps(self, x, t):
+    def eps(self, x, t, y=None):
         """``eps_hat = -sigma_t s``: (B, D)."""
         x = self._x(x)
         _, s = coefs(self.process, _t_batch(t, x, self.process), x)
-        return -s * self.score(x, t)
+        return -s * self._score_given(x, t, y)
 
 
 class ScoreMLP(_TimeMLP):
@@ -117,28 +158,39 @@ class ScoreMLP(_TimeMLP):
     ``c_in = 1/sqrt(se^2 + sd^2)``, ``c_skip = sd^2/(se^2 + sd^2)``, ``c_out = se sd / sqrt(se^2 + sd^2)``
     (``se = sigma_t/alpha_t``, ``sd = sigma_data``, ``x_e = x/alpha_t``; EDM Table 1), and the
     score follows by Tweedie. ``generator`` seeds the initial weights.
+
+    **Labels.** With ``n_labels`` the network is conditional, ``s_theta(x, t, y)``: a learned
+    embedding of the label (``label_dim`` numbers) joins the input of F, and ``score``,
+    ``denoiser``, ``eps`` and ``model(x, t, y)`` take ``y`` (an integer in ``[0, n_labels)``
+    or a (B,) integer tensor). ``y=None`` uses an extra "no label" embedding, the unconditional
+    score for classifier-free guidance when training drops labels. Train it with
+    :func:`diffedu.training.train` and ``labels=``; :func:`~diffedu.training.dsm_loss` passes the
+    minibatch's labels on. A sampler takes a denoiser of (x, t): ``lambda x, t: net.denoiser(x, t, y)``.
+    Without ``n_labels`` the network and its initial weights are the unconditional ones.
     """
 
     def __init__(self, process, dim: int = 2, *, hidden: int = 128, depth: int = 3, n_freq: int = 4,
-                 sigma_data: float = 1.0, param: str = "eps", generator: torch.Generator | None = None):
+                 sigma_data: float = 1.0, param: str = "eps", generator: torch.Generator | None = None,
+                 n_labels: int | None = None, label_dim: int = 16):
         if param not in ("eps", "denoiser"):
             raise ValueError(f"param must be 'eps' or 'denoiser'; got {param!r}")
-        super().__init__(process, dim, dim, hidden, depth, n_freq, sigma_data, generator)
+        super().__init__(process, dim, dim, hidden, depth, n_freq, sigma_data, generator, n_labels, label_dim)
         self.param = param
 
-    def score(self, x, t):
-        """``grad_x log p_t`` as modelled: (B, D)."""
+    def score(self, x, t, y=None):
+        """``grad_x log p_t`` as modelled (given the labels y of a conditional network): (B, D)."""
         xe, se, a, lam = self._edm(x, t)
         sd2 = self.sigma_data**2
         c_in = 1 / torch.sqrt(se**2 + sd2)
-        F = self._body(c_in * xe, lam)
+        F = self._body(c_in * xe, lam, self._y(y, xe))
         if self.param == "eps":
             return -F / (a * se)  # sigma_t = alpha_t se
         D = (sd2 * c_in**2) * xe + (se * self.sigma_data * c_in) * F
         return (a * D - x) / (a * se) ** 2
 
     def __repr__(self):
-        return f"ScoreMLP(dim={self.dim}, param={self.param!r}, process={self.process!r})"
+        labels = "" if self.n_labels is None else f", n_labels={self.n_labels}"
+        return f"ScoreMLP(dim={self.dim}, param={self.param!r}{labels}, process={self.process!r})"
 
 
 class EnergyMLP(_TimeMLP):

@@ -169,7 +169,9 @@ def dsm_loss(process, *, weighting: str = "eps", t_min: float | None = None, fp_
     ``fp_weight > 0`` adds ``fp_weight * mean |sigma_t^3 R(x_t, t) / g(t)^2|^2``, the score
     Fokker-Planck residual (:func:`diffedu.fokker_planck.score_residual`; FP-Diffusion, Lai et al.
     2023) on the first ``fp_batch`` points with times redrawn on ``[fp_t_min, t_max]`` (default
-    where sigma/alpha = 0.1); ``sigma^3 / g^2`` makes it O(1) across t. Labels are ignored.
+    where sigma/alpha = 0.1); ``sigma^3 / g^2`` makes it O(1) across t. A conditional model (one
+    with ``n_labels``, :class:`diffedu.nets.ScoreMLP`) is given the minibatch's labels,
+    ``s(x_t, t, y)`` (the penalty uses the unconditional score); other models ignore labels.
     """
     check_process(process)
     check_choice(weighting, "weighting", WEIGHTINGS)
@@ -185,7 +187,8 @@ def dsm_loss(process, *, weighting: str = "eps", t_min: float | None = None, fp_
         t = sample_times(process, x0.shape[0], t_min=t_min, like=x0, generator=generator)
         xt, eps = process.noise(x0, t, generator=generator)
         a, s = coefs(process, t, x0)
-        sq = ((s * model.score(xt, t) + eps) ** 2).sum(1)
+        conditional = y is not None and getattr(model, "n_labels", None) is not None
+        sq = ((s * (model.score(xt, t, y) if conditional else model.score(xt, t)) + eps) ** 2).sum(1)
         if weighting == "x0":
             sq = sq * (s / a)[:, 0] ** 2
         elif weighting == "score":

@@ -114,3 +114,61 @@ def test_inputs_are_checked_before_the_network():
             m([[0.0, 0.0]], 0.5)
     with pytest.raises(TypeError, match="generator must be a torch.Generator"):
         ScoreMLP(VP(), 2, generator=0)
+
+
+def test_conditional_network_takes_labels_and_leaves_the_unconditional_one_unchanged():
+    """A label input (issue 16): n_labels adds an embedding, drawn after the layers (an
+    unconditional network's weights from a seed are unchanged); labels change the output,
+    y=None uses the extra "no label" row, and bad labels are named."""
+    p = VP()
+    plain = ScoreMLP(p, 2, hidden=8, generator=torch.Generator().manual_seed(3))
+    cond = ScoreMLP(p, 2, hidden=8, generator=torch.Generator().manual_seed(3), n_labels=3, label_dim=4)
+    assert not hasattr(plain, "labels") and cond.labels.weight.shape == (4, 4)
+    assert cond.net[0].in_features == plain.net[0].in_features + 4
+    x = torch.randn(5, 2)
+    s0, s1 = cond(x, 0.4, 0), cond(x, 0.4, torch.tensor([1, 1, 1, 1, 1]))
+    assert s0.shape == (5, 2) and not torch.allclose(s0, s1)
+    torch.testing.assert_close(cond.score(x, 0.4, 1), s1)
+    torch.testing.assert_close(cond.score(x, 0.4), cond.score(x, 0.4, None))
+    torch.testing.assert_close(cond.denoiser(x, 0.4, 2), (x + float(p.sigma(0.4)) ** 2 * cond.score(x, 0.4, 2))
+                               / float(p.alpha(0.4)))
+    torch.testing.assert_close(cond.eps(x, 0.4, 2), -float(p.sigma(0.4)) * cond.score(x, 0.4, 2))
+    assert "n_labels=3" in repr(cond)
+    with pytest.raises(ValueError, match=r"y must hold labels in \[0, 2\]"):
+        cond.score(x, 0.4, 3)
+    with pytest.raises(ValueError, match="y must be one label or 5 labels"):
+        cond.score(x, 0.4, torch.tensor([0, 1]))
+    with pytest.raises(TypeError, match="y must be an integer label"):
+        cond.score(x, 0.4, 0.5)
+    with pytest.raises(TypeError, match="y must be an integer label"):
+        cond.score(x, 0.4, True)
+    with pytest.raises(ValueError, match="y must be None: this network has no label input"):
+        plain.denoiser(x, 0.4, 1)
+    with pytest.raises(ValueError, match="n_labels"):
+        ScoreMLP(p, 2, n_labels=0)
+    with pytest.raises(TypeError, match="label_dim"):
+        ScoreMLP(p, 2, n_labels=2, label_dim=2.5)
+
+
+def test_conditional_network_learns_each_label_s_score():
+    """Trained with labels by the course's loop, the network given label k approaches the exact score
+    of component k of the two-Gaussian mixture (a Gaussian: its score is exact), and the score it
+    gives for the other label is far from it at t = 0.3. 600 Adam steps, about 3 s on one core.
+
+    Measured (seed 0, label 0): relative error against its own component 0.046, 0.048 at t = 0.3,
+    0.6; the other label's score against it 1.24, 0.25 (at t = 0.6 the components overlap)."""
+    from diffedu import Gaussian
+    from diffedu.training import dsm_loss, train
+
+    p, mix = VP(), two_gaussians()
+    x, y = mix.sample_with_labels(4000, generator=torch.Generator().manual_seed(1), dtype=torch.float32)
+    net = ScoreMLP(p, 2, hidden=64, depth=2, param="denoiser", n_labels=2, generator=torch.Generator().manual_seed(0))
+    train(net, dsm_loss(p), x, labels=y, steps=600, batch_size=256, lr=3e-3, generator=torch.Generator().manual_seed(2))
+    comps = [Gaussian(mix.means[k], mix.covs[k]) for k in range(2)]
+    ts = [0.3, 0.6]
+    for k in range(2):
+        own = relative_score_error(lambda z, t: net.score(z, t, k), comps[k], p, ts, n=2000,
+                                   generator=torch.Generator().manual_seed(3), dtype=torch.float32)
+        other = relative_score_error(lambda z, t: net.score(z, t, 1 - k), comps[k], p, ts, n=2000,
+                                     generator=torch.Generator().manual_seed(3), dtype=torch.float32)
+        assert float(own.max()) < 0.2 and float(other[0]) > 0.7, (k, own, other)
