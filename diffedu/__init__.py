@@ -16,7 +16,7 @@ from .hodge import Grid2D, decompose
 from .interpolants import GaussianMixtureInterpolant, LinearInterpolant, TrigInterpolant
 from .likelihood import log_likelihood
 from .memorisation import memorised_fraction, nn_ratio
-from .mixtures import Empirical, GaussianMixture, LowRankMixture
+from .mixtures import Empirical, GaussianMixture, LowRankMixture, fit_gaussian_mixture
 from .processes import EDM, VE, VP, Linear, Process, VPCosine, time_grid
 from .samplers import (ddim, ddpm_ancestral, dpmpp_2m, dpmpp_3m, euler, euler_maruyama, heun,
                        multistep3, predictor_corrector, trajectory)
@@ -26,7 +26,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "Process", "VP", "VPCosine", "VE", "EDM", "Linear", "time_grid",
-    "Gaussian", "GaussianMixture", "LowRankMixture", "Empirical", "fit_gaussian",
+    "Gaussian", "GaussianMixture", "LowRankMixture", "Empirical", "fit_gaussian", "fit_gaussian_mixture",
     "load_digits", "explained_variance", "teleport", "nn_ratio", "memorised_fraction",
     "SubspaceClustering",
     "euler", "heun", "ddim", "dpmpp_2m", "dpmpp_3m", "multistep3", "euler_maruyama",

@@ -9,7 +9,8 @@ responsibilities ``r_k(x, t) = softmax_k(log w_k + log N_k(x))``
 
 :class:`Empirical` is the limit of zero-variance components on a training set: its exact
 denoiser is the memorising optimal denoiser, a softmax over training points (lesson on
-memorisation).
+memorisation). :func:`fit_gaussian_mixture` fits a :class:`GaussianMixture` to data by
+expectation-maximisation (a model of the data that generalises, whose score is exact).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import math
 
 import torch
 
-from ._core import (Distribution, as_param, check_batch, check_choice, check_coordinates, check_int, check_n,
-                    check_real, check_weights, coefs, resolve_device)
+from ._core import (Distribution, as_param, as_real_tensor, check_batch, check_choice, check_coordinates,
+                    check_generator, check_int, check_n, check_real, check_weights, coefs, resolve_device)
 from .gaussian import _Components, _eigh_psd
 
-__all__ = ["GaussianMixture", "LowRankMixture", "Empirical"]
+__all__ = ["GaussianMixture", "LowRankMixture", "Empirical", "fit_gaussian_mixture"]
 
 
 class _ComponentMixture(Distribution):
@@ -316,3 +317,91 @@ class Empirical(Distribution):
             out[i:i + step] = torch.logsumexp(logits, 1)
         norm = -0.5 * self.dim * torch.log(2 * math.pi * s**2).reshape(-1)
         return out - math.log(self.M) + norm
+
+
+# --- fitting a Gaussian mixture by EM -----------------------------------------------------------
+def _log_normals(X, means, covs):
+    """``log N(x_n; mu_k, Sigma_k)`` for every row and component: (N, K), by Cholesky factors."""
+    L = torch.linalg.cholesky(covs)                                   # (K, D, D)
+    diff = (X[None] - means[:, None]).transpose(1, 2)                 # (K, D, N)
+    z = torch.linalg.solve_triangular(L, diff, upper=False)           # L^{-1} (x - mu)
+    logdet = 2 * torch.log(torch.diagonal(L, dim1=1, dim2=2)).sum(1)  # (K,)
+    D = X.shape[1]
+    return (-0.5 * (z**2).sum(1) - 0.5 * logdet[:, None] - 0.5 * D * math.log(2 * math.pi)).T
+
+
+def _m_step(X, r, reg):
+    """Weights, means and covariances from responsibilities r (N, K); ``reg`` on the diagonal."""
+    N, D = X.shape
+    nk = r.sum(0) + 10 * torch.finfo(X.dtype).eps                     # (K,); an empty component stays finite
+    means = (r.T @ X) / nk[:, None]
+    diff = X[None] - means[:, None]                                   # (K, N, D)
+    covs = (diff * r.T[:, :, None]).transpose(1, 2) @ diff / nk[:, None, None]
+    covs = covs + reg * torch.eye(D, dtype=X.dtype)
+    return nk / nk.sum(), means, 0.5 * (covs + covs.transpose(1, 2))
+
+
+def _kmeans_pp(X, K, generator):
+    """k-means++ seeding (Arthur and Vassilvitskii 2007): K rows of X, each drawn with probability
+    proportional to its squared distance to the nearest row already chosen."""
+    idx = [int(torch.randint(X.shape[0], (1,), generator=generator))]
+    d2 = ((X - X[idx[0]]) ** 2).sum(1)
+    for _ in range(1, K):
+        p = d2 / d2.sum() if float(d2.sum()) > 0 else torch.full_like(d2, 1.0 / len(d2))
+        idx.append(int(torch.multinomial(p, 1, generator=generator)))
+        d2 = torch.minimum(d2, ((X - X[idx[-1]]) ** 2).sum(1))
+    return X[idx]
+
+
+def fit_gaussian_mixture(data, n_components: int, *, reg: float = 1e-6, max_iter: int = 200, tol: float = 1e-4,
+                         n_init: int = 1, generator: torch.Generator | None = None) -> GaussianMixture:
+    r"""A :class:`GaussianMixture` of ``n_components`` full-covariance Gaussians fitted to ``data``
+    (N, D) by expectation-maximisation (Dempster, Laird and Rubin 1977; Bishop 2006, Sec. 9.2.2).
+
+    E-step, the responsibilities: ``r_nk = w_k N(x_n; mu_k, Sigma_k) / sum_j w_j N(x_n; mu_j, Sigma_j)``.
+    M-step, with ``N_k = sum_n r_nk``:
+
+        w_k = N_k / N,   mu_k = sum_n r_nk x_n / N_k,
+        Sigma_k = sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T / N_k + reg I .
+
+    With ``reg = 0`` each iteration does not lower the mean log-likelihood
+    ``(1/N) sum_n log sum_k w_k N(x_n; mu_k, Sigma_k)``; ``reg > 0`` keeps every covariance
+    positive definite (data with constant coordinates, components with fewer than D points, as for
+    the 8x8 digits, need it). Iterations stop when the mean log-likelihood rises by less than
+    ``tol`` or after ``max_iter``. Each of ``n_init`` starts seeds the means by k-means++ from
+    ``generator`` and assigns every point to its nearest seed for a first M-step; the start with the
+    highest final log-likelihood is returned. Computed in float64; returns the mixture (float64
+    parameters), whose ``log_prob(x, 0, process)`` is the fitted density.
+    """
+    if not isinstance(data, torch.Tensor):
+        data = as_real_tensor(data, "data", "a (N, D) tensor or array of numbers")
+    X = check_batch(data, name="data").detach().to("cpu", torch.float64)
+    K = check_int(n_components, "n_components", minimum=1)
+    if K > X.shape[0]:
+        raise ValueError(f"n_components must be at most the number of data rows {X.shape[0]}; got {K}")
+    reg = check_real(reg, "reg", minimum=0.0)
+    max_iter, n_init = check_int(max_iter, "max_iter", minimum=1), check_int(n_init, "n_init", minimum=1)
+    tol = check_real(tol, "tol", minimum=0.0)
+    check_generator(generator, "cpu")
+    best = None
+    for _ in range(n_init):
+        centres = _kmeans_pp(X, K, generator)
+        nearest = torch.cdist(X, centres).argmin(1)
+        params = _m_step(X, torch.nn.functional.one_hot(nearest, K).to(X.dtype), reg)
+        previous = -math.inf
+        for _ in range(max_iter):
+            w, means, covs = params
+            try:
+                logp = torch.log(w) + _log_normals(X, means, covs)       # (N, K)
+            except torch.linalg.LinAlgError as e:
+                raise ValueError(f"a covariance became singular (reg={reg:g}); raise reg so every component "
+                                 f"stays positive definite ({e})") from None
+            ll = float(torch.logsumexp(logp, 1).mean())
+            if ll - previous < tol:
+                break
+            previous = ll
+            params = _m_step(X, torch.softmax(logp, 1), reg)
+        if best is None or ll > best[0]:
+            best = (ll, params)
+    w, means, covs = best[1]
+    return GaussianMixture(w, means, covs)
