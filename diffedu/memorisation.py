@@ -8,19 +8,27 @@ as memorised when its nearest training point is much nearer than the second near
 the "1/3 rule" (their eq. 5, after Yoon et al. 2023). The memorised fraction of a model's
 samples falls as the training set grows; the *effective model memorisation* (EMM) is the
 largest training-set size at which it is still at least 0.9 (their Sec. 3). Lesson 06.
+
+The rule counts some samples of a model that generalises perfectly too: a fresh draw from the
+data law lands near one training point and far from the rest more often when the training set is
+small or clustered. :func:`memorisation_baseline` measures that level for each training-set size,
+the baseline a model's memorised fraction is judged against (for a dense training set in D
+dimensions it tends to ``3^-D``: 1/9 in the plane).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from ._core import check_batch, check_generator, check_int, check_positive, check_process, check_real
+from ._core import check_batch, check_callable, check_generator, check_int, check_positive, check_process, check_real
 
 __all__ = ["mlp_fit_and_sample", "empirical_fit_and_sample", "MEMORISATION_RATIO", "nn_distances", "nn_ratio", "is_memorised", "memorised_fraction",
-           "memorisation_sweep", "effective_model_memorisation", "MemorisationSweep"]
+           "memorisation_sweep", "effective_model_memorisation", "MemorisationSweep", "memorisation_baseline",
+           "MemorisationBaseline"]
 
 #: The 1/3 rule: memorised when (distance to nearest) / (distance to second nearest) < 1/3.
 MEMORISATION_RATIO = 1.0 / 3.0
@@ -109,6 +117,51 @@ def effective_model_memorisation(sizes, fractions, *, level: float = 0.9) -> int
     level = _level(level)
     hits = [int(m) for m, f in zip(sizes, fractions) if f >= level]
     return max(hits) if hits else 0
+
+
+@dataclass(frozen=True)
+class MemorisationBaseline:
+    """sizes (list of M); fractions (len(sizes),) float64, the mean memorised fraction of fresh data
+    over the training sets drawn; stderr (len(sizes),), its standard error over those sets."""
+
+    sizes: list
+    fractions: torch.Tensor
+    stderr: torch.Tensor
+
+
+def memorisation_baseline(sample: Callable, sizes, *, n_samples: int = 400, n_sets: int = 20,
+                          ratio: float = MEMORISATION_RATIO,
+                          generator: torch.Generator | None = None) -> MemorisationBaseline:
+    r"""The memorised fraction of a model that generalises perfectly, for each training-set size M.
+
+    A perfect model samples the data law itself. For each M in ``sizes`` and each of ``n_sets``
+    repeats, M training points and ``n_samples`` fresh points are drawn independently from
+    ``sample(n, generator=...) -> (n, D)`` and :func:`memorised_fraction` of the fresh points
+    against the training points is taken; the result is the mean over repeats and its standard
+    error (sd / sqrt(n_sets)):
+
+        b(M) = P( ||x - x_(1)|| < ratio ||x - x_(2)|| ),  x, x_1, ..., x_M iid ~ p_data .
+
+    For M points uniform on a circle of circumference 1 (arc distance) b(M) = ratio exactly for
+    every M >= 2 (the ratio of the two smallest of M uniform distances is uniform); for a dense
+    training set in D dimensions b tends to ``ratio^D``; for few points of a clustered law
+    (the ring of lesson 06) it is much higher. Judge a model's memorised fraction against b(M),
+    not against 0 or one number.
+    """
+    check_callable(sample, "sample", "a sampler sample(n, generator=...) -> (n, D)")
+    sizes = _sizes(sizes, least=2)
+    n_samples, n_sets = check_int(n_samples, "n_samples", minimum=1), check_int(n_sets, "n_sets", minimum=2)
+    ratio = check_real(ratio, "ratio", minimum=0.0, maximum=1.0)
+    if ratio == 0:
+        raise ValueError("ratio must lie in (0, 1]; got 0.0")
+    check_generator(generator, "cpu")
+    fr = torch.empty(len(sizes), n_sets, dtype=torch.float64)
+    for i, m in enumerate(sizes):
+        for j in range(n_sets):
+            train = check_batch(sample(m, generator=generator), name="sample(M) (the training points)")
+            fresh = check_batch(sample(n_samples, generator=generator), train.shape[1], name="sample(n) (fresh points)")
+            fr[i, j] = memorised_fraction(fresh.double(), train.double(), ratio=ratio)
+    return MemorisationBaseline(sizes, fr.mean(1), fr.std(1) / math.sqrt(n_sets))
 
 
 @dataclass(frozen=True)

@@ -120,3 +120,58 @@ def test_sweep_arguments_are_checked_at_entry():
         mlp_fit_and_sample(VP(), hidden=True)
     with pytest.raises(TypeError, match="process must be a diffedu.processes.Process"):
         empirical_fit_and_sample("VP")
+
+
+def _uniform_baseline_quadrature(M, ratio=1 / 3, n=1500):
+    """b(M) for x, x_1..x_M iid uniform on [0, 1], by quadrature (independent of the library).
+
+    Given x, the distances d_i = |x - x_i| are iid with CDF F(r) = min(1, x + r) - max(0, x - r), so
+    U_i = F(d_i) are iid uniform: the two nearest have density M (M - 1) (1 - u2)^(M - 2) on
+    u1 < u2, and R1 < ratio R2 exactly when U1 < F(ratio R2). Hence
+    b(M) = int_0^1 dx int_0^1 M (M - 1) (1 - F(r))^(M - 2) F'(r) F(ratio r) dr (midpoint rule)."""
+    x = (np.arange(n) + 0.5) / n
+    r = (np.arange(n) + 0.5) / n
+    X, R = np.meshgrid(x, r, indexing="ij")
+
+    def F(rr):
+        return np.minimum(1.0, X + rr) - np.maximum(0.0, X - rr)
+    dF = (X + R < 1).astype(float) + (X - R > 0).astype(float)
+    integrand = M * (M - 1) * (1 - F(R)) ** (M - 2) * dF * F(ratio * R)
+    return integrand.mean()
+
+
+def test_memorisation_baseline_matches_quadrature_for_uniform_data():
+    """Fresh uniform points against M uniform training points on [0, 1]: the library's Monte Carlo
+    baseline agrees with the quadrature above within 4 standard errors, at M = 2, 5 and 40."""
+    from diffedu.memorisation import memorisation_baseline
+
+    def uniform(n, generator=None):
+        return torch.rand(n, 1, generator=generator, dtype=torch.float64)
+
+    sizes = [2, 5, 40]
+    b = memorisation_baseline(uniform, sizes, n_samples=400, n_sets=200, generator=gen(0))
+    assert b.sizes == sizes and b.fractions.shape == (3,) and b.stderr.shape == (3,)
+    for m, f, se in zip(sizes, b.fractions.tolist(), b.stderr.tolist()):
+        exact = _uniform_baseline_quadrature(m)
+        assert 0 < se < 0.03 and abs(f - exact) < 4 * se, (m, f, se, exact)
+    # on the torus it would be 1/3 for every M; on [0, 1] the ends make a difference at small M
+    assert abs(_uniform_baseline_quadrature(40) - 1 / 3) < 0.02
+
+
+def test_memorisation_baseline_of_a_clustered_law_falls_with_m():
+    """On the ring of 8 tight Gaussians a few training points sit in separate blobs, so fresh points
+    are often 'memorised': the baseline at M = 4 is several times its value at M = 256 (near 1/9)."""
+    from diffedu.datasets import ring
+    from diffedu.memorisation import memorisation_baseline
+
+    b = memorisation_baseline(ring().sample, [4, 256], n_samples=200, n_sets=10, generator=gen(1))
+    assert float(b.fractions[0]) > 2 * float(b.fractions[1])
+    assert abs(float(b.fractions[1]) - 1 / 9) < 0.04
+    with pytest.raises(ValueError, match="sizes"):
+        memorisation_baseline(ring().sample, [1, 4])
+    with pytest.raises(TypeError, match="sample"):
+        memorisation_baseline("ring", [4])
+    with pytest.raises(ValueError, match="n_sets"):
+        memorisation_baseline(ring().sample, [4], n_sets=1)
+    with pytest.raises(ValueError, match="ratio"):
+        memorisation_baseline(ring().sample, [4], ratio=0.0)
