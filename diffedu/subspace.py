@@ -7,9 +7,12 @@ Distributions via Subspace Clustering": data ``x_0 = U_k a`` with ``a ~ N(0, I_r
 it by denoising score matching is subspace clustering (the paper's Theorem 3). Lesson 08.
 
 Contents: planted bases and exact per-subspace samples; principal angles and the subspace error
-``||P - P*||_F / sqrt(2d)``; the K-subspaces estimator :class:`SubspaceClustering`; the
-low-rank denoiser :class:`LowRankDenoiser` and its DSM training; and :func:`phase_transition`,
-recovery success against samples per subspace over seeded trials.
+``||P - P*||_F / sqrt(2d)``; the K-subspaces estimator :class:`SubspaceClustering`, its two
+steps (:func:`assign_subspaces`, :func:`refit_subspaces`, one iteration :func:`k_subspaces_step`)
+and its objective at a given grouping (:func:`subspace_objective`); the low-rank denoiser
+:class:`LowRankDenoiser` and its DSM training; :func:`phase_transition`, recovery success
+against samples per subspace over seeded trials; and what a generative model's samples say about
+the subspaces (:func:`distance_to_subspaces`, :func:`sample_subspace_error`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ __all__ = [
     "line_bases",
     "random_bases", "sample_subspaces", "principal_angles", "subspace_error", "match_subspaces",
     "fit_subspace", "SubspaceClustering", "LowRankDenoiser", "train_low_rank_denoiser",
-    "phase_transition", "PhaseTransition", "SUCCESS_THRESHOLD",
+    "phase_transition", "PhaseTransition", "SUCCESS_THRESHOLD", "assign_subspaces", "refit_subspaces",
+    "k_subspaces_step", "subspace_objective", "distance_to_subspaces", "sample_subspace_error",
 ]
 
 #: A subspace counts as recovered when its error ``||P - P*||_F / sqrt(2d)`` is below this.
@@ -210,6 +214,138 @@ def _residuals(X, bases):
     """Squared distance of each row to each subspace, ``|x|^2 - |U_k^T x|^2``: (n, K)."""
     proj = torch.einsum("nd,kdr->nkr", X, bases).pow(2).sum(-1)
     return ((X * X).sum(1, keepdim=True) - proj).clamp_min(0)
+
+
+def _labels(labels, n, K):
+    """(n,) long labels in [0, K) from a tensor or array of integers."""
+    if isinstance(labels, torch.Tensor):
+        if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+            raise TypeError(f"labels must hold integers; got a {labels.dtype} tensor")
+        y = labels.detach().to("cpu", torch.long)
+    else:
+        y = torch.as_tensor(np.asarray(labels))
+        if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+            raise TypeError(f"labels must hold integers; got {y.dtype}")
+        y = y.long()
+    if y.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), one per row of X; got {tuple(y.shape)}")
+    if n and bool(((y < 0) | (y >= K)).any()):
+        raise ValueError(f"labels must lie in [0, {K - 1}] (n_clusters = {K}); got values from {int(y.min())} "
+                         f"to {int(y.max())}")
+    return y
+
+
+def _bases_for(X, bases, name="bases"):
+    B = _as_bases(bases, name)
+    if B.shape[1] != X.shape[1]:
+        raise ValueError(f"{name} must have D = {X.shape[1]} rows (the columns of X); got shape {tuple(B.shape)}")
+    return B
+
+
+def assign_subspaces(X, bases) -> torch.Tensor:
+    r"""K-subspaces' assignment step: the index of the subspace nearest to each row of X.
+
+    X: (n, D); bases: (K, D, r) orthonormal (orthonormalised here). Returns (n,) long,
+    ``argmin_k |x - U_k U_k^T x|^2 = argmin_k (|x|^2 - |U_k^T x|^2)`` (ties: the lowest k).
+    """
+    X = _as_data(X)
+    return _residuals(X, _bases_for(X, bases)).argmin(1)
+
+
+def refit_subspaces(X, labels, n_clusters: int, rank: int) -> torch.Tensor:
+    r"""K-subspaces' refit step: for each cluster k, the best ``rank``-dimensional subspace through
+    the origin for its rows (uncentred PCA: the top eigenvectors of ``X_k^T X_k``).
+
+    X: (n, D); labels: (n,) integers in [0, n_clusters). Returns (K, D, r) float64 orthonormal.
+    Every cluster needs at least one row (an empty cluster has no subspace: ``ValueError``);
+    with fewer than ``rank`` rows the remaining directions are arbitrary, as in :func:`fit_subspace`.
+    """
+    X = _as_data(X)
+    K, r = check_int(n_clusters, "n_clusters", minimum=1), check_int(rank, "rank", minimum=1)
+    if r > X.shape[1]:
+        raise ValueError(f"rank must be <= the data dimension D = {X.shape[1]}; got {r}")
+    y = _labels(labels, X.shape[0], K)
+    empty = [k for k in range(K) if not bool((y == k).any())]
+    if empty:
+        raise ValueError(f"labels leave clusters {empty} empty; each of the {K} clusters needs a row to fit")
+    return _fit_bases(X, y, K, r, None)
+
+
+def k_subspaces_step(X, bases):
+    r"""One iteration of K-subspaces (Bradley and Mangasarian 2000): assign every row of X (n, D)
+    to its nearest subspace (:func:`assign_subspaces`), then refit each subspace to its rows
+    (:func:`refit_subspaces`). bases: (K, D, r). Returns ``(labels (n,), new bases (K, D, r))``;
+    the objective ``sum_i min_k |x_i - P_k x_i|^2`` does not increase. An empty cluster keeps its
+    old subspace.
+    """
+    X = _as_data(X)
+    B = _bases_for(X, bases)
+    K, r = B.shape[0], B.shape[2]
+    y = _residuals(X, B).argmin(1)
+    new = B.clone()
+    for k in range(K):
+        Xk = X[y == k]
+        if Xk.shape[0]:
+            new[k] = torch.linalg.eigh(Xk.T @ Xk)[1][:, -r:]
+    return y, new
+
+
+def subspace_objective(X, labels, n_clusters: int, rank: int) -> float:
+    r"""The K-subspaces objective at a given grouping: ``sum_k min_{U_k} sum_{i in k} |x_i - U_k U_k^T x_i|^2``,
+    each group's best ``rank``-dimensional subspace fitted by PCA.
+
+    It equals the sum, over groups, of the ``D - rank`` smallest eigenvalues of ``X_k^T X_k``
+    (Eckart-Young). Any group of at most ``rank`` points has residual 0: with n = d points per
+    subspace *every* grouping into groups of d scores 0, so the objective cannot tell the true
+    labels (lesson 08). An empty group contributes 0. X: (n, D); labels: (n,) in [0, n_clusters).
+    """
+    X = _as_data(X)
+    K, r = check_int(n_clusters, "n_clusters", minimum=1), check_int(rank, "rank", minimum=1)
+    if r > X.shape[1]:
+        raise ValueError(f"rank must be <= the data dimension D = {X.shape[1]}; got {r}")
+    y = _labels(labels, X.shape[0], K)
+    total = 0.0
+    for k in range(K):
+        Xk = X[y == k]
+        if Xk.shape[0] > r:
+            ev = torch.linalg.eigvalsh(Xk.T @ Xk)      # ascending
+            total += float(ev[: X.shape[1] - r].clamp_min(0).sum())
+    return total
+
+
+def distance_to_subspaces(X, bases) -> torch.Tensor:
+    r"""Relative distance of each row of X to the nearest of the subspaces:
+    ``sqrt(min_k |x - U_k U_k^T x|^2 / |x|^2)``, the sine of the angle between x and that subspace.
+
+    X: (n, D) with no zero row; bases: (K, D, r). Returns (n,) float64 in [0, 1]: 0 for a point on
+    one of the subspaces. The subspace error of a generative model's samples (lesson 08).
+    """
+    X = _as_data(X)
+    sq = (X * X).sum(1)
+    if bool((sq == 0).any()):
+        raise ValueError("X must have no zero row (the relative distance of 0 is undefined)")
+    return (_residuals(X, _bases_for(X, bases)).min(1).values / sq).clamp(0, 1).sqrt()
+
+
+def sample_subspace_error(samples, bases) -> torch.Tensor:
+    r"""How well a model's samples span the true subspaces: (K,) float64.
+
+    Each sample is assigned to its nearest true subspace (:func:`assign_subspaces`), the rank-r
+    subspace of each group is fitted by uncentred PCA (:func:`fit_subspace`) and compared with the
+    true one by :func:`subspace_error`: 0 when the samples fill every subspace in all its r
+    directions. Samples that copy n < r training points per subspace span only n of them, an
+    error of at least ``sqrt((r - n) / (2r))``; a subspace that gets no sample has error 1.
+    samples: (n, D); bases: (K, D, r).
+    """
+    X = _as_data(samples, "samples")
+    B = _bases_for(X, bases)
+    K, r = B.shape[0], B.shape[2]
+    y = _residuals(X, B).argmin(1)
+    out = torch.ones(K, dtype=torch.float64)
+    for k in range(K):
+        if bool((y == k).any()):
+            out[k] = subspace_error(fit_subspace(X[y == k], r), B[k])
+    return out
 
 
 class SubspaceClustering:

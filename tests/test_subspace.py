@@ -221,3 +221,109 @@ def test_arguments_are_checked():
         train_low_rank_denoiser(torch.randn(4, 2), 1, 1, VP(), steps=1, t_range=("0.1", "0.2"))
     with pytest.raises(TypeError, match="threshold must be a real number; got str"):
         phase_transition([1], dim=2, n_subspaces=1, rank=1, threshold="0.2")
+
+
+# --- K-subspaces' steps, its objective, and the subspace error of samples (issue 16) -------------
+def _projectors(B):
+    return B @ B.transpose(1, 2)
+
+
+def test_assignment_and_refit_steps_match_their_definitions():
+    """assign_subspaces is the argmin of |x - P_k x|^2 computed with explicit projectors; refit_subspaces
+    gives each group's fit_subspace; one k_subspaces_step never raises the objective, and the true
+    subspaces of noiseless data are a fixed point of it."""
+    from diffedu.subspace import assign_subspaces, k_subspaces_step, refit_subspaces, subspace_objective
+
+    g = torch.Generator().manual_seed(0)
+    U = random_bases(3, 7, 2, generator=g)
+    X, y = sample_subspaces(LowRankMixture(U, noise=0.05), 20, generator=g)
+    B = random_bases(3, 7, 2, generator=g)
+    P = _projectors(B)
+    brute = torch.stack([((X - X @ P[k]) ** 2).sum(1) for k in range(3)], 1).argmin(1)
+    assert torch.equal(assign_subspaces(X, B), brute)
+    fitted = refit_subspaces(X, y, 3, 2)
+    for k in range(3):
+        torch.testing.assert_close(_projectors(fitted)[k], _projectors(fit_subspace(X[y == k], 2)[None])[0])
+    obj = [subspace_objective(X, assign_subspaces(X, B), 3, 2)]
+    for _ in range(5):
+        labels, B = k_subspaces_step(X, B)
+        obj.append(subspace_objective(X, assign_subspaces(X, B), 3, 2))
+    assert all(b <= a + 1e-9 for a, b in zip(obj, obj[1:])), obj
+    X0, y0 = sample_subspaces(LowRankMixture(U), 10, generator=g)
+    labels, same = k_subspaces_step(X0, U)
+    assert torch.equal(labels, y0)
+    torch.testing.assert_close(_projectors(same), _projectors(U))
+
+
+def test_subspace_objective_cannot_tell_groupings_apart_at_n_equal_d():
+    """The identifiability claim of lesson 08: with n = d noiseless points per subspace every grouping
+    into groups of d has objective 0 (any d points span a d-dimensional subspace), while with
+    n = d + 1 only the true grouping does (generic data). Brute force over all groupings, K = 2."""
+    import itertools
+
+    from diffedu.subspace import subspace_objective
+
+    g = torch.Generator().manual_seed(1)
+    U = random_bases(2, 6, 2, generator=g)
+    for n, zero_groupings in ((2, "all"), (3, "one")):
+        X, y = sample_subspaces(LowRankMixture(U), n, generator=g)
+        scores = {}
+        for first in itertools.combinations(range(2 * n), n):
+            labels = torch.ones(2 * n, dtype=torch.long)
+            labels[list(first)] = 0
+            scores[first] = subspace_objective(X, labels, 2, 2)
+        zeros = [c for c, v in scores.items() if v < 1e-10]
+        truth = tuple(range(n))
+        if zero_groupings == "all":
+            assert len(zeros) == len(scores)
+        else:  # the true grouping and its mirror image (labels swapped)
+            assert sorted(zeros) == sorted([truth, tuple(range(n, 2 * n))]), zeros
+            assert min(v for c, v in scores.items() if c not in zeros) > 1e-3
+    # the objective is the sum of the discarded eigenvalues: compare with the residuals of PCA fits
+    X, y = sample_subspaces(LowRankMixture(U, noise=0.1), 15, generator=g)
+    direct = sum(float(((X[y == k] - X[y == k] @ _projectors(fit_subspace(X[y == k], 2)[None])[0]) ** 2).sum())
+                 for k in range(2))
+    assert subspace_objective(X, y, 2, 2) == pytest.approx(direct, rel=1e-10)
+
+
+def test_distance_to_subspaces_and_sample_subspace_error():
+    """A point on a subspace is at distance 0, a point at angle theta from a line at sin(theta);
+    samples of the mixture itself fill their subspaces (error near 0), copies of n < d training
+    points per subspace span only n directions (error at least sqrt((d - n) / 2d)), and a subspace
+    with no sample has error 1."""
+    from diffedu.subspace import distance_to_subspaces, line_bases, sample_subspace_error
+
+    lines = line_bases([0.0, 90.0])
+    pts = torch.tensor([[2.0, 0.0], [0.0, -1.0], [math.cos(0.3), math.sin(0.3)]], dtype=torch.float64)
+    torch.testing.assert_close(distance_to_subspaces(pts, lines), torch.tensor([0.0, 0.0, math.sin(0.3)],
+                                                                              dtype=torch.float64))
+    g = torch.Generator().manual_seed(2)
+    U = random_bases(2, 10, 4, generator=g)
+    many, _ = sample_subspaces(LowRankMixture(U), 300, generator=g)
+    assert float(sample_subspace_error(many, U).max()) < 1e-10
+    train, _ = sample_subspaces(LowRankMixture(U), 2, generator=g)            # n = 2 < d = 4
+    copies = train.repeat(50, 1)
+    err = sample_subspace_error(copies, U)
+    assert (err >= math.sqrt(2 / 8) - 1e-9).all(), err
+    only_first = many[:300]
+    torch.testing.assert_close(sample_subspace_error(only_first, U)[1], torch.tensor(1.0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="no zero row"):
+        distance_to_subspaces(torch.zeros(1, 2), lines)
+    with pytest.raises(ValueError, match="bases must have D = 3 rows"):
+        distance_to_subspaces(torch.ones(1, 3), lines)
+
+
+def test_step_functions_check_their_arguments():
+    from diffedu.subspace import refit_subspaces, subspace_objective
+
+    X = torch.randn(6, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"labels leave clusters \[1\] empty"):
+        refit_subspaces(X, torch.zeros(6, dtype=torch.long), 2, 1)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\]"):
+        subspace_objective(X, torch.full((6,), 2), 2, 1)
+    with pytest.raises(TypeError, match="labels must hold integers"):
+        subspace_objective(X, torch.zeros(6), 2, 1)
+    with pytest.raises(ValueError, match=r"labels must have shape \(6,\)"):
+        refit_subspaces(X, torch.zeros(5, dtype=torch.long), 1, 1)
+    with pytest.raises(ValueError, match="rank must be <= the data dimension"):
+        refit_subspaces(X, torch.zeros(6, dtype=torch.long), 1, 4)
