@@ -23,7 +23,7 @@ import math
 import torch
 
 from ._core import (Distribution, as_param, as_real_tensor, as_times, check_batch, check_int, check_n,
-                    check_process, check_real, coefs, resolve_device)
+                    check_positive, check_process, check_real, coefs, resolve_device)
 
 __all__ = ["Gaussian", "fit_gaussian", "rotated_2d", "decision_time", "cov_ellipse"]
 
@@ -46,6 +46,49 @@ def _check_mean(mean, name="mean"):
     if mean.numel() == 0:
         raise ValueError(f"{name} must have at least one entry (the dimension D >= 1); got shape (0,)")
     return mean
+
+
+def _check_measurement(A, y, noise_std, D: int):
+    r"""Validate a linear measurement ``y = A x + noise_std * n`` of x in R^D, n ~ N(0, I).
+
+    A: (m, D) array-like; y: (m,) array-like, one measurement (a batch of them is refused:
+    condition on each separately); noise_std: a positive number. Returns float64 ``(A, y, s)``.
+    """
+    A = as_param(A, "A", (None, D))
+    if A.shape[0] == 0:
+        raise ValueError(f"A must have at least one row (m >= 1 measurements); got shape {tuple(A.shape)}")
+    y = as_param(y, "y")
+    if y.dim() == 2:
+        raise ValueError(f"y must be one measurement of shape ({A.shape[0]},); got a batch of shape "
+                         f"{tuple(y.shape)}: condition on each y separately")
+    if y.shape != (A.shape[0],):
+        raise ValueError(f"y must have shape ({A.shape[0]},) to match A's {A.shape[0]} rows; got {tuple(y.shape)}")
+    return A, y, check_positive(noise_std, "noise_std")
+
+
+def _condition_linear(mean, cov, A, y, s):
+    r"""Gaussian conditioning of ``x ~ N(mean, cov)`` on ``y = A x + s n``: (mean', cov', log p(y)).
+
+    mean (.., D), cov (.., D, D) float64 (a batch of K components is conditioned at once).
+    ``S = A C A^T + s^2 I``, the gain ``G = C A^T S^{-1}``, then
+
+        mean' = mean + G (y - A mean),   cov' = (I - G A) C (I - G A)^T + s^2 G G^T
+
+    (Joseph's form of ``C - G A C``: symmetric and PSD to rounding), and the evidence
+    ``log p(y) = log N(y; A mean, S)`` (Bishop 2006, eqs. 2.113-2.117; Kalman's update).
+    """
+    m, D = A.shape
+    S = A @ cov @ A.T + s * s * torch.eye(m, dtype=cov.dtype)
+    L = torch.linalg.cholesky(0.5 * (S + S.transpose(-1, -2)))
+    G = torch.cholesky_solve(A @ cov, L).transpose(-1, -2)          # C A^T S^{-1}: S, C symmetric
+    r = y - mean @ A.T                                               # (.., m)
+    mean_post = mean + (G @ r[..., None])[..., 0]
+    I_GA = torch.eye(D, dtype=cov.dtype) - G @ A
+    cov_post = I_GA @ cov @ I_GA.transpose(-1, -2) + s * s * G @ G.transpose(-1, -2)
+    z = torch.linalg.solve_triangular(L, r[..., None], upper=False)[..., 0]
+    logdet = 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
+    log_ev = -0.5 * ((z**2).sum(-1) + logdet + m * math.log(2 * math.pi))
+    return mean_post, 0.5 * (cov_post + cov_post.transpose(-1, -2)), log_ev
 
 
 class _Components:
@@ -227,6 +270,18 @@ class Gaussian(Distribution):
         x = check_batch(x, self.dim)
         a, s = coefs(process, t, x, positive=self._c.singular)
         return self._c.score_and_denoiser(x, a, s, want_score=False)[2][:, 0]
+
+    def condition(self, A, y, noise_std) -> "Gaussian":
+        r"""The exact posterior of x_0 given one linear measurement ``y = A x_0 + noise_std n``, n ~ N(0, I).
+
+        A: (m, D); y: (m,); noise_std > 0. The posterior is Gaussian,
+        ``N(mu + G (y - A mu), (I - G A) Sigma)`` with ``G = Sigma A^T (A Sigma A^T + s^2 I)^{-1}``
+        (Bishop 2006, eqs. 2.113-2.117), so its score, denoiser and flow are exact at every t
+        (lesson 16). A batch of y is refused: condition on each y separately.
+        """
+        A, y, s = _check_measurement(A, y, noise_std, self.dim)
+        mean, cov, _ = _condition_linear(self.mean, self.cov, A, y, s)
+        return Gaussian(mean, cov)
 
     def flow(self, x, t_from, t_to, process):
         r"""Exact probability-flow ODE map from ``t_from`` to ``t_to`` (either direction).

@@ -22,7 +22,7 @@ import torch
 
 from ._core import (Distribution, as_param, as_real_tensor, check_batch, check_choice, check_coordinates,
                     check_generator, check_int, check_n, check_real, check_weights, coefs, resolve_device)
-from .gaussian import _Components, _eigh_psd
+from .gaussian import _check_measurement, _Components, _condition_linear, _eigh_psd
 
 __all__ = ["GaussianMixture", "LowRankMixture", "Empirical", "fit_gaussian_mixture"]
 
@@ -96,6 +96,21 @@ class _ComponentMixture(Distribution):
     def denoiser(self, x, t, process):
         """``sum_k r_k D_k`` (Tweedie posterior mean): (B, D)."""
         return self._combine(x, t, process, "denoiser")
+
+    def condition(self, A, y, noise_std) -> "GaussianMixture":
+        r"""The exact posterior of x_0 given one linear measurement ``y = A x_0 + noise_std n``, n ~ N(0, I).
+
+        A: (m, D); y: (m,); noise_std > 0. Bayes' rule component by component: each
+        ``N(mu_k, Sigma_k)`` is conditioned like a Gaussian (:meth:`diffedu.gaussian.Gaussian.condition`)
+        and its weight becomes ``w_k N(y; A mu_k, A Sigma_k A^T + s^2 I) / p(y)``, so the posterior
+        is again a :class:`GaussianMixture` (full covariances; a :class:`LowRankMixture`'s posterior
+        leaves the low-rank family) with exact scores and denoisers at every t (lesson 16).
+        A batch of y is refused: condition on each y separately.
+        """
+        A, y, s = _check_measurement(A, y, noise_std, self.dim)
+        means, covs, log_ev = _condition_linear(self._c.mean, self._c.cov(), A, y, s)
+        w = torch.softmax(self._logw + log_ev, 0)
+        return GaussianMixture(w / w.sum(), means, covs)
 
     @property
     def mean(self) -> torch.Tensor:
