@@ -27,6 +27,7 @@ density next to the closed-form marginal. Lesson 05 derives all of this.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -41,7 +42,7 @@ _METHODS, _PROBES = ("exact", "hutchinson"), ("rademacher", "gaussian")
 
 __all__ = ["div", "laplacian", "log_density_residual", "score_residual", "time_derivative",
            "solve_fp_grid", "density_on_grid", "grid_mesh", "perturb_score", "residual_rms",
-           "GapReport", "ode_sde_gap", "PERTURBATIONS"]
+           "GapReport", "ode_sde_gap", "PERTURBATIONS", "log_density_penalty"]
 
 
 # --- operators on (x, t) fields, from diffedu.calculus ------------------------------------------
@@ -430,3 +431,36 @@ def ode_sde_gap(denoiser: Callable, process, data, n: int = 1000, *, ode_steps: 
     x_data = data(n, generator=generator).to(dtype)
     w_floor = w2(data(n, generator=generator), data(n, generator=generator)) if floor else float("nan")
     return GapReport(w2(x_ode, x_sde), w2(x_ode, x_data), w2(x_sde, x_data), w_floor, x_ode, x_sde, x_data)
+
+
+# --- the log-density penalty of Deveney et al. -------------------------------------------------
+def log_density_penalty(log_p: Callable, process, x0, *, n: int = 64, t_min: float | None = None,
+                        method: str = "exact", generator=None) -> torch.Tensor:
+    r"""The Fokker-Planck penalty of a log-density model at one random time: a 0-d tensor with a graph.
+
+    log_p: an *unnormalised* model ``log p~(x (B, D), t (B,)) -> (B,)`` (an
+    :class:`~diffedu.nets.EnergyMLP`'s ``log_prob``); x0: (B, D) data. Draws one time t uniform
+    on ``[t_min, t_max]`` (default t_min where sigma/alpha = 0.1) and ``x_t = alpha_t x0 + sigma_t eps``
+    for the first ``n`` rows, and returns the variance over the points of
+    ``w R_log(x_t, t)`` (:func:`log_density_residual`, ``w = sigma_t^2 / g(t)^2``, which makes
+    its terms O(1) at every t): an unnormalised model adds ``d_t log Z_t`` to ``R_log``, the same
+    at every x, so only the residual's variation in x can be asked to vanish. Deveney et al.
+    (2023) regularise a scalar log-density network with this residual; add
+    ``weight * log_density_penalty(...)`` to a DSM loss (:func:`diffedu.training.dsm_loss`).
+    """
+    check_process(process)
+    x0 = check_batch(x0)
+    n = check_int(n, "n", minimum=2)
+    check_generator(generator, x0.device)
+    R = log_density_residual(log_p, process, method=method, generator=generator, create_graph=True)
+    lo = float(process.t_of_lam(math.log(10.0))) if t_min is None else check_real(t_min, "t_min")
+    if not (process.t_min < lo < float(process.t_max)):
+        raise ValueError(f"t_min must lie in ({process.t_min}, {float(process.t_max)}); got {lo}")
+    x0 = x0[:n]
+    u = float(torch.rand((), generator=generator, dtype=torch.float64, device=x0.device))
+    t = lo + (float(process.t_max) - lo) * u
+    xt, _ = process.noise(x0, t, generator=generator)
+    tt = torch.tensor(t, dtype=torch.float64)
+    w = float(process.sigma(tt) ** 2 / process.g2(tt))
+    r = w * R(xt, t)
+    return ((r - r.mean()) ** 2).mean()

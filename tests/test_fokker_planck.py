@@ -207,3 +207,19 @@ def test_arguments_are_checked_at_entry():
         fp.time_derivative(torch.sin(t), t)  # was autograd's "does not require grad"
     with pytest.raises(TypeError, match="y must be a floating torch.Tensor"):
         fp.time_derivative([1.0], t.requires_grad_(True))
+
+
+def test_log_density_penalty_vanishes_for_an_unnormalised_exact_marginal():
+    """Deveney et al.'s penalty: the residual's variance in x, blind to log Z_t (constant in x)."""
+    import math as _m
+
+    mix = two_gaussians()
+    vp = VP()
+    x0 = mix.sample(64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    unnormalised = lambda x, t: mix.log_prob(x, t, vp) + 3.0 * t**2 + _m.pi  # noqa: E731  log Z_t added
+    g = torch.Generator().manual_seed(1)
+    assert float(fp.log_density_penalty(unnormalised, vp, x0, generator=g).detach()) < 1e-20
+    wrong = lambda x, t: 1.2 * mix.log_prob(x, t, vp)  # noqa: E731
+    assert float(fp.log_density_penalty(wrong, vp, x0, generator=torch.Generator().manual_seed(1)).detach()) > 1e-3
+    with pytest.raises(ValueError, match="n"):
+        fp.log_density_penalty(wrong, vp, x0, n=1)
