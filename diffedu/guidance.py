@@ -46,6 +46,7 @@ from ._core import (
     coefs,
     resolve_device,
 )
+from .gaussian import Gaussian
 from .mixtures import GaussianMixture
 from .processes import VP
 
@@ -292,3 +293,31 @@ def tilted_density_grid(model, c, w, lim=(-4.0, 4.0), n: int = 200):
     lq = tilted_log_prob(model, c, w, torch.stack([X.reshape(-1), Y.reshape(-1)], 1)).reshape(n, n)
     lq = lq - torch.logsumexp(lq.reshape(-1), 0) - math.log(dx * dy)
     return xs, ys, lq.exp()
+
+
+def tilted_gaussian(cond, uncond, w) -> Gaussian:
+    r"""The tilted law of two Gaussians, ``q ∝ N(mu_c, S_c)^w N(mu, S)^(1 - w)``: a Gaussian.
+
+    Its log-density is a sum of quadratics, so with precisions ``P_c = S_c^{-1}``, ``P = S^{-1}``
+
+        Q = w P_c + (1 - w) P,   mean = Q^{-1} (w P_c mu_c + (1 - w) P mu),   cov = Q^{-1},
+
+    defined when Q is positive definite (for w > 1 the unconditional precision enters with a
+    negative weight, so a class narrower than the data is needed). cond, uncond: non-singular
+    :class:`~diffedu.gaussian.Gaussian` of one dimension; w >= 0. ``tests/test_guidance.py``
+    checks it against quadrature (lesson 15, exercise).
+    """
+    for name, g in (("cond", cond), ("uncond", uncond)):
+        if not isinstance(g, Gaussian):
+            raise TypeError(f"{name} must be a diffedu Gaussian; got {type(g).__name__}")
+    if cond.dim != uncond.dim:
+        raise ValueError(f"cond and uncond must have one dimension; got {cond.dim} and {uncond.dim}")
+    w = check_real(w, "w", minimum=0.0)
+    Pc, P = torch.linalg.inv(cond.cov), torch.linalg.inv(uncond.cov)
+    if not (torch.isfinite(Pc).all() and torch.isfinite(P).all()):
+        raise ValueError("cond and uncond must have non-singular covariances")
+    Q = w * Pc + (1 - w) * P
+    if float(torch.linalg.eigvalsh(0.5 * (Q + Q.T)).min()) <= 0:
+        raise ValueError(f"w = {w:g} gives a tilted precision that is not positive definite: no normalisable law")
+    cov = torch.linalg.inv(Q)
+    return Gaussian(cov @ (w * Pc @ cond.mean + (1 - w) * P @ uncond.mean), 0.5 * (cov + cov.T))

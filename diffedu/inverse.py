@@ -42,6 +42,7 @@ from ._core import (
     check_process,
     check_real,
     coefs,
+    shape_checked,
 )
 from .gaussian import Gaussian, _check_measurement
 from .processes import VP
@@ -167,53 +168,90 @@ def _twist(D, x, t, meas, C):
 
 
 # --- diffusion posterior sampling ------------------------------------------------------------------
-def _ancestral_coefs(g, i):
-    r"""``(A_i, B_i, C_i)`` of the DDPM ancestral step ``x <- A x + B D + C z`` (Ho et al. 2020, eqs. 6-7;
-    the same step as :func:`diffedu.samplers.ddpm_ancestral`): with ``h = lambda_{i+1} - lambda_i``,
-    ``A = (sigma_{i+1}/sigma_i) e^{-h}``, ``B = alpha_{i+1} (1 - e^{-2h})``, ``C = sigma_{i+1} sqrt(1 - e^{-2h})``."""
-    h = g.h(i)
-    return (g.s[i + 1] / g.s[i] * math.exp(-h), -g.a[i + 1] * math.expm1(-2 * h),
-            g.s[i + 1] * math.sqrt(-math.expm1(-2 * h)))
+def _ancestral_step_coefs(process, t, t_next):
+    r"""``(A, B, C)`` of the DDPM ancestral step from t to t_next > 0: ``x <- A x + B D + C z`` (Ho et al.
+    2020, eqs. 6-7, the step of :func:`diffedu.samplers.ddpm_ancestral`): with ``h = lambda_next - lambda``,
+    ``A = (sigma_next/sigma) e^{-h}``, ``B = alpha_next (1 - e^{-2h})``, ``C = sigma_next sqrt(1 - e^{-2h})``."""
+    a, s = float(process.alpha(t)), float(process.sigma(t))
+    a1, s1 = float(process.alpha(t_next)), float(process.sigma(t_next))
+    h = math.log(a1 / s1) - math.log(a / s)
+    return s1 / s * math.exp(-h), -a1 * math.expm1(-2 * h), s1 * math.sqrt(-math.expm1(-2 * h))
 
 
-def dps(D, process, x, ts, meas, *, zeta: float = 1.0, generator=None, callback=None, progress=False):
+def dps_step(D, process, x, t, t_next, meas, *, zeta: float, noise):
+    r"""One step of diffusion posterior sampling from t to t_next < t (Chung et al. 2023, Alg. 1, lines 4-8).
+
+    With ``x0_hat = D(x, t)`` and the residual ``r = y - A x0_hat`` (per sample):
+
+        x' = A_t x + B_t x0_hat + C_t noise          (the DDPM ancestral step; at t_next = 0 the
+                                                      final jump x' = x0_hat, noise unused)
+        x_next = x' - (zeta / |r|) grad_x |r|^2      (a vector-Jacobian product through D).
+
+    x, noise: (B, D); meas: a :class:`Measurement` (its noise level plays no part: DPS's step is
+    a heuristic, zeta / |r| in the paper's App. C.2). Returns (B, D) in x's dtype.
+    """
+    check_callable(D, "D", "a denoiser D(x, t) -> (B, D)")
+    process = check_process(process)
+    x = check_batch(x)
+    meas = _check_meas(meas, x.shape[1])
+    t = check_real(t, "t")
+    t_next = check_real(t_next, "t_next", minimum=0.0)
+    process.check_t(torch.tensor([t, t_next], dtype=torch.float64), "t and t_next")
+    if not t_next < t or t <= process.t_min:
+        raise ValueError(f"t_next must be below t and t above {process.t_min}; got t = {t}, t_next = {t_next}")
+    zeta = check_real(zeta, "zeta", minimum=0.0)
+    if t_next > 0:
+        noise = check_batch(noise, x.shape[1], name="noise")
+        if noise.shape != x.shape or noise.dtype != x.dtype:
+            raise ValueError(f"noise must have x's shape {tuple(x.shape)} and dtype {x.dtype}; got "
+                             f"{tuple(noise.shape)} {noise.dtype}")
+    return _dps_step(shape_checked(D, "D"), process, x, t, t_next, meas, zeta, noise)
+
+
+def _dps_step(D, process, x, t, t_next, meas, zeta, noise):
+    """:func:`dps_step` without the argument checks (the loop of :func:`dps`)."""
+    A, y = meas.tensors(x)
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        d = D(xg, t)                                                       # x0_hat = D(x_t, t)
+        norm2 = ((y - d @ A.T) ** 2).sum(1)                                # |y - A x0_hat|^2 per sample
+        grad, = torch.autograd.grad(norm2.sum(), xg)
+    d = d.detach()
+    if float(t_next) == 0.0:
+        x_next = d                                                         # final jump x_0 = D(x_eps)
+    else:
+        a_, b_, c_ = _ancestral_step_coefs(process, t, t_next)           # x' = A x + B x0_hat + C z
+        x_next = torch.add(a_ * x, d, alpha=b_).add_(noise, alpha=c_)
+    step = zeta / norm2.detach().sqrt().clamp_min(torch.finfo(x.dtype).tiny)
+    return x_next - step[:, None] * grad                                   # x_next = x' - zeta_i grad
+
+
+def dps(D, process, x, ts, meas, *, zeta: float = 0.3, generator=None, callback=None, progress=False):
     r"""Diffusion posterior sampling (Chung, Kim, Mccann, Klasky and Ye 2023, Alg. 1).
 
     DPS replaces ``p(x_0 | x_t)`` by a point mass at ``x0_hat = D(x_t, t)``, so
-    ``p(y | x_t) ~ N(y; A x0_hat, s^2 I)``, and takes each DDPM ancestral step (as
-    :func:`diffedu.samplers.ddpm_ancestral`) followed by a gradient step on the residual,
+    ``p(y | x_t) ~ N(y; A x0_hat, s^2 I)``, and follows each DDPM ancestral step (as
+    :func:`diffedu.samplers.ddpm_ancestral`) by a gradient step on the residual,
 
         x_{i+1} = ancestral(x_i, x0_hat) - zeta_i grad_{x_i} |y - A x0_hat(x_i)|^2,
         zeta_i = zeta / |y - A x0_hat(x_i)|
 
-    (the paper's step size, its App. C.2, for each sample separately). The gradient is a
-    vector-Jacobian product through D (one per step). The final jump ``x_0 = D(x_eps)`` takes the
-    same correction. DPS is exact in no non-trivial case: even for a Gaussian prior the point
-    mass drops ``Cov[x_0 | x_t]`` and the step is a heuristic (lesson 16 measures the cost).
+    (:func:`dps_step`; the paper's step size, its App. C.2, for each sample separately; it
+    suggests zeta in [0.1, 1] for images). The final jump ``x_0 = D(x_eps)`` takes the same
+    correction. DPS is exact in no non-trivial case: even for a Gaussian prior the point mass
+    drops ``Cov[x_0 | x_t]`` and the step is a heuristic (lesson 16 measures the cost).
     x: (B, D) at ts[0]; meas: a :class:`Measurement`; returns (B, D). One denoiser call (with a
     VJP) per step.
     """
     x, g, D = _check(D, process, x, ts, generator, callback)
     meas = _check_meas(meas, x.shape[1])
     zeta = check_real(zeta, "zeta", minimum=0.0)
-    A, y = meas.tensors(x)
     if callback is not None:
         callback(0, g.t[0], x)
     for i in _steps(g.n, progress):
-        with torch.enable_grad():
-            xg = x.detach().requires_grad_(True)
-            d = D(xg, g.t[i])                                              # x0_hat = D(x_i, t_i)
-            r = y - d @ A.T
-            norm2 = (r**2).sum(1)                                          # |y - A x0_hat|^2 per sample
-            grad, = torch.autograd.grad(norm2.sum(), xg)
-        d = d.detach()
-        if g.jump and i == g.n - 1:
-            x_next = d                                                     # final jump x_0 = D(x_eps)
-        else:
-            a_, b_, c_ = _ancestral_coefs(g, i)                           # x' = A x + B x0_hat + C z
-            x_next = torch.add(a_ * x, d, alpha=b_).add_(_noise(x, generator), alpha=c_)
-        step = zeta / norm2.detach().sqrt().clamp_min(torch.finfo(x.dtype).tiny)
-        x = x_next - step[:, None] * grad                                  # x_{i+1} = x' - zeta_i grad
+        last = g.jump and i == g.n - 1
+        noise = None if last else _noise(x, generator)
+        x = _dps_step(D, process, x, g.t[i], g.t[i + 1], meas, zeta, noise)
         if callback is not None:
             callback(i + 1, g.t[i + 1], x)
     return x
@@ -425,7 +463,7 @@ def twisted_smc(D, process, x, ts, meas, *, posterior_cov=None, resample_ess: fl
             x = d                                                          # weight p(y | x_0) / p~(y | x_eps)
             logw = logw + meas.log_likelihood(x).double() - log_tw.double()
         else:
-            a_, b_, c_ = _ancestral_coefs(g, i)
+            a_, b_, c_ = _ancestral_step_coefs(process, g.t[i], g.t[i + 1])
             mean = torch.add(a_ * x, d, alpha=b_)                          # the ancestral step's mean
             shift = (c_ * c_) * grad                                       # the twisted proposal's shift
             z = _noise(x, generator)

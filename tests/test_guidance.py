@@ -113,6 +113,24 @@ def test_cfg_at_w_1_samples_the_class_and_at_w_3_not_the_tilted_target():
             assert err > 0.3
 
 
+@pytest.mark.parametrize("w", [0.0, 0.5, 2.0, 3.0])
+def test_tilted_gaussian_against_quadrature(w):
+    from diffedu import Gaussian
+
+    cond, uncond = Gaussian([1.0], [0.5]), Gaussian([0.0], [2.0])
+    q = G.tilted_gaussian(cond, uncond, w)
+    x = torch.linspace(-12, 12, 200001, dtype=F64)[:, None]
+    vp = VP()
+    lq = w * cond.log_prob(x, 0.0, vp) + (1 - w) * uncond.log_prob(x, 0.0, vp)
+    p = torch.softmax(lq, 0)
+    mean = (p * x[:, 0]).sum()
+    var = (p * (x[:, 0] - mean) ** 2).sum()
+    assert float(q.mean) == pytest.approx(float(mean), abs=1e-8)
+    assert float(q.cov) == pytest.approx(float(var), rel=1e-6)
+    with pytest.raises(ValueError, match="positive definite"):
+        G.tilted_gaussian(Gaussian([1.0], [3.0]), uncond, 4.0)    # a class wider than the data, w > 1
+
+
 def test_bad_inputs():
     vp = VP()
     with pytest.raises(TypeError, match="mixture"):
