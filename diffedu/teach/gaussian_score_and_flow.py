@@ -1,11 +1,13 @@
-r"""Lesson 02 (the Gaussian score and the exact flow): the mode-decision plot, the flow slider and
-the exercise checkers.
+r"""Lesson 02 (the Gaussian score and the exact flow): the signal-fraction plot, the plot of what
+the denoiser's prediction shows of each mode along the flow, the flow slider and the exercise
+checkers.
 
 The maths is in the core, :mod:`diffedu.gaussian`: the score, the Tweedie denoiser and the exact
 PF-ODE map (``Gaussian.score``, ``denoiser``, ``flow``, ``flow_path``), the share of each mode's
-variance that comes from the data (``Gaussian.signal_fraction``), the time a mode is half
-decided (``decision_time``) and the rotated 2-D Gaussian (``rotated_2d``); the time grids are
-:func:`diffedu.processes.time_grid`.
+variance that comes from the data (``Gaussian.signal_fraction``), the time at which it is 1/2
+(``decision_time``), how a perturbation travels along the flow (``flow_gains``,
+``leading_share``, ``perturbation_share``) and the rotated 2-D Gaussian (``rotated_2d``); the time
+grids are :func:`diffedu.processes.time_grid`.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import torch
 
 from .._core import check_process
 from ..gaussian import Gaussian, decision_time, rotated_2d
-from ..processes import Process, time_grid
+from ..processes import EDM, VE, VP, Linear, Process, time_grid
 from . import plots
 from . import widgets as _w
-from .checks import Feedback, check_close, check_denoiser
+from .checks import Feedback, check_close, check_denoiser, check_implementation
 
-__all__ = ["plot_mode_decisions", "gaussian_flow_widget", "check_gaussian_score", "check_denoiser",
-           "check_decision_time"]
+__all__ = ["plot_mode_decisions", "plot_mode_predictions", "gaussian_flow_widget", "check_gaussian_score",
+           "check_denoiser", "check_decision_time"]
 
 
 # --- plots ------------------------------------------------------------------------------------
@@ -32,12 +34,17 @@ def _eigvals(eigvals) -> torch.Tensor:
 
 
 def plot_mode_decisions(eigvals, process: Process, ax=None, *, n: int = 400, mark=None):
-    r"""How far each Gaussian eigen-mode has been decided, against the noise level.
+    r"""The signal fraction of each Gaussian eigen-mode against the noise level.
 
-    Along the exact PF-ODE of ``N(mu, U diag(lambda_k) U^T)`` mode k carries the share
-    :meth:`~diffedu.gaussian.Gaussian.signal_fraction` of its variance from the data; it crosses
-    1/2 at :func:`~diffedu.gaussian.decision_time`, where ``(sigma_t / alpha_t)^2 = lambda_k``
-    (dotted lines). High-variance modes are decided first (at larger noise).
+    For data ``N(mu, U diag(lambda_k) U^T)``, mode k of ``x_t = alpha_t x_0 + sigma_t eps`` has
+    variance ``alpha_t^2 lambda_k + sigma_t^2``, of which the share
+    ``d_k(t) = alpha_t^2 lambda_k / (alpha_t^2 lambda_k + sigma_t^2)``
+    (:meth:`~diffedu.gaussian.Gaussian.signal_fraction`) comes from the data: the squared
+    correlation of the mode of x_t with that of x_0 under the forward coupling. (Along the
+    deterministic PF-ODE the end point is fixed from the start; ``sqrt(d_k)`` is the share of its
+    final value that the denoiser's prediction shows at t.) It crosses 1/2 at
+    :func:`~diffedu.gaussian.decision_time`, where ``(sigma_t / alpha_t)^2 = lambda_k`` (dotted
+    lines): high-variance modes cross first (at larger noise).
 
     eigvals: (K,) positive eigenvalues. x axis: ``sigma_t / alpha_t = exp(-lambda_t)`` on a log
     scale, decreasing to the right as sampling proceeds. mark: a noise level ``sigma/alpha`` to
@@ -61,10 +68,64 @@ def plot_mode_decisions(eigvals, process: Process, ax=None, *, n: int = 400, mar
     ax.set_xscale("log")
     ax.invert_xaxis()
     ax.set_xlabel("noise level sigma_t / alpha_t (sampling runs left to right)")
-    ax.set_ylabel("fraction decided")
+    ax.set_ylabel("signal fraction d_k(t)")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize="small")
     return ax
+
+
+#: Colours of the modes in :func:`plot_mode_predictions` (distinct for up to 6 modes).
+_MODE_COLORS = ("C0", "C1", "C2", "C3", "C4", "C5")
+
+
+def plot_mode_predictions(noise_levels, pred, final, eigvals, *, modes=(0, 3, 15, 63), path_modes=(0, 63),
+                          n_paths: int = 6, axs=None):
+    r"""What the denoiser's prediction shows of each mode along exact PF-ODE paths (two panels).
+
+    noise_levels: (T,) ``sigma_t / alpha_t`` along the paths (decreasing); pred: (T, B, K) the
+    prediction ``D(x_t, t)`` in the data's eigen-coordinates (centred); final: (B, K) the paths'
+    end points at t = 0 in the same coordinates; eigvals: (K,). Left: for ``path_modes``, the
+    prediction of each of ``n_paths`` paths in units of the mode's standard deviation,
+    ``D_k / sqrt(lambda_k)``; the paths differ, and each settles on its own final value (marked
+    at the right edge). Right: ``D_k(x_t) / y_k(0)`` for ``modes`` on the first path; it is the
+    same for every path, ``sqrt(d_k(t))`` (the lesson checks this), and crosses ``1/sqrt 2`` at the
+    dotted line ``sigma_t / alpha_t = sqrt(lambda_k)``. Returns the two Axes.
+    """
+    r = plots._np(torch.as_tensor(noise_levels))
+    pred, final = torch.as_tensor(pred), torch.as_tensor(final)
+    ev = _eigvals(eigvals)
+    if pred.dim() != 3 or final.shape != pred.shape[1:] or ev.numel() != pred.shape[2] or len(r) != pred.shape[0]:
+        raise ValueError(f"need noise_levels (T,), pred (T, B, K), final (B, K), eigvals (K,); got "
+                         f"{len(r)}, {tuple(pred.shape)}, {tuple(final.shape)}, {ev.numel()}")
+    if len(modes) > len(_MODE_COLORS) or len(path_modes) > len(_MODE_COLORS):
+        raise ValueError(f"at most {len(_MODE_COLORS)} modes per panel (one colour each)")
+    axs = plots._axs(axs, 2, (11.0, 4.0))
+    ax = axs[0]
+    for c, k in enumerate(path_modes):
+        sd = float(ev[k]) ** 0.5
+        ys = plots._np(pred[:, :n_paths, k] / sd)
+        ax.plot(r, ys, color=_MODE_COLORS[c], lw=1, alpha=0.8)
+        ax.plot([r[-1]] * ys.shape[1], plots._np(final[:n_paths, k] / sd), "o", color=_MODE_COLORS[c], ms=4,
+                label=f"mode {k + 1} (lambda = {float(ev[k]):.3g}); dots: final values")
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("sigma_t / alpha_t (sampling runs left to right)")
+    ax.set_ylabel("prediction D_k(x_t) / sqrt(lambda_k)")
+    ax.set_title(f"{n_paths} paths: each settles on its own value", fontsize="medium")
+    ax.legend(fontsize="x-small")
+    ax = axs[1]
+    for c, k in enumerate(modes):
+        ax.plot(r, plots._np(pred[:, 0, k] / final[0, k]), color=_MODE_COLORS[c],
+                label=f"mode {k + 1}, lambda = {float(ev[k]):.3g}")
+        ax.axvline(float(ev[k]) ** 0.5, ls=":", color=_MODE_COLORS[c])
+    ax.axhline(2**-0.5, color="0.6", lw=0.8)
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("sigma_t / alpha_t (sampling runs left to right)")
+    ax.set_ylabel("D_k(x_t) / final value (every path)")
+    ax.set_title("the share of its final value the prediction shows", fontsize="medium")
+    ax.legend(fontsize="x-small")
+    return axs
 
 
 # --- widget -----------------------------------------------------------------------------------
@@ -97,7 +158,7 @@ def gaussian_flow_widget(process: Process, *, angle: float = 30.0, n_paths: int 
 
     Sliders: ``t / t_max`` and the base-10 logs of the two eigenvalues (the first eigenvector
     at ``angle`` degrees). Left: p_t with the exact PF-ODE paths of ``n_paths`` seeded starts
-    from ``t_max`` down to t; right: how far each mode is decided (:func:`plot_mode_decisions`).
+    from ``t_max`` down to t; right: each mode's signal fraction (:func:`plot_mode_decisions`).
     """
     if not isinstance(process, Process):
         raise TypeError(f"process must be a Process; got {type(process).__name__}")
@@ -111,18 +172,40 @@ def gaussian_flow_widget(process: Process, *, angle: float = 30.0, n_paths: int 
 
 
 # --- exercise checkers ------------------------------------------------------------------------
-def check_gaussian_score(answer, gaussian, x, t, process, *, rtol: float = 1e-5) -> Feedback:
-    """``answer`` (B, D) = the score of the Gaussian's marginal p_t at x."""
-    return check_close(answer, gaussian.score(x, t, process), name=f"score at t={float(t):g}", rtol=rtol,
-                       atol=1e-8)
+_PROCESSES = (VP(), VE(), EDM(), Linear())
+
+
+def _score_inputs(generator, dtype, shape):
+    """One case: a process drawn from the four, x of ``shape``, a time in (0.05, 0.95) t_max, and a
+    Gaussian N(mean, cov) with a random positive-definite cov, all in x's dtype."""
+    B, D = shape
+    process = _PROCESSES[int(torch.randint(len(_PROCESSES), (), generator=generator))]
+    A = torch.randn(D, D, generator=generator, dtype=torch.float64)
+    cov = A @ A.T / D + 0.1 * torch.eye(D, dtype=torch.float64)
+    return {"x": torch.randn(shape, generator=generator, dtype=dtype),
+            "t": float(0.05 + 0.9 * torch.rand((), generator=generator, dtype=torch.float64)) * process.t_max,
+            "process": process, "mean": torch.randn(D, generator=generator, dtype=dtype), "cov": cov.to(dtype)}
+
+
+def _gaussian_score(x, t, process, mean, cov):
+    return Gaussian(mean, cov).score(x, t, process)
+
+
+def check_gaussian_score(answer) -> Feedback:
+    r"""``answer(x, t, process, mean, cov)`` = the score of the marginal p_t of ``N(mean, cov)``:
+    ``-(alpha_t^2 cov + sigma_t^2 I)^{-1} (x - alpha_t mean)``, (B, D) in x's dtype.
+
+    x: (B, D); t: a float; mean: (D,); cov: (D, D). Checked on fresh inputs (four processes,
+    several shapes, float32 and float64) against :meth:`diffedu.gaussian.Gaussian.score`."""
+    return check_implementation(answer, _gaussian_score, _score_inputs, name="Gaussian score")
 
 
 def check_decision_time(answer, eigval: float, process, *, rtol: float = 1e-3) -> Feedback:
-    r"""``answer`` = the time at which a mode of variance ``eigval`` is half decided.
+    r"""``answer`` = the time at which a mode of variance ``eigval`` has signal fraction 1/2.
 
     That is where ``sigma_t^2 / alpha_t^2 = eigval``, i.e. ``lambda_t = -1/2 log(eigval)``
     (:func:`diffedu.gaussian.decision_time`).
     """
     expected = decision_time(eigval, check_process(process))
-    return check_close(answer, expected, name=f"decision time of a mode with variance {eigval:g}",
+    return check_close(answer, expected, name=f"time of signal fraction 1/2 for a mode of variance {eigval:g}",
                        rtol=rtol)

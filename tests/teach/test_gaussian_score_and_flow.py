@@ -85,7 +85,7 @@ def test_unanswered_prints_and_does_not_raise(missing, capsys):
     g = de.Gaussian(torch.zeros(2), torch.ones(2))
     x = torch.zeros(1, 2, dtype=torch.float64)
     for check in (lambda a: lesson.check_decision_time(a, 0.25, de.VP()),
-                  lambda a: lesson.check_gaussian_score(a, g, x, 0.3, de.VP()),
+                  lesson.check_gaussian_score,
                   lambda a: lesson.check_denoiser(a, g, x, 0.3, de.VP())):
         fb = check(missing)
         assert fb.status == "unanswered" and not fb
@@ -101,17 +101,88 @@ def test_decision_time(capsys):
         lesson.check_decision_time(1.0, -1.0, de.VP())
 
 
-def test_gaussian_score_and_denoiser():
+def _score(x, t, process, mean, cov):  # eq. (1), the way the lesson's solution writes it
+    a, s = process.alpha(t), process.sigma(t)
+    C = a**2 * cov + s**2 * torch.eye(len(mean), dtype=x.dtype)
+    return -torch.linalg.solve(C, (x - a * mean).T).T
+
+
+def _score_by_inverse(x, t, process, mean, cov):  # another right way: x C^{-1} (C symmetric)
+    a, s = process.alpha(t).to(x.dtype), process.sigma(t).to(x.dtype)
+    return -(x - a * mean) @ torch.linalg.inv(a**2 * cov + s**2 * torch.eye(x.shape[1], dtype=x.dtype))
+
+
+@pytest.mark.parametrize("answer", [_score, _score_by_inverse], ids=["solve", "inverse"])
+def test_gaussian_score_accepts_right_implementations(answer, capsys):
+    fb = lesson.check_gaussian_score(answer)
+    assert fb, fb.message
+    assert "18 fresh cases" in fb.message
+
+
+def _with(**change):
+    """The score with one typical slip: sigma instead of sigma^2, no alpha on the mean, ..."""
+    def score(x, t, process, mean, cov):
+        a, s = process.alpha(t), process.sigma(t)
+        a2 = change.get("a2", lambda a: a**2)(a)
+        s2 = change.get("s2", lambda s: s**2)(s)
+        m = change.get("m", lambda a, mean: a * mean)(a, mean)
+        C = a2 * cov + s2 * torch.eye(len(mean), dtype=x.dtype)
+        return change.get("sign", 1) * -torch.linalg.solve(C, (x - m).T).T
+    return score
+
+
+@pytest.mark.parametrize("answer, says", [
+    (_with(s2=lambda s: s), "relative error"),
+    (_with(a2=lambda a: a), "relative error"),
+    (_with(m=lambda a, mean: mean), "relative error"),
+    (_with(sign=-1), "the sign is flipped"),
+    (lambda x, t, process, mean, cov: _score(x.double(), t, process, mean.double(), cov.double()),
+     "keep the input's dtype"),
+    (lambda x, t, process, mean, cov: _score(x, t, process, mean, cov).T, "transpose"),
+])
+def test_gaussian_score_wrong_implementations_say_what_is_off(answer, says, capsys):
+    fb = lesson.check_gaussian_score(answer)
+    assert fb.status == "wrong" and says in fb.message, fb.message
+    assert "on the inputs x: " in fb.message and "process = " in fb.message
+
+
+def test_denoiser_from_the_score_by_tweedie():
     g = de.Gaussian(torch.tensor([1.0, -1.0]), torch.tensor([[2.0, 0.5], [0.5, 1.0]]))
     p = de.VP()
     x = torch.tensor([[0.5, 0.2], [-1.0, 2.0]], dtype=torch.float64)
     a, s = p.alpha(0.4), p.sigma(0.4)
-    C = a**2 * g.cov + s**2 * torch.eye(2, dtype=torch.float64)
-    score = -torch.linalg.solve(C, (x - a * g.mean).T).T
-    assert lesson.check_gaussian_score(score, g, x, 0.4, p)
+    score = _score(x, 0.4, p, g.mean, g.cov)
     assert lesson.check_denoiser((x + s**2 * score) / a, g, x, 0.4, p)
-    assert not lesson.check_gaussian_score(score.T, g, x, 0.4, p)
     assert not lesson.check_denoiser(x, g, x, 0.4, p)
+
+
+def test_mode_predictions_plot(capsys):
+    p = de.VP()
+    ev = torch.tensor([4.0, 1.0, 0.1, 0.01], dtype=torch.float64)
+    g = de.Gaussian(torch.zeros(4, dtype=torch.float64), ev)
+    x_T = g.sample_marginal(5, p.t_max, p, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ts = de.time_grid(p, 31, "lambda")[:-1]
+    paths = g.flow_path(x_T, ts, p)
+    pred = torch.stack([g.denoiser(paths[i], float(ts[i]), p) for i in range(len(ts))])
+    final = g.flow(x_T, p.t_max, 0.0, p)
+    fig = matplotlib.figure.Figure()
+    axs = fig.subplots(1, 2)
+    lesson.plot_mode_predictions(torch.exp(-p.lam(ts)), pred, final, ev, modes=(0, 1, 3), path_modes=(0, 3),
+                                 n_paths=3, axs=axs)
+    left, right = axs
+    # left: 3 paths per mode in units of sqrt(lambda_k), then their final values as dots
+    np.testing.assert_allclose(left.lines[0].get_ydata(), (pred[:, 0, 0] / 2.0).numpy())
+    np.testing.assert_allclose(left.lines[3].get_ydata(), (final[:3, 0] / 2.0).numpy())
+    assert len({ln.get_color() for ln in left.lines}) == 2
+    # right: the ratio on path 0 is sqrt of the signal fraction; every mode has its own colour
+    d = torch.stack([g.signal_fraction(float(t), p) for t in ts])
+    np.testing.assert_allclose(right.lines[0].get_ydata(), d[:, 0].sqrt().numpy(), rtol=1e-8)
+    colours = [ln.get_color() for ln in right.lines[0:6:2]]
+    assert len(set(colours)) == 3
+    with pytest.raises(ValueError, match="pred"):
+        lesson.plot_mode_predictions(torch.exp(-p.lam(ts)), pred[0], final, ev, axs=axs)
+    with pytest.raises(ValueError, match="at most"):
+        lesson.plot_mode_predictions(torch.exp(-p.lam(ts)), pred, final, ev, modes=tuple(range(7)), axs=axs)
 
 
 def test_the_lesson_calls_what_all_lists():
