@@ -183,3 +183,49 @@ def test_teleport_arguments_are_checked():
     s = G.bind(p).score
     with pytest.raises(ValueError, match="approx must return a tensor of x's shape"):
         explained_variance(s, lambda y, t: torch.cat([y, y], 1), G, p, [0.5])
+
+
+def test_noise_scale_is_the_largest_standard_deviation():
+    from diffedu import datasets
+    from diffedu.gaussian_approx import noise_scale
+
+    C = torch.tensor([[2.0, 0.6, 0.0], [0.6, 1.0, 0.2], [0.0, 0.2, 0.5]], dtype=torch.float64)
+    assert noise_scale(Gaussian([0.0, 0.0, 0.0], C)) == pytest.approx(math.sqrt(np.linalg.eigvalsh(C.numpy()).max()))
+    ring = datasets.ring()                       # radius 2, std 0.15: cov = (2 + 0.0225) I
+    assert noise_scale(Gaussian(ring.mean, ring.cov)) == pytest.approx(math.sqrt(2.0225))
+    X = torch.randn(500, 3, generator=gen(), dtype=torch.float64) * torch.tensor([3.0, 1.0, 0.1], dtype=torch.float64)
+    assert noise_scale(X) == pytest.approx(math.sqrt(np.linalg.eigvalsh(np.cov(X.numpy().T)).max()))
+    with pytest.raises(TypeError, match="target"):
+        noise_scale("data")
+
+
+def test_explained_variance_evaluates_a_network_in_its_dtype():
+    """A float32 network given float64 draws: evaluated in float32 (no dtype error), the same EV as
+    with an explicit cast."""
+    from diffedu.nets import ScoreMLP
+
+    P = VP()
+    net = ScoreMLP(P, 2, hidden=8, generator=gen())
+    G = Gaussian([0.0, 0.0], [1.0, 2.0])
+    ev = explained_variance(net.score, G.bind(P).score, G, P, [0.3, 0.7], n=50, generator=gen(1))
+    cast = explained_variance(lambda x, t: net.score(x.float(), t).double(), G.bind(P).score, G, P, [0.3, 0.7],
+                              n=50, generator=gen(1))
+    torch.testing.assert_close(ev, cast)
+
+
+def test_teleport_sweep_against_a_converged_reference():
+    """With a converged solve as the reference, skip 0 measures the sampler's own error (not 0), and
+    for a Gaussian target teleporting (an exact jump) never adds error: it removes the skipped steps'
+    discretisation error, so the distance falls."""
+    P = VP()
+    G = Gaussian([0.5, -0.5], [[1.5, 0.4], [0.4, 0.3]])
+    x = G.sample_marginal(200, P.t_max, P, generator=gen(), dtype=torch.float64)
+    ts = time_grid(P, 10)
+    exact = G.flow(x, P.t_max, float(ts[-2]), P)                               # the exact flow to t_eps
+    conv = euler(G.bind(P).denoiser, P, x, ts)                                 # (a coarse Euler run)
+    d = teleport_sweep(euler, G.bind(P).denoiser, P, x, ts[:-1], G, [0, 3, 6], reference=exact)
+    assert float(d[0]) == pytest.approx(float(((euler(G.bind(P).denoiser, P, x, ts[:-1]) - exact) ** 2).sum(1).mean().sqrt()))
+    assert float(d[0]) > 1e-3 and d[0] > d[1] > d[2]
+    assert conv.shape == x.shape
+    with pytest.raises(ValueError, match="reference must have x's shape"):
+        teleport_sweep(euler, G.bind(P).denoiser, P, x, ts[:-1], G, [0], reference=exact[:5])
