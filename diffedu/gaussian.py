@@ -372,7 +372,9 @@ class Gaussian(Distribution):
         """
         gains, g_iso = self._gains(t_from, t_to, process)
         _, order = self._leading(k)
-        total = (gains**2).sum() + (self.dim - self._c.r) * g_iso**2
+        total = (gains**2).sum()
+        if not self._c.full:  # a full form has no complement (its gain is 0/0 at t_from = 0)
+            total = total + (self.dim - self._c.r) * g_iso**2
         return (gains[order] ** 2).sum() / total
 
     def signal_fraction(self, t, process) -> torch.Tensor:

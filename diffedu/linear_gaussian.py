@@ -27,8 +27,8 @@ import math
 
 import torch
 
-from ._core import as_param, as_times, check_process
-from .gaussian import Gaussian
+from ._core import as_param, as_times, check_process, check_real
+from .gaussian import Gaussian, _eigh_psd
 
 __all__ = ["denoiser_gain", "euler_maruyama_moments", "ddpm_ancestral_moments"]
 
@@ -41,7 +41,7 @@ def denoiser_gain(gauss: Gaussian, t, process) -> torch.Tensor:
     singular Sigma).
     """
     _check_gaussian(gauss)
-    t = float(t)
+    t = check_real(t, "t")  # float(t) read a numeric string
     check_process(process).check_t(t)
     a, s = float(process.alpha(t)), float(process.sigma(t))
     if s <= 0:
@@ -72,8 +72,8 @@ def _start(gauss, process, t0, mean, cov):
     a = float(process.alpha(t0))
     m = a * gauss.mean if mean is None else as_param(mean, "mean", (gauss.dim,))
     P = gauss.marginal_cov(t0, process) if cov is None else as_param(cov, "cov", (gauss.dim, gauss.dim))
-    if not torch.allclose(P, P.T, rtol=1e-10, atol=1e-12):
-        raise ValueError("cov must be symmetric")
+    if cov is not None:
+        _eigh_psd(P, "cov")  # symmetric and positive semi-definite (a covariance)
     return m.clone(), P.clone()
 
 

@@ -223,10 +223,10 @@ def _labels(labels, n, K):
             raise TypeError(f"labels must hold integers; got a {labels.dtype} tensor")
         y = labels.detach().to("cpu", torch.long)
     else:
-        y = torch.as_tensor(np.asarray(labels))
-        if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
-            raise TypeError(f"labels must hold integers; got {y.dtype}")
-        y = y.long()
+        a = np.asarray(labels)
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"labels must hold integers; got {type(labels).__name__} of {a.dtype}")
+        y = torch.as_tensor(a).long()
     if y.shape != (n,):
         raise ValueError(f"labels must have shape ({n},), one per row of X; got {tuple(y.shape)}")
     if n and bool(((y < 0) | (y >= K)).any()):

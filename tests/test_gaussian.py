@@ -606,3 +606,13 @@ def test_perturbation_share_against_perturbations_carried_by_the_flow(p):
         g.perturbation_share(torch.tensor([0.5, 0.6]), 0.1, p, 1)
     with pytest.raises(ValueError, match="single times"):
         g.flow_gains(0.5 * p.t_max, torch.tensor([0.1]), p)
+
+
+def test_perturbation_share_from_t_zero_for_a_full_covariance():
+    """Issue 21 (property tests): a full-rank Gaussian has no complement, but its complement gain 0/0 entered
+    the total as 0 * NaN, so perturbation_share(t_from = 0) was NaN."""
+    g = Gaussian(torch.zeros(2), torch.diag(torch.tensor([4.0, 1.0])))
+    share = g.perturbation_share(0.0, 0.5, VP(), 1)
+    gains = g.flow_gains(0.0, 0.5, VP())
+    lead = int(g.eigvals.argmax())
+    assert torch.isfinite(share) and float(share) == pytest.approx(float(gains[lead] ** 2 / (gains**2).sum()))

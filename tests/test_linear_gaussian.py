@@ -118,3 +118,13 @@ def test_bad_input():
     with pytest.raises(ValueError, match="sigma_t > 0"):
         lg.denoiser_gain(g, 0.0, p)
     assert math.isfinite(float(lg.denoiser_gain(g, 1e-6, p).sum()))
+
+
+def test_arguments_are_checked():
+    """Issue 21 (property tests): denoiser_gain read t = '0.5' with float(); a negative-definite start cov
+    (symmetric) was pushed through the recursion."""
+    G, p = de.Gaussian([0.0], [1.0]), de.VP()
+    with pytest.raises(TypeError, match="t must be a real number; got str"):
+        lg.denoiser_gain(G, "0.5", p)
+    with pytest.raises(ValueError, match="cov must be positive semi-definite"):
+        lg.euler_maruyama_moments(G, p, de.time_grid(p, 3), mean=[0.0], cov=[[-1.0]])

@@ -327,3 +327,10 @@ def test_step_functions_check_their_arguments():
         refit_subspaces(X, torch.zeros(5, dtype=torch.long), 1, 1)
     with pytest.raises(ValueError, match="rank must be <= the data dimension"):
         refit_subspaces(X, torch.zeros(6, dtype=torch.long), 1, 4)
+
+
+def test_labels_of_strings_are_a_type_error():
+    """Issue 21 (property tests): labels ['0', '1'] gave torch's "can't convert np.ndarray of type numpy.str_"."""
+    from diffedu.subspace import subspace_objective
+    with pytest.raises(TypeError, match="labels must hold integers"):
+        subspace_objective(torch.randn(2, 3), ["0", "1"], 2, 1)
