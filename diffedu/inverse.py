@@ -53,7 +53,9 @@ __all__ = [
     "SMCResult",
     "credible_level",
     "dps",
+    "dps_step",
     "hpd_coverage",
+    "isotropic_posterior_var",
     "mode_weights",
     "pigdm",
     "pigdm_denoiser",
@@ -120,18 +122,26 @@ def _check_meas(meas, D):
 
 
 # --- the Gaussian approximation of p(y | x_t) and its gradient (a vector-Jacobian product) --------
-def _published_r2(process):
-    """PiGDM's ``r_t^2 = sigma_t^2 / (alpha_t^2 + sigma_t^2)``: Var[x_0 | x_t] for an N(0, I) prior."""
+def isotropic_posterior_var(variance, process):
+    r"""``t -> r_t^2 = v sigma_t^2 / (alpha_t^2 v + sigma_t^2)``: Var[x_0 | x_t] per coordinate for an N(m, v I) prior.
+
+    With v = 1 it is PiGDM's published ``r_t^2 = sigma_t^2 / (alpha_t^2 + sigma_t^2)`` (Song et
+    al. 2023, Sec. 3.2), exact for an N(0, I) prior; for data of another scale v matches it
+    (lesson 16: digits in [0, 1] have v near 0.1). variance: v > 0. Returns a callable of a float t.
+    """
+    v = check_positive(variance, "variance")
+    process = check_process(process)
+
     def r2(t):
         a, s = float(process.alpha(t)), float(process.sigma(t))
-        return s * s / (a * a + s * s)
+        return v * s * s / (a * a * v + s * s)
     return r2
 
 
 def _cov_fn(posterior_cov, process):
     """``t -> C_t``: a float (``C_t = r^2 I``) or a (D, D) tensor."""
     if posterior_cov is None:
-        return _published_r2(process)
+        return isotropic_posterior_var(1.0, process)
     if callable(posterior_cov):
         return posterior_cov
     v = check_real(posterior_cov, "posterior_cov", minimum=0.0)
@@ -269,7 +279,8 @@ def pigdm_denoiser(D, process, meas, *, posterior_cov=None):
 
     a vector-Jacobian product through D. ``posterior_cov``: None for the paper's
     ``C_t = r_t^2 I`` with ``r_t^2 = sigma_t^2 / (alpha_t^2 + sigma_t^2)`` (Var[x_0 | x_t] of an
-    N(0, I) prior), a number r^2, or a callable ``t -> r^2`` or ``t -> (D, D)`` matrix. The
+    N(0, I) prior), a number r^2, or a callable ``t -> r^2`` (:func:`isotropic_posterior_var`
+    for data of variance v) or ``t -> (D, D)`` matrix. The
     guidance enters as a score, ``s_y = s + g_t``, turned into a denoiser by Tweedie's formula
     (the paper's Alg. 1 adds it to the DDIM update with its own step weight; the score form is
     the one that is exact). **Exact case:** for a Gaussian prior with ``C_t`` its exact posterior

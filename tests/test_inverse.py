@@ -79,6 +79,20 @@ def test_pigdm_with_the_exact_covariance_is_the_exact_posterior_denoiser(process
                               post.denoiser(x, t1, process), atol=1e-2)
 
 
+def test_isotropic_posterior_var_makes_pigdm_exact_for_an_isotropic_prior():
+    vp = VP()
+    g = Gaussian([0.3, -0.2], [0.1, 0.1])                               # N(m, v I), v = 0.1 (digit-like scale)
+    r2 = inv.isotropic_posterior_var(0.1, vp)
+    x = torch.randn(5, 2, dtype=F64, generator=_gen(20))
+    for t in (0.05, 0.3, 0.8):
+        a, s = float(vp.alpha(t)), float(vp.sigma(t))
+        assert r2(t) == pytest.approx(float((s * s / a) * _gain(g, t, vp)[0, 0]), rel=1e-12)
+        Dy = inv.pigdm_denoiser(g.bind(vp).denoiser, vp, MEAS, posterior_cov=r2)
+        assert torch.allclose(Dy(x, t), MEAS.posterior(g).denoiser(x, t, vp), atol=1e-10)
+    with pytest.raises(ValueError, match="variance"):
+        inv.isotropic_posterior_var(0.0, vp)
+
+
 def test_pigdm_samples_the_exact_posterior_of_a_gaussian():
     vp = VP()
     post = MEAS.posterior(GAUSS)
