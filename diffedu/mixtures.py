@@ -22,6 +22,7 @@ import torch
 
 from ._core import (Distribution, as_param, as_real_tensor, check_batch, check_choice, check_coordinates,
                     check_generator, check_int, check_n, check_real, check_weights, coefs, resolve_device)
+from .flow_map import pf_ode_flow, pf_ode_path
 from .gaussian import _check_measurement, _Components, _condition_linear, _eigh_psd
 
 __all__ = ["GaussianMixture", "LowRankMixture", "Empirical", "fit_gaussian_mixture"]
@@ -111,6 +112,24 @@ class _ComponentMixture(Distribution):
         means, covs, log_ev = _condition_linear(self._c.mean, self._c.cov(), A, y, s)
         w = torch.softmax(self._logw + log_ev, 0)
         return GaussianMixture(w / w.sum(), means, covs)
+
+    def flow(self, x, t_from, t_to, process, *, rtol: float = 1e-9, atol: float = 1e-9):
+        r"""The probability-flow ODE map from ``t_from`` to ``t_to``, solved to tolerance: (B, D).
+
+        A mixture's flow has no closed form (each component's :meth:`diffedu.Gaussian.flow` is
+        exact alone, not in the mixture); this is :func:`diffedu.flow_map.pf_ode_flow` with the
+        exact denoiser, an adaptive solve in ``log(sigma/alpha)`` to ``rtol``, ``atol`` (pass
+        float64 x). ``t_to = 0`` is reached through ``sigma/alpha = 1e-5`` and the denoiser. With
+        ``t_from = t_max`` and ``t_to = 0`` it is the ideal one-step generator (lesson 17).
+        """
+        x = check_batch(x, self.dim)
+        return pf_ode_flow(self.bind(process).denoiser, process, x, t_from, t_to, rtol=rtol, atol=atol)
+
+    def flow_path(self, x, ts, process, *, rtol: float = 1e-9, atol: float = 1e-9) -> torch.Tensor:
+        r"""The PF-ODE path of each row of x through the monotone times ``ts``: (T, B, D), as
+        :meth:`flow` solves it (:func:`diffedu.flow_map.pf_ode_path`; index 0 is x)."""
+        x = check_batch(x, self.dim)
+        return pf_ode_path(self.bind(process).denoiser, process, x, ts, rtol=rtol, atol=atol)
 
     @property
     def mean(self) -> torch.Tensor:
