@@ -5,7 +5,8 @@ and its integral around every closed loop vanishes. A learned score need not be.
 test, from local to global:
 
 * :func:`asymmetry` ``= ||J - J^T||_F / ||J||_F`` at points (0 for a gradient, 2 for a pure
-  rotation), :func:`curl_2d`;
+  rotation), :func:`curl_2d`; in high dimension :func:`asymmetry_hutchinson`, the same ratio from
+  Jacobian-vector products with random probes (no D x D Jacobian);
 * :func:`circulation` around closed loops and :func:`path_dependence` of line integrals.
 
 The global split of a field into a gradient and the rest is :mod:`diffedu.hodge`; what the rest
@@ -22,7 +23,7 @@ import torch
 from ._core import as_param, check_batch, check_coordinates, check_int, check_positive, field_at
 from .calculus import jacobian
 
-__all__ = ["jacobian_at", "antisymmetric_part", "asymmetry_ratio", "asymmetry", "curl_2d",
+__all__ = ["jacobian_at", "antisymmetric_part", "asymmetry_ratio", "asymmetry", "asymmetry_hutchinson", "curl_2d",
            "circle_loops", "line_integral", "circulation", "circulation_ratio", "path_dependence",
            "linear_circulation"]
 
@@ -72,6 +73,39 @@ def asymmetry_ratio(J):
 def asymmetry(field, x, t=None):
     r"""Asymmetry ratio ``||J - J^T||_F / ||J||_F`` of ``field`` at each row of x: (B,)."""
     return asymmetry_ratio(jacobian_at(field, x, t))
+
+
+def asymmetry_hutchinson(field, x, t=None, *, n_probes: int = 8, generator=None) -> torch.Tensor:
+    r"""The asymmetry ratio ``||J - J^T||_F / ||J||_F`` from Jacobian-vector products: (B,).
+
+    For probes z with ``E[z z^T] = I`` (Rademacher here), ``E|J z - J^T z|^2 = ||J - J^T||_F^2`` and
+    ``E|J z|^2 = ||J||_F^2`` (Hutchinson's identity ``E[z^T A z] = tr A`` with ``A = M^T M``), so
+    ``sqrt(sum_p |J z_p - J^T z_p|^2 / sum_p |J z_p|^2)`` over ``n_probes`` probes estimates the ratio
+    (consistent as the probes grow; the two sums share their probes, which keeps the ratio's noise
+    small). ``J^T z`` is one vector-Jacobian product, ``J z`` one more by the double-backward trick:
+    two backward passes per probe whatever D, against D for :func:`asymmetry`. field: ``f(x)`` or
+    ``f(x, t)``; x: (B, D); probes drawn with ``generator``.
+    """
+    x = check_batch(x)
+    n_probes = check_int(n_probes, "n_probes", minimum=1)
+    f = field_at(field, t)
+    num = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+    den = torch.zeros_like(num)
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_(True)
+        y = f(xr)
+        if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ValueError(f"field must return a tensor of x's shape {tuple(x.shape)}; got {got}")
+        for _ in range(n_probes):
+            z = (torch.randint(0, 2, x.shape, generator=generator, device=x.device) * 2 - 1).to(x.dtype)
+            u = torch.zeros_like(y, requires_grad=True)
+            (jtu,) = torch.autograd.grad(y, xr, grad_outputs=u, create_graph=True)   # J^T u, linear in u
+            (jz,) = torch.autograd.grad(jtu, u, grad_outputs=z, retain_graph=True)   # J z
+            (jtz,) = torch.autograd.grad(y, xr, grad_outputs=z, retain_graph=True)   # J^T z
+            num += ((jz - jtz) ** 2).sum(1).detach()
+            den += (jz**2).sum(1).detach()
+    return torch.where(den > 0, torch.sqrt(num / torch.where(den > 0, den, torch.ones_like(den))), torch.zeros_like(den))
 
 
 def curl_2d(field, x, t=None):

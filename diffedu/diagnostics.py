@@ -15,8 +15,9 @@ Per noise level (``times``, on a ``sigma_t / alpha_t`` axis):
 * ``fp_residual``: the size of the score Fokker-Planck residual (:func:`diffedu.fokker_planck.residual_rms`):
   0 exactly when the field is the score of *some* diffusion family, whatever its start law;
 * ``asymmetry``: the median Jacobian asymmetry ``||J - J^T|| / ||J||`` (:mod:`diffedu.conservativity`):
-  0 for a gradient field, so it names a non-conservative part (this and the residual are computed
-  for D <= 64);
+  0 for a gradient field, so it names a non-conservative part (exact for D <= 64; above, the
+  Jacobian-vector-product estimate :func:`~diffedu.conservativity.asymmetry_hutchinson` with
+  ``n_probes`` probes, two backward passes per probe whatever D; the residual is computed for D <= 64 only);
 * ``gaussian_ev``: the fraction of the model's score explained by the score of the Gaussian with
   the reference's mean and covariance (:func:`diffedu.gaussian_approx.explained_variance`): a
   property of the data for an exact model, near 1 at high noise (Wang and Vastola 2024).
@@ -55,7 +56,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ._core import Distribution, as_times, check_batch, check_callable, check_int, check_process, check_real
-from .conservativity import asymmetry
+from .conservativity import asymmetry, asymmetry_hutchinson
 from .flows import score_from_denoiser
 from .fokker_planck import residual_rms
 from .gaussian import Gaussian
@@ -159,7 +160,8 @@ def _sample_metrics(x, reference, process, train, repeats, generator):
 
 def diagnose(D, process, reference: Distribution, *, train=None, times=None, n: int = 1000,
              n_jacobian: int = 32, n_residual: int | None = None, n_samples: int = 1000, steps: int = 100,
-             repeats: int = 5, sampler=None, generator: torch.Generator | None = None) -> Report:
+             repeats: int = 5, sampler=None, n_probes: int = 8,
+             generator: torch.Generator | None = None) -> Report:
     r"""Measure a score model against a reference distribution with an exact score: a :class:`Report`.
 
     D: the model as a denoiser ``D(x, t) -> (B, D)`` (:mod:`diffedu.flows` converts eps-, score-
@@ -175,7 +177,8 @@ def diagnose(D, process, reference: Distribution, *, train=None, times=None, n: 
     Hutchinson's noise would hide the exact model's zero); n_samples: model samples, drawn with ``sampler`` (default Heun) on
     ``time_grid(process, steps)`` from exact p_T draws (``n_samples=0`` skips every sample metric);
     repeats: fresh reference samples whose metrics give each floor's mean and spread (a metric is
-    flagged beyond its floor at 3 standard deviations, :meth:`Report.beyond_floor`).
+    flagged beyond its floor at 3 standard deviations, :meth:`Report.beyond_floor`). Above D = 64 the
+    asymmetry is the Jacobian-vector-product estimate with ``n_probes`` Rademacher probes.
     See the module docstring for what each number means and how to read them together.
     """
     import time
@@ -193,6 +196,7 @@ def diagnose(D, process, reference: Distribution, *, train=None, times=None, n: 
     if n_residual is not None:
         n_residual = check_int(n_residual, "n_residual", minimum=1)
     steps, repeats = check_int(steps, "steps", minimum=1), check_int(repeats, "repeats", minimum=2)
+    n_probes = check_int(n_probes, "n_probes", minimum=1)
     sampler = heun if sampler is None else check_callable(sampler, "sampler", "a sampler(D, process, x, ts)")
     dim = reference.dim
     if train is not None:
@@ -222,6 +226,10 @@ def diagnose(D, process, reference: Distribution, *, train=None, times=None, n: 
         for k, t in enumerate(ts.tolist()):
             x = reference.sample_marginal(n_jacobian, t, process, generator=generator, dtype=torch.float64)
             asym[k] = float(asymmetry(score, x, t).median())
+    else:  # high dimension: the Hutchinson / JVP estimate of the same ratio
+        for k, t in enumerate(ts.tolist()):
+            x = reference.sample_marginal(n_jacobian, t, process, generator=generator, dtype=torch.float64)
+            asym[k] = float(asymmetry_hutchinson(score, x, t, n_probes=n_probes, generator=generator).median())
     G = Gaussian(reference.mean.double(), reference.cov.double()).bind(process)
     ev = explained_variance(lambda x, t: score(x, t).detach(), G.score, reference, process, ts, n=n,
                             generator=generator)
