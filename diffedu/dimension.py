@@ -5,8 +5,13 @@ manifold". Near data on a k-dimensional manifold, at small noise the score point
 manifold: ``s(x, t) ~ -(x - alpha_t proj(x)) / sigma_t^2``, so the score Jacobian has D - k
 singular values near ``1 / sigma_t^2`` (normal directions) and k much smaller ones (tangent).
 :func:`intrinsic_dimension` finds the largest gap of the normalised spectrum over *every*
-position, including the one below the top (co-dimension 1, a hyperplane) and the one above it
-(full dimension). Lesson 13.
+position, including the one below the top (co-dimension 1, a hyperplane), the one above it
+(full dimension) and the one below the bottom (dimension 0, a point mass). Lesson 13.
+
+:func:`mle_dimension` is a standard estimator from outside the score world, for comparison:
+Levina and Bickel's maximum-likelihood estimator from nearest-neighbour distances (written here:
+it is a few lines of ``torch.cdist``; the packaged versions, scikit-dimension's ``MLE``, would add
+a dependency and scikit-learn for one formula).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import torch
 from ._core import check_batch, check_callable, check_choice, check_int, check_output, check_process, coefs
 from .calculus import jacobian
 
-__all__ = ["DimensionEstimate", "normalised_spectrum", "dimension_from_spectrum", "intrinsic_dimension"]
+__all__ = ["DimensionEstimate", "normalised_spectrum", "dimension_from_spectrum", "intrinsic_dimension",
+           "mle_dimension"]
 
 
 # --- intrinsic dimension ---------------------------------------------------------------------
@@ -30,8 +36,9 @@ class DimensionEstimate:
     dim: the estimate (the most common per-point estimate); dims (B,) long: per point;
     spectra (B, D): normalised singular values mu, descending (about 1 in normal directions,
     about ``sigma_t^2 / (alpha_t^2 lambda)`` in a tangent direction of variance lambda); gaps
-    (B, D): ``mu_{i-1} - mu_i`` for i = 1..D with ``mu_0 = 1`` the normal-direction level, so the
-    largest gap at i = D - k + 1 marks dimension k. Gaps are taken on the linear scale: tangent
+    (B, D + 1): ``mu_{i-1} - mu_i`` for i = 1..D + 1 with ``mu_0 = 1`` the normal-direction level
+    and ``mu_{D+1} = 0`` the tangent level, so the largest gap at i = D - k + 1 marks dimension k
+    (k = 0 when all D directions are normal). Gaps are taken on the linear scale: tangent
     values spread over decades (one per tangent variance), which a log scale would mistake for
     gaps.
     """
@@ -43,18 +50,19 @@ class DimensionEstimate:
 
 
 def dimension_from_spectrum(spectrum):
-    r"""Dimension estimates from normalised spectra (B, D), descending: ``(dims (B,), gaps (B, D))``.
+    r"""Dimension estimates from normalised spectra (B, D), descending: ``(dims (B,), gaps (B, D + 1))``.
 
     The normal directions sit near 1, the tangent ones near 0. Every position is a candidate:
-    with ``mu_0 = 1`` prepended, gap i (i = 1..D) is ``mu_{i-1} - mu_i``; the largest gap at i
-    leaves i - 1 normal directions above it, so the estimate is ``k = D - i + 1``. Gap 1 (between
-    the reference level and the top value) wins for full-dimensional data (k = D), gap 2 for a
-    hyperplane (k = D - 1). A point mass (k = 0) has no gap and is not detected.
+    with the two reference levels ``mu_0 = 1`` prepended and ``mu_{D+1} = 0`` appended, gap i
+    (i = 1..D + 1) is ``mu_{i-1} - mu_i``; the largest gap at i leaves i - 1 normal directions above
+    it, so the estimate is ``k = D - i + 1``. Gap 1 (from the upper reference to the top value) wins
+    for full-dimensional data (k = D), gap 2 for a hyperplane (k = D - 1), and gap D + 1 (from the
+    bottom value to the lower reference) for a point mass, where every direction is normal (k = 0).
     """
     mu = check_batch(spectrum, name="spectrum").to(torch.float64)
-    padded = torch.cat([torch.ones_like(mu[:, :1]), mu], 1)
-    gaps = padded[:, :-1] - padded[:, 1:]                             # (B, D)
-    n_normal = torch.argmax(gaps, 1)                                  # 0..D-1
+    padded = torch.cat([torch.ones_like(mu[:, :1]), mu, torch.zeros_like(mu[:, :1])], 1)
+    gaps = padded[:, :-1] - padded[:, 1:]                             # (B, D + 1)
+    n_normal = torch.argmax(gaps, 1)                                  # 0..D
     return mu.shape[1] - n_normal, gaps
 
 
@@ -104,3 +112,33 @@ def intrinsic_dimension(score, x, t, process, *, method: str = "jacobian", n_pro
     dims, gaps = dimension_from_spectrum(mu)
     dim = int(torch.mode(dims).values)
     return DimensionEstimate(dim=dim, dims=dims, spectra=mu, gaps=gaps)
+
+
+def mle_dimension(x, k: int = 10, *, reference=None) -> tuple[float, torch.Tensor]:
+    r"""Levina and Bickel's maximum-likelihood dimension estimate from nearest-neighbour distances.
+
+    x: (B, D) points at which to estimate; reference: the (M, D) sample whose neighbours are used
+    (default x itself, each point's own zero distance dropped). With ``T_j(x)`` the distance to the
+    j-th nearest neighbour,
+
+        m_k(x) = [ 1/(k - 1) sum_{j=1}^{k-1} log(T_k(x) / T_j(x)) ]^{-1}
+
+    (Levina and Bickel 2004, "Maximum likelihood estimation of intrinsic dimension", eq. 8, with
+    the unbiased k - 1 normalisation), and the global estimate averages the inverses,
+    ``[mean_x 1/m_k(x)]^{-1}`` (MacKay and Ghahramani's correction). Returns ``(estimate, m_k (B,))``.
+    It underestimates in high intrinsic dimension at a fixed sample size (the neighbourhoods are
+    not small then). Points with a repeated neighbour (distance 0) give NaN.
+    """
+    x = check_batch(x)
+    k = check_int(k, "k", minimum=2)
+    ref = x if reference is None else check_batch(reference, x.shape[1], name="reference")
+    self_ref = reference is None
+    if ref.shape[0] < k + int(self_ref):
+        raise ValueError(f"reference must hold at least k{' + 1' if self_ref else ''} = {k + int(self_ref)} "
+                         f"points; got {ref.shape[0]}")
+    d = torch.cdist(x.double(), ref.double())
+    T = torch.topk(d, k + int(self_ref), dim=1, largest=False).values[:, int(self_ref):]   # (B, k)
+    logs = torch.log(T[:, -1:] / T[:, :-1])                                                 # (B, k - 1)
+    inv = logs.mean(1)
+    m = 1.0 / inv
+    return float(1.0 / inv.mean()), m

@@ -26,7 +26,7 @@ from ._core import (as_param, check_batch, check_callable, check_coordinates, ch
 from .gaussian import Gaussian, _eigh_psd
 
 __all__ = ["gauge_rotation", "plain_rotation", "rotation_matrix", "linear_gauge_defect",
-           "affine_flow_moments", "rotated_scores", "gauge_flow_summary"]
+           "affine_flow_moments", "rotated_scores", "gauge_flow_summary", "gauge_defect"]
 
 
 # --- gauge fields of a Gaussian and the moments of affine flows -----------------------------
@@ -237,3 +237,24 @@ def gauge_flow_summary(gaussian, process, strength: float = 1.0, *, t_end: float
                                    T, t_end, rtol=rtol, atol=rtol * 1e-3)
         out[name] = (C, float((C - exact).norm() / exact.norm()))
     return out
+
+
+def gauge_defect(r, score, x, t) -> torch.Tensor:
+    r"""``div(p r) / p = div r + r . grad log p`` at each row of x: (B,). Zero everywhere exactly
+    when r is a gauge field of p (adding it to the score leaves every PF-ODE marginal unchanged).
+
+    r, score: fields ``f(x, t)`` (B, D) -> (B, D), score the exact ``grad log p_t``; x: (B, D); t a
+    time. ``div r`` by autograd (:func:`diffedu.calculus.divergence`, D backward passes). Dividing
+    by p keeps the test meaningful where p is tiny (lesson 12)."""
+    from .calculus import divergence
+
+    check_callable(r, "r", "a field r(x, t) -> (B, D)")
+    check_callable(score, "score", "a score s(x, t) -> (B, D)")
+    x = check_batch(x)
+    with torch.no_grad():
+        rx, sx = r(x, t), score(x, t)
+    for name, v in (("r", rx), ("score", sx)):
+        if not isinstance(v, torch.Tensor) or v.shape != x.shape:
+            got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            raise ValueError(f"{name} must return a tensor of x's shape {tuple(x.shape)}; got {got}")
+    return divergence(lambda y: r(y, t), x).detach() + (rx * sx).sum(1)

@@ -31,16 +31,40 @@ def test_dimension_of_rank_k_gaussians_including_hyperplanes(D, k, method, gen):
     est = dim.intrinsic_dimension(lambda x, t: g.score(x, t, proc), x0, 0.01, proc, method=method, generator=gen)
     assert est.dim == k
     assert (est.dims == k).all()
-    assert est.spectra.shape == (12, D) and est.gaps.shape == (12, D)
+    assert est.spectra.shape == (12, D) and est.gaps.shape == (12, D + 1)
 
 
 def test_dimension_from_spectrum_looks_at_every_gap():
     spectra = torch.tensor([[1.0, 1.0, 1.0, 1e-3],      # a curve in R^4: 3 normals
                             [1.0, 1e-3, 5e-4, 1e-4],    # a hyperplane: co-dimension 1
-                            [1e-2, 5e-3, 1e-3, 1e-4]],  # full dimension: no normal direction
+                            [1e-2, 5e-3, 1e-3, 1e-4],   # full dimension: no normal direction
+                            [1.0, 0.99, 0.97, 0.95]],   # a point mass: every direction normal
                            dtype=DT)
     dims, gaps = dim.dimension_from_spectrum(spectra)
-    assert dims.tolist() == [1, 3, 4]
+    assert dims.tolist() == [1, 3, 4, 0]
+    assert gaps.shape == (4, 5) and torch.allclose(gaps.sum(1), torch.ones(4, dtype=DT))  # 1 down to 0
+
+
+def test_a_point_mass_has_dimension_zero():
+    """An isotropic Gaussian of tiny variance seen at a larger noise: every direction is normal."""
+    proc = EDM()
+    g = Gaussian(torch.zeros(5), torch.full((5,), 1e-8))
+    est = dim.intrinsic_dimension(lambda x, t: g.score(x, t, proc), torch.zeros(3, 5, dtype=DT), 0.1, proc)
+    assert est.dim == 0 and (est.dims == 0).all()
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_mle_dimension_of_spheres(k, gen):
+    """Levina-Bickel on uniform k-spheres embedded in R^40: within 5% of k (3000 points)."""
+    z = torch.randn(3000, k + 1, generator=gen, dtype=DT)
+    Q, _ = torch.linalg.qr(torch.randn(40, k + 1, generator=gen, dtype=DT))
+    x = (z / z.norm(dim=1, keepdim=True)) @ Q.T
+    est, per_point = dim.mle_dimension(x, 10)
+    assert abs(est - k) < 0.05 * k and per_point.shape == (3000,)
+    est_ref, _ = dim.mle_dimension(x[:100], 10, reference=x[100:])
+    assert abs(est_ref - k) < 0.1 * k
+    with pytest.raises(ValueError, match="reference"):
+        dim.mle_dimension(x[:5], 10)
 
 
 def test_dimension_of_a_circle_from_an_empirical_score(gen):

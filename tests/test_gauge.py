@@ -133,3 +133,20 @@ def test_arguments_are_checked():
         gauge.gauge_flow_summary(G, p, t_end="0.5")
     with pytest.raises(ValueError, match="t_end must be > 0.0 here"):
         gauge.gauge_flow_summary(G, p, t_end=0.0)
+
+
+def test_gauge_defect_is_zero_for_a_gauge_rotation_and_not_for_a_plain_one():
+    """div(p r) / p from autograd against the closed form -gamma (x - m)^T C^-1 A (x - m) of the
+    plain rotation (lesson 12), and 0 for the gauge rotation."""
+    from diffedu.gauge import gauge_defect, gauge_rotation, plain_rotation, rotation_matrix
+
+    vp = VP()
+    g = Gaussian([0.3, -0.2], [[1.0, 0.45], [0.45, 0.3]])
+    x = g.sample_marginal(20, 0.3, vp, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    s = lambda y, t: g.score(y, t, vp)  # noqa: E731
+    assert float(gauge_defect(gauge_rotation(g, vp, 1.5), s, x, 0.3).abs().max()) < 1e-10
+    A = rotation_matrix(2)
+    C = g.marginal_cov(0.3, vp)
+    d = x - g.mean * vp.alpha(0.3)
+    closed = -1.5 * ((d @ torch.linalg.inv(C)) * (d @ A.T)).sum(1)
+    assert torch.allclose(gauge_defect(plain_rotation(g, vp, 1.5), s, x, 0.3), closed, atol=1e-10)
