@@ -37,7 +37,7 @@ import torch
 from ._core import (as_times, check_batch, check_callable, check_choice, check_generator, check_positive,
                     check_process, check_real, shape_checked)
 
-__all__ = ["pf_ode_path", "pf_ode_flow", "flow_jacobian", "consistency_sampler", "SIGMA_END"]
+__all__ = ["pf_ode_path", "pf_ode_flow", "flow_jacobian", "flow_map_terms", "consistency_sampler", "SIGMA_END"]
 
 #: Noise level ``sigma/alpha`` where a flow to t = 0 stops integrating and takes the denoiser.
 SIGMA_END = 1e-5
@@ -160,6 +160,33 @@ def flow_jacobian(D, process, x, t_from, t_to, *, delta: float = 1e-4, rtol: flo
         end = pf_ode_flow(D, process, both, t_from, t_to, rtol=rtol, atol=atol, method=method)
         cols.append((end[:B] - end[B:]) / (2 * delta))
     return torch.stack(cols, dim=2)
+
+
+def flow_map_terms(F, x0, paths, times, k) -> torch.Tensor:
+    r"""Per-row distillation error ``|F(paths[b, k_b], times[k_b]) - x0_b|^2``: (B,).
+
+    F: a model of the map to data, ``F(x, t) -> (B, D)`` with t a (B,) tensor of times; x0: (B, D),
+    the end of each exact path; paths: (B, T, D), the exact path of each row at ``times`` (T,);
+    k: (B,) integer indices into times, one point per row. The mean of these terms is
+    :func:`diffedu.training.flow_map_loss` (which draws k); their minimiser over all F is the
+    flow map ``Phi_{t -> 0}`` itself.
+    """
+    check_callable(F, "F", "a model F(x, t) -> (B, D) of the map to data")
+    x0 = check_batch(x0, name="x0")
+    B, Dm = x0.shape
+    if not isinstance(paths, torch.Tensor) or not isinstance(times, torch.Tensor) or not isinstance(k, torch.Tensor):
+        bad = next(n for n, v in (("paths", paths), ("times", times), ("k", k)) if not isinstance(v, torch.Tensor))
+        raise TypeError(f"{bad} must be a torch.Tensor")
+    if times.dim() != 1 or paths.shape != (B, times.numel(), Dm):
+        raise ValueError(f"paths must have shape (B, T, D) = ({B}, {times.numel()}, {Dm}) with times (T,); got "
+                         f"paths {tuple(paths.shape)}, times {tuple(times.shape)}")
+    if k.shape != (B,) or k.dtype.is_floating_point or k.dtype == torch.bool:
+        raise ValueError(f"k must be a ({B},) integer tensor of time indices; got {tuple(k.shape)} {k.dtype}")
+    if bool(((k < 0) | (k >= times.numel())).any()):
+        raise ValueError(f"k must index times (0..{times.numel() - 1}); got values in [{int(k.min())}, {int(k.max())}]")
+    xt = paths[torch.arange(B, device=paths.device), k].to(x0.dtype)
+    t = times.to(device=x0.device, dtype=x0.dtype)[k]
+    return ((F(xt, t) - x0) ** 2).sum(1)
 
 
 def consistency_sampler(F, process, x, ts, *, generator=None, callback=None, progress=False):

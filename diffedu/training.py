@@ -29,8 +29,9 @@ import torch
 
 from ._core import (check_batch, check_callable, check_choice, check_generator, check_int, check_positive, check_process,
                     check_real, coefs)
+from .flow_map import flow_map_terms
 
-__all__ = ["TrainResult", "train", "dsm_loss", "sample_times", "WEIGHTINGS"]
+__all__ = ["TrainResult", "train", "dsm_loss", "sample_times", "flow_map_loss", "WEIGHTINGS"]
 
 #: The weightings of :func:`dsm_loss`: ``lambda(t)`` in units of the score error.
 WEIGHTINGS = ("eps", "x0", "score")
@@ -206,5 +207,44 @@ def dsm_loss(process, *, weighting: str = "eps", t_min: float | None = None, fp_
             R = residuals[id(model)](xf, tf) * sf**3 / g2
             value = value + fp_weight * (R**2).sum(1).mean()
         return value
+
+    return loss
+
+
+def flow_map_loss(process, times) -> Callable:
+    r"""Distillation to the probability-flow map, pairs precomputed: a loss for :func:`train`.
+
+    The target is the exact map to data, ``Phi_{t -> 0}`` (:func:`diffedu.flow_map.pf_ode_path`
+    gives it): :func:`train` gets the path ends ``x0`` (M, D) as ``data`` and the paths at
+    ``times`` (T,) as ``labels`` (M, T, D), and each call draws one time index k per row (uniform)
+    and returns ``mean_b |F(x_b(t_k), t_k) - x0_b|^2`` with ``F = model.denoiser``
+    (:func:`diffedu.flow_map.flow_map_terms`): regression of
+    every point of an exact trajectory onto its end. Its minimiser is the flow map itself, the
+    ideal consistency model (Song et al. 2023, "Consistency models", consistency distillation,
+    eq. 7, whose minimiser with an exact ODE teacher is this map; direct regression on teacher
+    pairs is Luhman and Luhman 2021). A :class:`~diffedu.nets.ScoreMLP` with
+    ``param="denoiser"`` has the consistency models' parametrisation ``c_skip x + c_out F``
+    (``F(x, t) -> x / alpha_t`` as ``t -> 0``). times: (T,) in ``(0, t_max]``. Lesson 17.
+    """
+    process = check_process(process)
+    if not isinstance(times, torch.Tensor):
+        raise TypeError(f"times must be a 1-D tensor of times (T,); got {type(times).__name__}")
+    if times.dim() != 1 or times.numel() < 1 or not times.is_floating_point():
+        raise ValueError(f"times must be a non-empty 1-D floating tensor (T,); got shape {tuple(times.shape)}, "
+                         f"{times.dtype}")
+    process.check_t(times, "times")
+    if bool((times <= process.t_min).any()):
+        raise ValueError(f"times must be > {process.t_min}: the model's input is the half log-SNR, infinite at "
+                         "t = 0 (the map from t = 0 is the identity)")
+    times = times.detach().clone()
+
+    def loss(model, x0, y=None, *, generator=None):
+        if not isinstance(y, torch.Tensor) or y.dim() != 3 or y.shape[0] != x0.shape[0] or \
+                y.shape[1] != times.numel() or y.shape[2] != x0.shape[1]:
+            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ValueError(f"labels must be the paths (M, T, D) = (M, {times.numel()}, {x0.shape[1]}) at "
+                             f"times; got {got}")
+        k = torch.randint(times.numel(), (x0.shape[0],), generator=generator, device=x0.device)
+        return flow_map_terms(model.denoiser, x0, y, times.to(x0.device), k).mean()
 
     return loss
