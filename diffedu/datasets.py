@@ -5,7 +5,9 @@ Gaussian mixtures (exact scores, denoisers and marginals for every process, thro
 
 * :func:`ring` - K equal Gaussians on a circle (the classic "8 Gaussians");
 * :func:`grid_mixture` - an n x n grid of equal Gaussians;
-* :func:`two_gaussians` - two anisotropic Gaussians of unequal weight.
+* :func:`two_gaussians` - two anisotropic Gaussians of unequal weight;
+* :func:`random_mixture` - K Gaussians with random means and full covariances in D dimensions
+  (64 by default).
 
 Samplers only (no closed-form score), each ``f(n, *, generator=None, dtype=None, device=None)
 -> (n, 2)``, scaled to roughly unit variance per coordinate:
@@ -39,7 +41,7 @@ from .gaussian import Gaussian
 from .mixtures import GaussianMixture
 
 __all__ = ["ring", "grid_mixture", "two_gaussians", "two_moons", "checkerboard", "swiss_roll",
-           "SAMPLERS", "sampler", "load_digits", "Digits", "subspace_gaussian"]
+           "SAMPLERS", "sampler", "load_digits", "Digits", "subspace_gaussian", "random_mixture"]
 
 
 def _positive(name, v):
@@ -71,6 +73,22 @@ def grid_mixture(n: int = 3, spacing: float = 1.5, std: float = 0.15) -> Gaussia
     means = torch.cartesian_prod(c, c)
     return GaussianMixture(torch.full((n * n,), 1.0 / (n * n), dtype=torch.float64), means,
                            torch.full((n * n, 2), std**2, dtype=torch.float64))
+
+
+def random_mixture(K: int = 8, D: int = 64, *, seed: int = 0) -> GaussianMixture:
+    r"""K equal-weight Gaussians in D dimensions with random means and full covariances, from ``seed``.
+
+    ``mu_k = 6 z_k / sqrt(D)`` and ``Sigma_k = 0.3 A_k A_k^T + 0.02 I`` with z_k, and A_k's entries,
+    standard normal (A_k divided by sqrt(D)), drawn in that order in float64: modes a few
+    standard deviations apart, each with an anisotropic spectrum. The defaults are the 64-D
+    mixture of ``benchmarks/samplers.py accuracy`` and of lesson 17.
+    """
+    K, D = _count("K", K), _count("D", D)
+    g = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    means = 3 * torch.randn(K, D, generator=g, dtype=torch.float64) / math.sqrt(D) * 2
+    A = torch.randn(K, D, D, generator=g, dtype=torch.float64) / math.sqrt(D)
+    covs = 0.3 * A @ A.transpose(1, 2) + 0.02 * torch.eye(D, dtype=torch.float64)
+    return GaussianMixture(torch.full((K,), 1.0 / K, dtype=torch.float64), means, covs)
 
 
 def two_gaussians() -> GaussianMixture:

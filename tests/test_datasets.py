@@ -130,3 +130,20 @@ def test_wrong_types_are_type_errors():
         ds.subspace_gaussian(3, 1, scale="1")
     with pytest.raises(ValueError, match="scale must be > 0"):
         ds.subspace_gaussian(3, 1, scale=0.0)
+
+
+def test_random_mixture_is_seeded_and_well_posed():
+    from diffedu.datasets import random_mixture
+
+    m = random_mixture()
+    assert m.K == 8 and m.dim == 64
+    assert torch.equal(m.means, random_mixture(seed=0).means) and not torch.equal(m.means, random_mixture(seed=1).means)
+    ev = torch.linalg.eigvalsh(m.covs)
+    assert float(ev.min()) >= 0.02 - 1e-12          # 0.3 A A^T + 0.02 I
+    small = random_mixture(3, 5, seed=2)
+    x = small.sample(20000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert float((x.mean(0) - small.mean).abs().max()) < 0.05
+    with pytest.raises(ValueError, match="K"):
+        random_mixture(0)
+    with pytest.raises(TypeError, match="seed"):
+        random_mixture(seed=1.5)
