@@ -22,13 +22,17 @@ up to small corrections and teleporting down to such a noise level costs little:
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import torch
 
 from ._core import (Distribution, as_times, check_batch, check_callable, check_int, check_output,
                     check_process, check_real)
 from .gaussian import Gaussian, fit_gaussian
 
-__all__ = ["explained_variance", "gaussian_explained_variance", "teleport", "teleport_sweep", "noise_scale"]
+__all__ = ["explained_variance", "explained_variance_se", "ExplainedVariance", "gaussian_explained_variance", "teleport",
+           "teleport_sweep", "noise_scale"]
 
 
 def explained_variance(score, approx, dist: Distribution, process, ts, *, n: int = 1000,
@@ -54,6 +58,28 @@ def explained_variance(score, approx, dist: Distribution, process, ts, *, n: int
         s, a = _in_own_dtype(score, x, t, "score"), _in_own_dtype(approx, x, t, "approx")
         out[i] = 1 - float(((s - a) ** 2).sum()) / float((s**2).sum())
     return out
+
+
+class ExplainedVariance(NamedTuple):
+    """ev (T,): the mean of ``repeats`` independent estimates; se (T,): its standard error."""
+
+    ev: torch.Tensor
+    se: torch.Tensor
+
+
+def explained_variance_se(score, approx, dist: Distribution, process, ts, *, n: int = 500, repeats: int = 4,
+                          generator: torch.Generator | None = None, dtype=torch.float64) -> ExplainedVariance:
+    r""":func:`explained_variance` with its Monte Carlo error: ``repeats`` independent estimates of n
+    draws each (one generator, drawn in turn), their mean and standard error ``sd / sqrt(repeats)``.
+
+    The estimate is a ratio of two means, slightly biased at small n (the bias falls like 1/n,
+    faster than the error); the spread of independent estimates measures the error without a
+    formula for the ratio's variance. Returns :class:`ExplainedVariance` of (T,) float64 tensors.
+    """
+    repeats = check_int(repeats, "repeats", minimum=2)
+    runs = torch.stack([explained_variance(score, approx, dist, process, ts, n=n, generator=generator, dtype=dtype)
+                        for _ in range(repeats)])
+    return ExplainedVariance(runs.mean(0), runs.std(0) / math.sqrt(repeats))
 
 
 def _in_own_dtype(f, x, t, name):

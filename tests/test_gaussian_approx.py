@@ -229,3 +229,22 @@ def test_teleport_sweep_against_a_converged_reference():
     assert conv.shape == x.shape
     with pytest.raises(ValueError, match="reference must have x's shape"):
         teleport_sweep(euler, G.bind(P).denoiser, P, x, ts[:-1], G, [0], reference=exact[:5])
+
+
+def test_explained_variance_se_covers_the_closed_form():
+    """Gaussian data, a wrong Gaussian model: the mean of the repeats lies within 4 standard errors
+    of gaussian_explained_variance, and the error shrinks about like 1/sqrt(n) (n x 16: about 4 times)."""
+    from diffedu.gaussian_approx import explained_variance_se
+
+    P = VP()
+    Gd, Gm = Gaussian([0.0, 1.0], [[1.0, 0.3], [0.3, 0.5]]), Gaussian([0.2, 0.8], [0.7, 0.7])
+    ts = [0.2, 0.5]
+    exact = gaussian_explained_variance(Gd, Gm, P, ts)
+    small = explained_variance_se(Gd.bind(P).score, Gm.bind(P).score, Gd, P, ts, n=200, repeats=16, generator=gen(0))
+    big = explained_variance_se(Gd.bind(P).score, Gm.bind(P).score, Gd, P, ts, n=3200, repeats=16, generator=gen(1))
+    for r in (small, big):
+        assert ((r.ev - exact).abs() < 4 * r.se).all(), (r, exact)
+    ratio = small.se / big.se
+    assert ((ratio > 2) & (ratio < 8)).all(), ratio
+    with pytest.raises(ValueError, match="repeats"):
+        explained_variance_se(Gd.bind(P).score, Gm.bind(P).score, Gd, P, ts, repeats=1)
