@@ -32,7 +32,7 @@ from ._core import (Distribution, as_times, check_batch, check_callable, check_i
 from .gaussian import Gaussian, fit_gaussian
 
 __all__ = ["explained_variance", "explained_variance_se", "ExplainedVariance", "gaussian_explained_variance", "teleport",
-           "teleport_sweep", "noise_scale"]
+           "teleport_sweep", "noise_scale", "rms_distance", "RMSDistance"]
 
 
 def explained_variance(score, approx, dist: Distribution, process, ts, *, n: int = 1000,
@@ -170,6 +170,31 @@ def teleport(sampler, D, process, x, ts, target, *, t_from: float | None = None,
     return sampler(D, process, x, ts, **kw)
 
 
+class RMSDistance(NamedTuple):
+    """rms: ``sqrt(mean_b |x_b - y_b|^2)``; se: its standard error (delta method)."""
+
+    rms: float
+    se: float
+
+
+def rms_distance(x, reference) -> RMSDistance:
+    r"""Root-mean-square distance between paired rows, ``sqrt(mean_b |x_b - y_b|^2)``, with its
+    standard error: with ``m`` the mean of the squared distances and ``s`` their standard
+    deviation, ``se(m) = s / sqrt(B)`` and, by the delta method, ``se(sqrt m) = se(m) / (2 sqrt m)``
+    (0 when m = 0). x, reference: (B, D), B >= 2, row b of x paired with row b of reference (the
+    end points of one starting noise under two samplers). Float64.
+    """
+    x = check_batch(x, name="x")
+    y = check_batch(reference, x.shape[1], name="reference")
+    if y.shape != x.shape or x.shape[0] < 2:
+        raise ValueError(f"x and reference must have the same shape (B, D) with B >= 2; got {tuple(x.shape)} and "
+                         f"{tuple(y.shape)}")
+    sq = ((x.detach().double() - y.detach().double()) ** 2).sum(1)
+    m = float(sq.mean())
+    se_m = float(sq.std()) / math.sqrt(len(sq))
+    return RMSDistance(math.sqrt(m), se_m / (2 * math.sqrt(m)) if m > 0 else 0.0)
+
+
 def teleport_sweep(sampler, D, process, x, ts, target, skips, *, reference=None) -> torch.Tensor:
     r"""How far teleported samples land from the full sampler's, for each number of skipped steps.
 
@@ -203,5 +228,5 @@ def teleport_sweep(sampler, D, process, x, ts, target, skips, *, reference=None)
     out = torch.empty(len(ks), dtype=torch.float64)
     for i, k in enumerate(ks):
         xk = full if k == 0 else teleport(sampler, D, process, x, ts[k:], target, t_from=float(ts[0]))
-        out[i] = float(((xk.double() - ref.double()) ** 2).sum(1).mean().sqrt())
+        out[i] = float(((xk.double() - ref.double()) ** 2).sum(1).mean().sqrt())  # rms_distance's rms (B = 1 too)
     return out
