@@ -141,3 +141,32 @@ def test_sde_path_input_checks():
     with pytest.raises(ValueError, match="n_hermite"):
         sde_path_bias(Gaussian(torch.zeros(8), torch.ones(8)), vp, torch.zeros(1, 8, dtype=torch.float64), 0.1,
                       n_hermite=16)
+
+
+def test_sde_path_arguments_are_checked():
+    """Issue 21 (property tests): a string grid gave torch's "invalid data type"; a string dist an
+    AttributeError; no points a reshape error."""
+    from diffedu.likelihood import sde_path_bias, sde_path_log_likelihood
+    G, p = Gaussian([0.0], [1.0]), VP()
+    x = torch.zeros(2, 1, dtype=torch.float64)
+    with pytest.raises(TypeError, match="ts must be a 1-D tensor or sequence of times"):
+        sde_path_log_likelihood(G.bind(p).denoiser, p, x, "abc")
+    with pytest.raises(TypeError, match="dist must be a diffedu distribution"):
+        sde_path_bias("G", p, x, 0.5)
+    with pytest.raises(ValueError, match="x must hold at least one point"):
+        sde_path_bias(G, p, x[:0], 0.5)
+
+
+def test_dequantise_and_bits_per_dim():
+    """A uniform law on the dequantised cube of L levels costs log2 L bits per dimension; the
+    dequantised points stay inside their bins."""
+    from diffedu.likelihood import bits_per_dim, dequantise
+
+    k = torch.randint(0, 17, (500, 8), generator=torch.Generator().manual_seed(0)).double() / 16
+    y = dequantise(k, 1 / 16, generator=torch.Generator().manual_seed(1))
+    assert float((y - k).abs().max()) <= 1 / 32 and float((y - k).abs().max()) > 0.9 / 32
+    log_uniform = torch.full((500,), -8 * math.log(17 / 16), dtype=torch.float64)  # density on [-1/32, 1 + 1/32]^8
+    assert torch.allclose(bits_per_dim(log_uniform, 8, bin_width=1 / 16), torch.full((500,), math.log2(17),
+                                                                                     dtype=torch.float64))
+    with pytest.raises(ValueError, match="bin_width"):
+        bits_per_dim(log_uniform, 8, bin_width=0.0)
