@@ -221,7 +221,7 @@ def check_implementation(answer, reference, make_inputs, *, name: str = "your fu
         return say("unanswered", name, "")
     if not callable(answer):
         return say("wrong", name, f"expected a function, got a {type(answer).__name__}")
-    tolerances = dict(TOLERANCES, **(tolerances or {}))
+    tolerances = {**TOLERANCES, **(tolerances or {})}  # keyed by dtype: dict(..., **kw) needs str keys
     n_cases = 0
     for shape in shapes:
         for dtype in dtypes:

@@ -118,6 +118,15 @@ def test_implementation_checker_reports_the_first_failing_case(capsys, answer, e
     assert fb.status == "wrong" and expect in out and "on the inputs x: (" in out and "(seed " in out
 
 
+def test_implementation_checker_takes_tolerances_by_dtype(capsys):
+    """A looser float32 tolerance is accepted (a dict keyed by dtype) and used."""
+    off = lambda x, h: x + h * torch.tanh(x) * (1 + 5e-4)  # noqa: E731  (a 5e-4 relative error)
+    assert check_implementation(off, _reference, _inputs, name="step").status == "wrong"
+    fb = check_implementation(off, _reference, _inputs, name="step", dtypes=(torch.float32,),
+                              tolerances={torch.float32: (1e-3, 1e-6)})
+    assert fb
+
+
 def test_implementation_checker_unanswered_and_not_a_function(capsys):
     assert check_implementation(None, _reference, _inputs, name="step").status == "unanswered"
     assert "expected a function, got a int" in check_implementation(3, _reference, _inputs, name="step").message
