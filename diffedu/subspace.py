@@ -531,12 +531,18 @@ def train_low_rank_denoiser(X, n_components: int, rank: int, process, *, steps: 
 @dataclass(frozen=True)
 class PhaseTransition:
     """n_per_subspace (len N,), errors (N, trials) worst matched subspace error per trial,
-    success (N,) the fraction of trials with every subspace's error under ``threshold``."""
+    success (N,) the fraction of trials with every subspace's error under ``threshold``;
+    objective (N, trials): the K-subspaces objective of the estimate's grouping (the found one
+    without labels, the true one with labels) and true_objective (N, trials): the objective of the
+    true grouping (:func:`subspace_objective`). A failure whose objective exceeds the true one is
+    an algorithmic failure: a better grouping exists and was not found."""
 
     n_per_subspace: list
     errors: torch.Tensor
     success: torch.Tensor
     threshold: float
+    objective: torch.Tensor | None = None
+    true_objective: torch.Tensor | None = None
 
 
 def phase_transition(n_per_subspace, *, dim: int, n_subspaces: int, rank: int, noise: float = 0.0,
@@ -549,7 +555,10 @@ def phase_transition(n_per_subspace, *, dim: int, n_subspaces: int, rank: int, n
     subspaces: with ``labels=True`` by PCA of each labelled group (:func:`fit_subspace`), else by
     :class:`SubspaceClustering` (``n_init`` restarts). A trial succeeds when every matched
     subspace error is below ``threshold``. Noiseless with labels, success is 0 for n < rank and
-    1 for n >= rank, whatever ``dim``.
+    1 for n >= rank, whatever ``dim``. Without labels and noise, n = rank points per subspace do not
+    identify the grouping (every grouping has objective 0, :func:`subspace_objective`); from
+    n = rank + 1 on the true grouping is generically the only one with objective 0, so a failure
+    there whose ``objective`` is above ``true_objective`` is the algorithm's.
     """
     if isinstance(n_per_subspace, (str, bytes)) or not hasattr(n_per_subspace, "__iter__"):
         raise TypeError(f"n_per_subspace must be a sequence of sample counts; got {type(n_per_subspace).__name__}")
@@ -559,6 +568,7 @@ def phase_transition(n_per_subspace, *, dim: int, n_subspaces: int, rank: int, n
     seed, threshold = check_int(seed, "seed", minimum=0), check_positive(threshold, "threshold")
     check_int(n_init, "n_init", minimum=1)
     errors = torch.empty(len(ns), T, dtype=torch.float64)
+    objective, true_objective = torch.zeros(len(ns), T, dtype=torch.float64), torch.zeros(len(ns), T, dtype=torch.float64)
     for j in range(T):
         g = _generator(seed + j)
         U = random_bases(n_subspaces, dim, rank, generator=g)
@@ -568,11 +578,15 @@ def phase_transition(n_per_subspace, *, dim: int, n_subspaces: int, rank: int, n
                 errors[i, j] = 1.0
                 continue
             X, y = sample_subspaces(mix, n, generator=g)
+            true_objective[i, j] = subspace_objective(X, y, n_subspaces, rank)
             if labels:
                 est = torch.stack([fit_subspace(X[y == k], rank) for k in range(n_subspaces)])
                 err = subspace_error(est, U)
+                objective[i, j] = true_objective[i, j]
             else:
-                est = SubspaceClustering(n_subspaces, rank, n_init=n_init, seed=seed + j).fit(X).bases_
+                fit = SubspaceClustering(n_subspaces, rank, n_init=n_init, seed=seed + j).fit(X)
+                est, objective[i, j] = fit.bases_, fit.inertia_
                 err = match_subspaces(est, U)[1]
             errors[i, j] = err.max()
-    return PhaseTransition(ns, errors, (errors < threshold).to(torch.float64).mean(1), float(threshold))
+    return PhaseTransition(ns, errors, (errors < threshold).to(torch.float64).mean(1), float(threshold),
+                           objective, true_objective)

@@ -334,3 +334,21 @@ def test_labels_of_strings_are_a_type_error():
     from diffedu.subspace import subspace_objective
     with pytest.raises(TypeError, match="labels must hold integers"):
         subspace_objective(torch.randn(2, 3), ["0", "1"], 2, 1)
+
+
+def test_phase_transition_tells_algorithmic_failures_from_unidentifiable_ones():
+    """Noiseless, no labels, d = 2: at n = d some trials end at objective 0 (a global optimum, as
+    every grouping into pairs is) with the wrong subspaces: not identifiable, not the algorithm's
+    fault; at n = d + 1 and above the true grouping is the only one with objective 0 and every
+    failed trial stopped at a higher objective (a local minimum). Measured (seed 0): 3 of 12 trials
+    at n = d fail at objective ~1e-16."""
+    pt = phase_transition([2, 3, 6], dim=8, n_subspaces=3, rank=2, labels=False, n_trials=12, n_init=2, seed=0)
+    assert pt.objective.shape == pt.true_objective.shape == (3, 12)
+    assert float(pt.true_objective.max()) < 1e-10
+    failed = pt.errors >= pt.threshold
+    assert bool((failed[0] & (pt.objective[0] < 1e-10)).any())  # n = d: optimal and wrong
+    for i in (1, 2):
+        assert bool((pt.objective[i][failed[i]] > 1e-6).all())    # n > d: failures are local minima
+        assert bool((pt.objective[i][~failed[i]] < 1e-10).all())
+    lab = phase_transition([3], dim=8, n_subspaces=3, rank=2, noise=0.01, n_trials=2, seed=0)
+    torch.testing.assert_close(lab.objective, lab.true_objective)
