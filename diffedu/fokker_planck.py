@@ -449,7 +449,7 @@ def log_density_penalty(log_p: Callable, process, x0, *, n: int = 64, t_min: flo
     ``weight * log_density_penalty(...)`` to a DSM loss (:func:`diffedu.training.dsm_loss`).
     """
     check_process(process)
-    x0 = check_batch(x0)
+    x0 = check_batch(x0, name="x0")
     n = check_int(n, "n", minimum=2)
     check_generator(generator, x0.device)
     R = log_density_residual(log_p, process, method=method, generator=generator, create_graph=True)

@@ -41,7 +41,8 @@ import numpy as np
 import torch
 from scipy.fft import dctn, idctn
 
-from ._core import as_real_tensor, check_callable, check_choice, check_int, check_positive, check_process, check_real
+from ._core import (as_real_tensor, check_callable, check_choice, check_dtype, check_positive,
+                    check_process, check_real)
 
 __all__ = ["GridSolve", "sampler_density", "face_centres", "grid_tv", "grid_hellinger", "grid_w2", "LIMITERS",
            "gronwall_terms", "gronwall_bound"]
@@ -165,7 +166,9 @@ def sampler_density(score: Callable, process, grid, p_start, t_start: float, t_e
     if cfl > 1:
         raise ValueError(f"cfl must be at most 1 (the upwind scheme is unstable above); got {cfl}")
     max_dt = (t_start - t_end) / 50 if max_dt is None else check_positive(max_dt, "max_dt")
-    keep = sorted({float(k) for k in keep}, reverse=True)
+    if isinstance(keep, (str, bytes)) or not hasattr(keep, "__iter__"):
+        raise TypeError(f"keep must be a sequence of times; got {type(keep).__name__} {keep!r}")
+    keep = sorted({check_real(k, "keep (each a time)") for k in keep}, reverse=True)
     if any(not (t_end < k <= t_start) for k in keep):
         raise ValueError(f"keep must hold times in ({t_end}, {t_start}]; got {keep}")
     xf, yf = (torch.as_tensor(f, dtype=dtype) for f in face_centres(g))
@@ -259,6 +262,7 @@ def grid_w2(p, q, grid, *, threshold: float = 1e-9) -> float:
 
     a, b = _pair(p, q)
     g, h = _uniform(grid)
+    threshold = check_real(threshold, "threshold", minimum=0.0)
     pts = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
     wa, wb = a.reshape(-1) * h * h, b.reshape(-1) * h * h
     ia, ib = wa > threshold, wb > threshold
@@ -282,11 +286,21 @@ def gronwall_terms(score: Callable, process, grid, q, t: float, *, mass_floor: f
     g, h = _uniform(grid)
     q = as_real_tensor(q, "q", "an (n, n) density").numpy().astype(np.float64)
     n = g.size
+    if q.shape != (n, n) or not np.isfinite(q).all() or (q < 0).any() or not q.max() > 0:
+        raise ValueError(f"q must be a finite non-negative ({n}, {n}) density with some mass, matching grid; "
+                         f"got shape {q.shape}")
+    t = check_real(t, "t")
+    process.check_t(t)
+    mass_floor = check_real(mass_floor, "mass_floor", minimum=0.0, maximum=1.0)
+    dtype = check_dtype(dtype)
     pts = torch.as_tensor(np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2), dtype=dtype)
     mask = (q > mass_floor * q.max()).reshape(-1)
     x = pts[torch.as_tensor(mask)].clone().requires_grad_(True)
     with torch.enable_grad():
         s = score(x, t)
+        if not isinstance(s, torch.Tensor) or s.shape != x.shape:
+            got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+            raise ValueError(f"score must return a tensor of x's shape {tuple(x.shape)}; got {got}")
         rows = [torch.autograd.grad(s[:, i].sum(), x, retain_graph=i == 0)[0] for i in range(2)]
     J = torch.stack(rows, 1).detach().double()                      # (m, 2, 2): J[b, i, j] = d s_i / d x_j
     lam = torch.linalg.eigvalsh(0.5 * (J + J.transpose(1, 2)))[:, -1]
@@ -314,8 +328,11 @@ def gronwall_bound(ts, eps, Lambda, g2) -> float:
     PF-ODE of the model's score with the PF-ODE of the SDE's own density q (whose marginals are
     q_t), subtract, and apply Gronwall's inequality to ``E|X - Y|^2`` (the stability estimate
     behind Deveney et al. 2023's W2 bound in terms of the score mismatch; lesson 05 derives it)."""
-    ts = np.asarray(ts, dtype=np.float64)
-    e, L, g = (np.asarray(a, dtype=np.float64) for a in (eps, Lambda, g2))
+    ts, e, L, g = (as_real_tensor(a, name, "a 1-D array of numbers").numpy()
+                   for a, name in ((ts, "ts"), (eps, "eps"), (Lambda, "Lambda"), (g2, "g2")))
+    for a, name in ((ts, "ts"), (e, "eps"), (L, "Lambda"), (g, "g2")):
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} must be finite (no NaN or inf)")
     if ts.ndim != 1 or ts.size < 2 or e.shape != ts.shape or L.shape != ts.shape or g.shape != ts.shape:
         raise ValueError("ts, eps, Lambda and g2 must be 1-D arrays of one common length >= 2")
     if np.any(np.diff(ts) <= 0):

@@ -250,7 +250,7 @@ def tilted_sample(model, c, w, n, *, generator=None, dtype=None, device=None, ma
     device, dtype = resolve_device(generator, device, dtype)
     prop = model.given(c) if w >= 1 else model.mixture
     power = w - 1 if w >= 1 else w
-    out, got, used = [], 0, 0
+    out, got, used = [torch.empty(0, model.dim, dtype=torch.float64, device=device)], 0, 0  # n = 0: no draws
     batch = max(64, 2 * n)
     while got < n:
         if used >= max_proposals:

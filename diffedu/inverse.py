@@ -93,6 +93,9 @@ class Measurement:
 
     def tensors(self, x):
         """``(A, y)`` in x's dtype and device (cached)."""
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            got = f"a {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise TypeError(f"x must be a floating torch.Tensor (A and y take its dtype and device); got {got}")
         key = (x.dtype, x.device)
         if key not in self._cache:
             self._cache[key] = (self.A.to(dtype=x.dtype, device=x.device), self.y.to(dtype=x.dtype, device=x.device))
@@ -293,6 +296,7 @@ def pigdm_denoiser(D, process, meas, *, posterior_cov=None):
     if not isinstance(meas, Measurement):
         raise TypeError(f"meas must be a diffedu.inverse.Measurement; got {type(meas).__name__}")
     cov = _cov_fn(posterior_cov, process)
+    D = shape_checked(D, "D")
 
     def guided(x, t):
         x = check_batch(x, meas.dim)
@@ -311,6 +315,7 @@ def pigdm(D, process, x, ts, meas, *, posterior_cov=None, sampler=None, generato
     One denoiser call with a VJP per sampler evaluation. x: (B, D) at ts[0]; returns (B, D).
     """
     sampler = ddim if sampler is None else check_callable(sampler, "sampler", "a sampler of diffedu.samplers")
+    _check_meas(meas, check_batch(x).shape[1])
     Dy = pigdm_denoiser(D, process, meas, posterior_cov=posterior_cov)
     return sampler(Dy, process, x, ts, generator=generator, callback=callback, progress=progress)
 
@@ -334,7 +339,7 @@ def red_diff(D, process, x, ts, meas, *, lam: float = 0.25, lr: float = 0.05, be
     (:func:`red_diff_fixed_point`), the posterior mean only in special cases. x: (B, D) starting
     points (B independent runs); ts: (N,) times in (0, t_max], any order; returns mu (B, D).
     """
-    check_callable(D, "D", "a denoiser D(x, t) -> (B, D)")
+    D = shape_checked(check_callable(D, "D", "a denoiser D(x, t) -> (B, D)"), "D")
     process = check_process(process)
     x = check_batch(x)
     meas = _check_meas(meas, x.shape[1])
@@ -344,6 +349,8 @@ def red_diff(D, process, x, ts, meas, *, lam: float = 0.25, lr: float = 0.05, be
         raise ValueError(f"ts must be > {process.t_min} (RED-diff divides by alpha_t and sigma_t); got {ts.tolist()}")
     lam = check_real(lam, "lam", minimum=0.0)
     lr = check_positive(lr, "lr")
+    if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2) of Adam's decay rates; got {betas!r}")
     b1, b2 = (check_real(b, "betas", minimum=0.0, maximum=1.0, strict=False) for b in betas)
     check_generator(generator, x.device)
     if callback is not None and not callable(callback):
@@ -400,7 +407,11 @@ def red_diff_fixed_point(prior, process, ts, meas, *, lam: float = 0.25) -> torc
     P = lam * P / len(ts)
     s2 = meas.noise_std**2
     lhs = meas.A.T @ meas.A / s2 + P
-    return torch.linalg.solve(lhs, meas.A.T @ meas.y / s2 + P @ m)
+    try:
+        return torch.linalg.solve(lhs, meas.A.T @ meas.y / s2 + P @ m)
+    except torch.linalg.LinAlgError as e:  # lam = 0 and A of rank < D: no unique fixed point
+        raise ValueError(f"lam = {lam:g} leaves the fixed-point equations singular (A has rank < D = {prior.dim}): "
+                         "the fixed point is not unique; use lam > 0") from e
 
 
 # --- twisted sequential Monte Carlo -----------------------------------------------------------------
@@ -455,6 +466,8 @@ def twisted_smc(D, process, x, ts, meas, *, posterior_cov=None, resample_ess: fl
     VJP per step **per particle**. x: (K, D); returns an :class:`SMCResult`.
     """
     x, g, D = _check(D, process, x, ts, generator, callback)
+    if x.shape[0] == 0:
+        raise ValueError("x must hold at least one particle (K >= 1 rows)")
     meas = _check_meas(meas, x.shape[1])
     resample_ess = check_real(resample_ess, "resample_ess", minimum=0.0, maximum=1.0)
     cov = _cov_fn(posterior_cov, process)

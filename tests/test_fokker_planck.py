@@ -223,3 +223,10 @@ def test_log_density_penalty_vanishes_for_an_unnormalised_exact_marginal():
     assert float(fp.log_density_penalty(wrong, vp, x0, generator=torch.Generator().manual_seed(1)).detach()) > 1e-3
     with pytest.raises(ValueError, match="n"):
         fp.log_density_penalty(wrong, vp, x0, n=1)
+
+
+def test_log_density_penalty_names_x0():
+    """Issue 21 (property tests): a NaN x0 was reported as 'x must be finite'."""
+    g, p = Gaussian(torch.zeros(1), torch.ones(1)), VP()
+    with pytest.raises(ValueError, match="x0 must be finite"):
+        fp.log_density_penalty(g.bind(p).log_prob, p, torch.tensor([[0.0], [math.nan]]))

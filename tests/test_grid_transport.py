@@ -105,3 +105,31 @@ def test_bad_input():
         gt.sampler_density(lambda x, t: x[:, :1], vp, grid, p, 1.0, 0.5)
     with pytest.raises(ValueError, match="same shape"):
         gt.grid_tv(np.ones(3), np.ones(4), 1.0)
+
+
+def test_arguments_are_checked():
+    """Issue 21 (property tests): NaN eps/Lambda/g2/ts gave a NaN bound (or NumPy's conversion error for a
+    string); keep=('0.5',) was read by float(); gronwall_terms took a NaN or wrong-shape q (torch's max() error), a
+    string mass_floor (NumPy's error) and an integer dtype (autograd's error), and a score of the wrong shape
+    failed in a reshape; a string threshold failed inside NumPy."""
+    ts = np.linspace(0.1, 1.0, 4)
+    with pytest.raises(ValueError, match="eps must be finite"):
+        gt.gronwall_bound(ts, [0.1, math.nan, 0.1, 0.1], np.zeros(4), np.ones(4))
+    with pytest.raises(TypeError, match="ts must be a 1-D array of numbers"):
+        gt.gronwall_bound("abc", np.zeros(4), np.zeros(4), np.ones(4))
+    p = VP()
+    g = Gaussian(torch.zeros(2), torch.eye(2))
+    grid = np.linspace(-3.0, 3.0, 6)
+    q = fp.density_on_grid(g, p, grid, 0.5)
+    with pytest.raises(TypeError, match="keep .* must be a real number; got str"):
+        gt.sampler_density(g.bind(p).score, p, grid, q, 0.5, 0.4, keep=("0.45",))
+    with pytest.raises(ValueError, match="q must be a finite non-negative"):
+        gt.gronwall_terms(g.bind(p).score, p, grid, np.full((6, 6), math.nan), 0.5)
+    with pytest.raises(TypeError, match="mass_floor must be a real number"):
+        gt.gronwall_terms(g.bind(p).score, p, grid, q, 0.5, mass_floor="0.1")
+    with pytest.raises(TypeError, match="dtype must be a floating dtype"):
+        gt.gronwall_terms(g.bind(p).score, p, grid, q, 0.5, dtype=torch.int64)
+    with pytest.raises(ValueError, match="score must return a tensor of x's shape"):
+        gt.gronwall_terms(lambda x, t: torch.cat([x, x], 1), p, grid, q, 0.5)
+    with pytest.raises(TypeError, match="threshold must be a real number"):
+        gt.grid_w2(q, q, grid, threshold="0")

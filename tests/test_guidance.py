@@ -150,3 +150,11 @@ def test_bad_inputs():
         bad(_x(), 0.3)
     with pytest.raises(RuntimeError, match="max_proposals"):
         G.tilted_sample(MODEL, 0, 60.0, 1000, max_proposals=2000)
+
+
+def test_tilted_sample_of_no_draws():
+    """Issue 21 (property tests): n = 0 gave torch.cat's "expected a non-empty list of Tensors"."""
+    mix = GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [[0.5], [0.5]])
+    model = G.ClassConditional(mix, [0, 1])
+    out = G.tilted_sample(model, 0, 2.0, 0, dtype=torch.float32)
+    assert out.shape == (0, 1) and out.dtype == torch.float32

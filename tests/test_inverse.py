@@ -243,3 +243,29 @@ def test_bad_inputs():
         inv.credible_level("post", x)
     with pytest.raises(ValueError, match="noise_std"):
         inv.Measurement([[1.0, 0.0]], [0.0], 0.0)
+
+
+def test_arguments_are_checked():
+    """Issue 21 (property tests): lam = 0 with A of rank < D gave torch's LinAlgError; betas=0.9 "'float' object is
+    not iterable"; a (B, D + 1) denoiser failed in a matrix product (PiGDM) or broadcast (RED-diff); pigdm with a
+    measurement of the wrong dimension named x; Measurement.tensors read x.dtype of a list; twisted_smc with no
+    particles divided by zero."""
+    p = VP()
+    G = Gaussian(torch.zeros(2), torch.eye(2))
+    meas = inv.Measurement([[1.0, 0.0]], [0.5], 0.1)
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    wide = lambda z, t: torch.cat([z, z], 1)  # noqa: E731
+    with pytest.raises(ValueError, match="lam = 0 leaves the fixed-point equations singular"):
+        inv.red_diff_fixed_point(G, p, [0.5], meas, lam=0.0)
+    with pytest.raises(TypeError, match="betas must be a pair"):
+        inv.red_diff(G.bind(p).denoiser, p, x, [0.5], meas, betas=0.9)
+    with pytest.raises(ValueError, match="D must return a tensor of x's shape"):
+        inv.red_diff(wide, p, x, [0.5], meas)
+    with pytest.raises(ValueError, match="D must return a tensor of x's shape"):
+        inv.pigdm_denoiser(wide, p, meas)(x, 0.5)
+    with pytest.raises(ValueError, match="meas measures 2-D points but x is 1-D"):
+        inv.pigdm(G.bind(p).denoiser, p, torch.zeros(3, 1), time_grid(p, 3), meas)
+    with pytest.raises(TypeError, match="x must be a floating torch.Tensor"):
+        meas.tensors([[0.0, 0.0]])
+    with pytest.raises(ValueError, match="x must hold at least one particle"):
+        inv.twisted_smc(G.bind(p).denoiser, p, x[:0], time_grid(p, 3), meas)
