@@ -21,6 +21,10 @@ decoding tokens one at a time in a random order: the first-hitting sampler (Zhen
 The pieces, one module each: :mod:`.schedules` (schedules and the forward masking),
 :mod:`.sequences` (the data distribution and its exact denoiser), :mod:`.evidence` (the ELBO),
 :mod:`.sampling`. Categorical draws with truncated uniforms are :mod:`diffedu.categorical`.
+
+Beside the masked process, :mod:`.uniform` is uniform-noise diffusion with the same interface (the
+same schedules, sequence tables, ``denoiser(x, t) -> (B, L, V)``, ELBO and step-wise sampler with its
+exact law), its leave-one-out posterior and its absorbing reformulation (lesson 18).
 Everything is re-exported here: ``from diffedu import discrete as dd; dd.elbo(...)``. Lesson 09.
 """
 
@@ -29,6 +33,9 @@ from .evidence import elbo, elbo_integrand, elbo_mc
 from .sampling import first_hitting_survival, first_hitting_time, sample_first_hitting, sample_stepwise, stepwise_law
 from .schedules import CosineMask, LinearMask, MaskSchedule, PowerMask, all_masked, mask_tokens
 from .sequences import SequenceDistribution, sequence_chi2
+from .uniform import (absorbing_denoiser, denoiser_from_loo, loo_from_denoiser, noise_posterior,
+                      sample_uniform_stepwise, uniform_denoiser, uniform_elbo, uniform_kernel, uniform_loo,
+                      uniform_marginal, uniform_ratios, uniform_step_probs, uniform_stepwise_law, uniform_tokens)
 
 __all__ = [
     "MaskSchedule", "LinearMask", "CosineMask", "PowerMask",
@@ -36,4 +43,7 @@ __all__ = [
     "first_hitting_time", "first_hitting_survival", "sample_first_hitting", "sample_stepwise", "stepwise_law",
     "elbo_integrand", "elbo", "elbo_mc", "sequence_chi2",
     "sample_categorical", "gumbel_max_probs", "entropy", "total_variation",
+    "uniform_kernel", "uniform_tokens", "uniform_marginal", "uniform_denoiser", "uniform_loo", "loo_from_denoiser",
+    "denoiser_from_loo", "uniform_ratios", "uniform_elbo", "uniform_step_probs", "sample_uniform_stepwise",
+    "uniform_stepwise_law", "noise_posterior", "absorbing_denoiser",
 ]
