@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.figure
+import matplotlib.ticker
 import numpy as np
 import torch
 
@@ -259,6 +260,7 @@ def plot_error_vs_steps(steps, errors: dict, ax=None, *, orders=(1, 2), anchor: 
     for p in orders:
         ax.loglog(x, ref[-1] * (x / x[-1]) ** (-p), "k:", lw=0.8)
         ax.annotate(f"slope -{p}", (x[0], ref[-1] * (x[0] / x[-1]) ** (-p)), fontsize="small")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no crowded 2x10^1, 3x10^1, ...
     ax.set_xlabel(xlabel)
     ax.set_ylabel("error")
     ax.legend(fontsize="x-small")

@@ -62,7 +62,7 @@ MIX_2D = de.GaussianMixture([0.4, 0.35, 0.25], [[-1.5, -1.0], [1.5, -0.5], [0.0,
                             [[[0.30, 0.20], [0.20, 0.30]], [[0.20, -0.10], [-0.10, 0.40]], [[0.50, 0.0], [0.0, 0.05]]])
 
 
-def _errors():  # lesson 03, section 3
+def _errors():  # lesson 03, section 3: errors and denoiser calls
     vp = de.VP()
     k = torch.arange(1, 9, dtype=F64)
     g8 = de.Gaussian(torch.linspace(-1, 1, 8, dtype=F64), 3 * k**-1.5)
@@ -70,12 +70,16 @@ def _errors():  # lesson 03, section 3
     steps = [8, 16, 32, 64, 128]
     methods = {"Euler": S.euler, "DDIM": S.ddim, "Heun": S.heun, "DPM-Solver++(2M)": S.dpmpp_2m}
     errors = {name: [] for name in methods}
+    calls = {name: [] for name in methods}
     for n in steps:
         grid = de.time_grid(vp, n + 1, "karras")[:-1]
         exact = g8.flow(x8, vp.t_max, float(grid[-1]), vp)
         for name, sampler in methods.items():
-            errors[name].append(float((sampler(g8.bind(vp).denoiser, vp, x8, grid) - exact).norm(dim=1).max()))
-    return steps, errors
+            seen = []
+            out = sampler(lambda x, t: (seen.append(t), g8.bind(vp).denoiser(x, t))[1], vp, x8, grid)
+            errors[name].append(float((out - exact).norm(dim=1).max()))
+            calls[name].append(len(seen))
+    return steps, errors, calls
 
 
 def _penalty_reports():  # lesson 05, section 5 (200 samples and fewer steps instead of 1000)
@@ -122,7 +126,7 @@ CASES = [
     ("01", "marginal_density_widget", lambda m: m.marginal_density_widget(MIX_1D, PROCESSES, lim=(-6, 6))),
     ("01", "marginal_density_widget", lambda m: m.marginal_density_widget(MIX_2D, PROCESSES, lim=(-4, 4), t_frac=0.2)),
     ("02", "gaussian_flow_widget", lambda m: m.gaussian_flow_widget(de.VP())),
-    ("03", "error_vs_steps_widget", lambda m: m.error_vs_steps_widget(*_errors())),
+    ("03", "error_vs_steps_widget", lambda m: (lambda s, e, c: m.error_vs_steps_widget(s, e, calls=c))(*_errors())),
     ("04", "error_map_widget", lambda m: m.error_map_widget(*_error_map_args())),
     ("05", "fp_grid_widget", lambda m: m.fp_grid_widget(datasets.two_gaussians(), de.VP())),
     ("05", "perturbation_widget", lambda m: m.perturbation_widget(datasets.two_gaussians(), de.VP())),
