@@ -18,9 +18,9 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from ._core import check_dtype, check_int, check_positive, check_real, field_at
+from ._core import check_batch, check_dtype, check_int, check_positive, check_real, field_at
 
-__all__ = ["Grid2D", "Decomposition", "decompose", "helmholtz_hodge_periodic",
+__all__ = ["gradient_part", "Grid2D", "Decomposition", "decompose", "helmholtz_hodge_periodic",
            "grid_jacobian", "grid_curl", "grid_divergence", "weighted_norm", "relative_error"]
 
 
@@ -347,3 +347,32 @@ def helmholtz_hodge_periodic(F, length=2 * math.pi):
     grad = torch.fft.ifft2(Gh, dim=(0, 1)).real
     mean = Fd.mean((0, 1))
     return grad, Fd - grad - mean, mean
+
+
+def gradient_part(field, grid: Grid2D, log_p, *, dtype=torch.float64):
+    r"""The field ``x, t -> grad(phi_t)(x)``: the gradient part of ``field`` in the ``p_t``-weighted
+    decomposition (:func:`decompose`), taken afresh at every time it is asked for.
+
+    field: ``f(x, t)`` (B, 2) -> (B, 2) (a learned score); log_p: ``log p_t(x)`` as ``log_p(x, t)``
+    (the weight); at each new t, :func:`decompose` runs on ``grid`` (one sparse solve; the result is
+    kept for that t) and ``grad(phi_t)`` is interpolated bilinearly at x (clamped to the box). A
+    sampler run with it sees, at every one of its times, only the part of the field that its
+    marginals see (lesson 12: Vuong et al. 2025's reading). Returns the callable."""
+    _check_grid(grid)
+    cache = {}
+    xs, ys = grid.xs, grid.ys
+
+    def g(x, t):
+        x = check_batch(x, 2)
+        key = float(t)
+        if key not in cache:
+            cache[key] = decompose(field, grid, t=key, log_p=lambda y: log_p(y, key), dtype=dtype).gradient
+        G = cache[key].to(x.dtype)
+        hx, hy = grid.h
+        u = ((x[:, 0] - float(xs[0])) / hx).clamp(0, grid.n - 1 - 1e-9)
+        v = ((x[:, 1] - float(ys[0])) / hy).clamp(0, grid.n - 1 - 1e-9)
+        i, j = u.floor().long(), v.floor().long()
+        a, b = (u - i)[:, None], (v - j)[:, None]
+        return ((1 - a) * (1 - b) * G[i, j] + a * (1 - b) * G[i + 1, j] + (1 - a) * b * G[i, j + 1]
+                + a * b * G[i + 1, j + 1])
+    return g
