@@ -34,8 +34,8 @@ import math
 import numpy as np
 import torch
 
-from ._core import (as_times, check_batch, check_callable, check_choice, check_generator, check_positive,
-                    check_process, check_real, shape_checked)
+from ._core import (as_times, check_batch, check_callable, check_choice, check_generator, check_output,
+                    check_positive, check_process, check_real, shape_checked)
 
 __all__ = ["pf_ode_path", "pf_ode_flow", "flow_jacobian", "flow_map_terms", "consistency_sampler", "SIGMA_END"]
 
@@ -184,9 +184,11 @@ def flow_map_terms(F, x0, paths, times, k) -> torch.Tensor:
         raise ValueError(f"k must be a ({B},) integer tensor of time indices; got {tuple(k.shape)} {k.dtype}")
     if bool(((k < 0) | (k >= times.numel())).any()):
         raise ValueError(f"k must index times (0..{times.numel() - 1}); got values in [{int(k.min())}, {int(k.max())}]")
+    if paths.device.type == "cpu" and not bool(torch.isfinite(paths).all()):
+        raise ValueError("paths must be finite (no NaN or inf)")
     xt = paths[torch.arange(B, device=paths.device), k].to(x0.dtype)
     t = times.to(device=x0.device, dtype=x0.dtype)[k]
-    return ((F(xt, t) - x0) ** 2).sum(1)
+    return ((check_output(F(xt, t), xt, "F") - x0) ** 2).sum(1)
 
 
 def consistency_sampler(F, process, x, ts, *, generator=None, callback=None, progress=False):

@@ -24,7 +24,13 @@ the fitness is the error against the exact flow rather than an FID: each generat
 ``population`` children, each one a uniform crossover of two of the ``parents`` best grids so far
 plus Gaussian noise of scale ``step`` on every logit; the best ``parents`` of parents and
 children survive (elitist); ``step`` shrinks by ``shrink`` after a generation without progress.
-All draws come from ``generator``.
+Several initial grids start one island each, which evolve apart (the ``population`` children of
+a generation are shared between them), so that one good start cannot crowd out the basin of
+another. The best grid of all islands is then polished locally by the Nelder-Mead simplex
+(Nelder and Mead 1965, :func:`scipy.optimize.minimize`, ``polish`` evaluations): the error
+landscape has several basins, and this pair (a global search, a local polish) finds grids whose
+errors differ less between seeds than either alone (lesson 17 shows the spread). All draws come
+from ``generator``.
 
 A fitted grid is only worth something if it generalises: fit on some starts, measure on fresh
 ones (:func:`grid_errors`). Lesson 17 (few-step sampling) and ``benchmarks/samplers.py accuracy``.
@@ -35,10 +41,11 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from ._core import (as_times, check_batch, check_callable, check_choice, check_generator, check_int,
-                    check_positive, check_process, check_real)
+                    check_positive, check_process, check_real, shape_checked)
 from .gaussian import Gaussian
 from .processes import time_grid
 
@@ -53,9 +60,10 @@ class GridFit(NamedTuple):
     """What :func:`optimise_time_grid` returns.
 
     ts: (N+1,) float64, strictly decreasing, ``ts[-2] = t_eps``, ``ts[-1] = 0`` (``ts[0] = t_max``
-    unless teleporting); error: the objective at ts on the fitting starts; history:
-    (generations + 1,) float64, the best objective after each generation (index 0: the initial
-    grid); evaluations: the number of sampler runs.
+    unless teleporting); error: the objective at ts on the fitting starts (after the polish, so at
+    most ``history[-1]``); history: (generations + 1,) float64, the best objective after each
+    generation of the evolutionary search (index 0: the best initial grid); evaluations: the
+    number of sampler runs, the polish's included.
     """
 
     ts: torch.Tensor
@@ -161,9 +169,10 @@ def _summary(err: torch.Tensor, objective: str) -> float:
 
 
 def optimise_time_grid(sampler, D, process, n_steps: int, x, *, reference, teleport: Gaussian | None = None,
-                       init="lambda", t_eps: float | None = None, objective: str = "mean", generations: int = 30,
+                       init="lambda", t_eps: float | None = None, objective: str = "mean", generations: int = 20,
                        population: int = 12, parents: int = 4, step: float = 0.5, shrink: float = 0.7,
-                       sampler_kw: dict | None = None, generator: torch.Generator | None = None) -> GridFit:
+                       polish: int = 100, sampler_kw: dict | None = None,
+                       generator: torch.Generator | None = None) -> GridFit:
     r"""The grid of ``n_steps`` steps on which ``sampler`` lands closest to ``reference``: a :class:`GridFit`.
 
     sampler: any sampler of :mod:`diffedu.samplers` (signature ``sampler(D, process, x, ts)``);
@@ -174,9 +183,12 @@ def optimise_time_grid(sampler, D, process, n_steps: int, x, *, reference, telep
     below that nothing is free. ``objective`` sums the per-start errors ``|x_N - reference|``:
     ``"mean"``, ``"rms"``, ``"median"`` or ``"p90"`` (the 90th percentile). ``init``: the spacing
     of :func:`~diffedu.processes.time_grid` to start from (``"lambda"``, ``"karras"``,
-    ``"uniform"``) or a grid tensor. The search (the module docstring; AutoDiffusion's
+    ``"uniform"``), a grid tensor, or a list of them (all enter the first pool, the best survive;
+    with ``teleport`` a spacing gives the grid of ``n_steps + 1`` steps whose first step is
+    teleported, and a grid starting at t_max a tiny first jump). The search (the module docstring; AutoDiffusion's
     evolutionary search with the exact error as fitness) runs ``generations`` generations of
-    ``population`` children; ``generator`` draws every mutation and crossover. ``teleport``: a
+    ``population`` children, then at most ``polish`` evaluations of a Nelder-Mead polish (0: none);
+    ``generator`` draws every mutation and crossover. ``teleport``: a
     :class:`~diffedu.Gaussian` (the data's mean and covariance) whose exact flow skips from t_max
     to a first time that is searched too. Judge the result on fresh starts with :func:`grid_errors`.
     """
@@ -193,6 +205,7 @@ def optimise_time_grid(sampler, D, process, n_steps: int, x, *, reference, telep
         raise ValueError(f"reference must have x's shape {tuple(x.shape)}; got {tuple(reference.shape)}")
     check_choice(objective, "objective", OBJECTIVES)
     generations = check_int(generations, "generations", minimum=0)
+    polish = check_int(polish, "polish", minimum=0)
     population = check_int(population, "population", minimum=1)
     parents = check_int(parents, "parents", minimum=1)
     step, shrink = check_positive(step, "step"), check_real(shrink, "shrink", minimum=0.0, maximum=1.0, strict=True)
@@ -201,16 +214,20 @@ def optimise_time_grid(sampler, D, process, n_steps: int, x, *, reference, telep
         raise TypeError(f"sampler_kw must be a dict of keyword arguments or None; got {type(sampler_kw).__name__}")
     kw = dict(sampler_kw or {})
     _, _, t_eps = _ends(process, t_eps)
-    if isinstance(init, str):
-        check_choice(init, "init", ("lambda", "karras", "uniform"))
-        init = time_grid(process, n_steps + tele, init, t_eps=t_eps)
-        w0 = grid_logits(process, init)
-    else:
-        init = as_times(init, "init")
-        if init.numel() != n_steps + 1 or abs(float(init[-2]) - t_eps) > 1e-12 * max(1.0, t_eps):
+    inits = list(init) if isinstance(init, (list, tuple)) else [init]
+    if not inits:
+        raise ValueError("init must name at least one grid")
+    starts = []
+    for one in inits:
+        if isinstance(one, str):
+            check_choice(one, "init", ("lambda", "karras", "uniform"))
+            starts.append(grid_logits(process, time_grid(process, n_steps + tele, one, t_eps=t_eps)))
+            continue
+        one = as_times(one, "init")
+        if one.numel() != n_steps + 1 or abs(float(one[-2]) - t_eps) > 1e-12 * max(1.0, t_eps):
             raise ValueError(f"init must be a grid of n_steps + 1 = {n_steps + 1} times ending at t_eps = "
-                             f"{t_eps:.6g}, then 0; got {init.tolist()}")
-        w0 = grid_logits(process, init, teleport=tele)
+                             f"{t_eps:.6g}, then 0; got {one.tolist()}")
+        starts.append(grid_logits(process, one, teleport=tele))
 
     evaluations = 0
 
@@ -226,23 +243,36 @@ def optimise_time_grid(sampler, D, process, n_steps: int, x, *, reference, telep
             return math.inf
         return _summary(err, objective)
 
-    pool = [(fitness(w0), w0)]
-    history = [pool[0][0]]
+    # one island per initial grid: each evolves on its own, so a good start cannot crowd out
+    # the basin of another before either is explored (the best of all islands is returned)
+    islands = [{"pool": [(fitness(w), w)], "step": step} for w in starts]
+    per = max(1, population // len(islands))
+    history = [min(isl["pool"][0][0] for isl in islands)]
     for _ in range(generations):
-        best_before = pool[0][0]
-        elite = [w for _, w in pool[:parents]]
-        children = []
-        for _ in range(population):
-            pick = torch.randint(len(elite), (2,), generator=generator)
-            a, b = elite[int(pick[0])], elite[int(pick[1])]
-            mask = torch.rand(a.shape, generator=generator, dtype=torch.float64) < 0.5
-            child = torch.where(mask, a, b) + step * torch.randn(a.shape, generator=generator, dtype=torch.float64)
-            children.append((fitness(child), child))
-        pool = sorted(pool + children, key=lambda fw: fw[0])[:parents]
-        history.append(pool[0][0])
-        if not pool[0][0] < best_before:
-            step *= shrink
-    best, w = pool[0]
+        for isl in islands:
+            best_before = isl["pool"][0][0]
+            elite = [w for _, w in isl["pool"]]
+            children = []
+            for _ in range(per):
+                pick = torch.randint(len(elite), (2,), generator=generator)
+                a, b = elite[int(pick[0])], elite[int(pick[1])]
+                mask = torch.rand(a.shape, generator=generator, dtype=torch.float64) < 0.5
+                noise = torch.randn(a.shape, generator=generator, dtype=torch.float64)
+                child = torch.where(mask, a, b) + isl["step"] * noise
+                children.append((fitness(child), child))
+            isl["pool"] = sorted(isl["pool"] + children, key=lambda fw: fw[0])[:parents]
+            if not isl["pool"][0][0] < best_before:
+                isl["step"] *= shrink
+        history.append(min(isl["pool"][0][0] for isl in islands))
+    best, w = min((isl["pool"][0] for isl in islands), key=lambda fw: fw[0])
+    if polish and w.numel() > 1:                        # local polish of the best grid (Nelder-Mead)
+        from scipy.optimize import minimize
+
+        simplex = w.numpy()[None] + 0.25 * np.vstack([np.zeros(w.numel()), np.eye(w.numel())])
+        res = minimize(lambda v: fitness(torch.from_numpy(np.array(v))), w.numpy(), method="Nelder-Mead",
+                       options={"maxfev": polish, "initial_simplex": simplex, "xatol": 1e-4, "fatol": 1e-10})
+        if res.fun < best:
+            best, w = float(res.fun), torch.from_numpy(np.array(res.x))
     return GridFit(grid_from_logits(process, w, t_eps=t_eps, teleport=tele), best,
                    torch.tensor(history, dtype=torch.float64), evaluations)
 
@@ -268,6 +298,9 @@ def denoiser_speed(D, process, path, ts) -> torch.Tensor:
     if not isinstance(path, torch.Tensor) or path.dim() != 3 or path.shape[0] != ts.numel():
         got = tuple(path.shape) if isinstance(path, torch.Tensor) else type(path).__name__
         raise ValueError(f"path must have shape (T, B, D) with T = len(ts) = {ts.numel()}; got {got}")
+    if path.device.type == "cpu" and not bool(torch.isfinite(path).all()):
+        raise ValueError("path must be finite (no NaN or inf)")
+    D = shape_checked(D, "D")
     with torch.no_grad():
         d = torch.stack([D(path[k], float(t)) for k, t in enumerate(ts.tolist())]).to(torch.float64)
     lam = process.lam(ts)

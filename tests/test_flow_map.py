@@ -182,3 +182,15 @@ def test_flow_map_terms_and_loss():
         flow_map_loss(p, torch.tensor([1.0, 0.0]))
     with pytest.raises(TypeError, match="times"):
         flow_map_loss(p, [1.0, 0.5])
+
+
+def test_flow_map_terms_checks_paths_and_the_model():
+    """Issue 21 (property tests): a NaN path was reported as 'x must be finite'; a model returning (B, D + 1)
+    broadcast against x0 (B, 1) silently."""
+    from diffedu.flow_map import flow_map_terms
+    x0, times, k = torch.zeros(2, 1, dtype=torch.float64), torch.tensor([0.5]), torch.zeros(2, dtype=torch.long)
+    paths = torch.zeros(2, 1, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="paths must be finite"):
+        flow_map_terms(lambda x, t: x, x0, paths + math.nan, times, k)
+    with pytest.raises(ValueError, match="F must return a tensor of x's shape"):
+        flow_map_terms(lambda x, t: torch.cat([x, x], 1), x0, paths, times, k)
