@@ -47,18 +47,20 @@ from .gaussian import Gaussian
 from .mixtures import GaussianMixture
 
 __all__ = ["Interpolant", "LinearInterpolant", "TrigInterpolant", "GaussianMixtureInterpolant",
-           "ode_trajectory", "sde_trajectory"]
+           "ode_trajectory", "sde_step", "sde_trajectory"]
 
 _F64 = torch.float64
 
 
-def _t(t):
-    """t as a 0-d float64 tensor (a tensor t keeps its graph), checked to lie in [0, 1]."""
+def _t(t, batch=False):
+    """t as a float64 tensor (a tensor t keeps its graph), checked to lie in [0, 1]: a float or a
+    0-d tensor, and with ``batch`` also a (B,) tensor (the coefficients of :class:`Interpolant`)."""
     if isinstance(t, torch.Tensor):
         if t.dtype.is_complex or t.dtype == torch.bool:
             raise TypeError(f"t must be a real float or a 0-d tensor; got a {t.dtype} tensor")
-        if t.dim() != 0:
-            raise ValueError(f"t must be a float or a 0-d tensor; got shape {tuple(t.shape)}")
+        if t.dim() > (1 if batch else 0):
+            want = "a float, a 0-d or a (B,) tensor" if batch else "a float or a 0-d tensor"
+            raise ValueError(f"t must be {want}; got shape {tuple(t.shape)}")
         tt = t.to(_F64)
     elif isinstance(t, numbers.Real) and not isinstance(t, bool):
         tt = torch.as_tensor(float(t), dtype=_F64)
@@ -68,12 +70,17 @@ def _t(t):
     return tt
 
 
+def _tb(t):
+    """The coefficients accept a (B,) tensor of times too (flow matching draws one t per sample)."""
+    return _t(t, batch=True)
+
+
 def _check_unit(t, name="t"):
-    if t.device.type != "cpu":
+    if t.device.type != "cpu" or t.numel() == 0:
         return
-    v = float(t.detach())
-    if not (0.0 <= v <= 1.0):
-        raise ValueError(f"{name} must lie in [0, 1] (data at 0, rho_1 at 1); got {v}")
+    lo, hi = float(t.detach().min()), float(t.detach().max())
+    if not (0.0 <= lo and hi <= 1.0):
+        raise ValueError(f"{name} must lie in [0, 1] (data at 0, rho_1 at 1); got {lo if lo < 0 or lo != lo else hi}")
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,8 @@ class Interpolant:
     r"""Coefficients ``alpha, beta, gamma`` of ``x_t = alpha x0 + beta x1 + gamma z`` on [0, 1].
 
     Subclasses define ``alpha, beta, d_alpha, d_beta`` and ``gamma2(t) = gamma^2`` with
-    ``d_gamma2 = (gamma^2)'``; ``gamma gamma' = d_gamma2 / 2`` is what the velocity uses.
+    ``d_gamma2 = (gamma^2)'``; ``gamma gamma' = d_gamma2 / 2`` is what the velocity uses. Every
+    coefficient takes t as a float, a 0-d or a (B,) tensor (one time per sample).
     """
 
     def alpha(self, t):
@@ -121,23 +129,23 @@ class LinearInterpolant(Interpolant):
         _check_a(self.a)
 
     def alpha(self, t):
-        return 1 - _t(t)
+        return 1 - _tb(t)
 
     def beta(self, t):
-        return _t(t)
+        return _tb(t)
 
     def d_alpha(self, t):
-        return -torch.ones_like(_t(t))
+        return -torch.ones_like(_tb(t))
 
     def d_beta(self, t):
-        return torch.ones_like(_t(t))
+        return torch.ones_like(_tb(t))
 
     def gamma2(self, t):
-        t = _t(t)
+        t = _tb(t)
         return self.a * t * (1 - t)
 
     def d_gamma2(self, t):
-        return self.a * (1 - 2 * _t(t))
+        return self.a * (1 - 2 * _tb(t))
 
 
 @dataclass(frozen=True)
@@ -151,23 +159,23 @@ class TrigInterpolant(Interpolant):
         _check_a(self.a)
 
     def alpha(self, t):
-        return torch.cos(0.5 * math.pi * _t(t))
+        return torch.cos(0.5 * math.pi * _tb(t))
 
     def beta(self, t):
-        return torch.sin(0.5 * math.pi * _t(t))
+        return torch.sin(0.5 * math.pi * _tb(t))
 
     def d_alpha(self, t):
-        return -0.5 * math.pi * torch.sin(0.5 * math.pi * _t(t))
+        return -0.5 * math.pi * torch.sin(0.5 * math.pi * _tb(t))
 
     def d_beta(self, t):
-        return 0.5 * math.pi * torch.cos(0.5 * math.pi * _t(t))
+        return 0.5 * math.pi * torch.cos(0.5 * math.pi * _tb(t))
 
     def gamma2(self, t):
-        t = _t(t)
+        t = _tb(t)
         return self.a * t * (1 - t)
 
     def d_gamma2(self, t):
-        return self.a * (1 - 2 * _t(t))
+        return self.a * (1 - 2 * _tb(t))
 
 
 def _as_mixture(dist, name):
@@ -307,33 +315,62 @@ def _check_grid(ts):
     return ts
 
 
-def ode_trajectory(velocity, x, ts) -> torch.Tensor:
-    r"""Probability-flow ODE ``dx/dt = velocity(x, t)`` by classical RK4 along ``ts``: (N+1, B, D).
+def ode_trajectory(velocity, x, ts, *, method: str = "rk4") -> torch.Tensor:
+    r"""Probability-flow ODE ``dx/dt = velocity(x, t)`` along ``ts``: (N+1, B, D).
 
     ts (N+1,) monotone in either direction (decreasing = generation, toward the data at 0).
+    ``method="rk4"``: classical Runge-Kutta (four velocity calls per step); ``"euler"``: one call
+    per step, ``x <- x + h v(x, t)`` (what few-step flow samplers use).
     """
     check_callable(velocity, "velocity", "a velocity field v(x, t) -> (B, D)")
     x = check_batch(x)
     ts = _check_grid(ts)
+    check_choice(method, "method", ("rk4", "euler"))
     velocity = shape_checked(velocity, "velocity")
     out = [x]
     for t0, t1 in zip(ts[:-1].tolist(), ts[1:].tolist()):
         h, tm = t1 - t0, 0.5 * (t0 + t1)
         k1 = velocity(x, t0)
-        k2 = velocity(x + 0.5 * h * k1, tm)
-        k3 = velocity(x + 0.5 * h * k2, tm)
-        k4 = velocity(x + h * k3, t1)
-        x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        if method == "euler":
+            x = x + h * k1
+        else:
+            k2 = velocity(x + 0.5 * h * k1, tm)
+            k3 = velocity(x + 0.5 * h * k2, tm)
+            k4 = velocity(x + h * k3, t1)
+            x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
         out.append(x)
     return torch.stack(out)
 
 
-def sde_trajectory(bridge: GaussianMixtureInterpolant, x, ts, eps: float, *, generator=None) -> torch.Tensor:
+def sde_step(velocity, score, x, t: float, h: float, eps: float, noise) -> torch.Tensor:
+    r"""One Euler-Maruyama step of the SDE family with noise level eps, from t to t + h: (B, D).
+
+    ``x + (b - eps s) h + sqrt(2 eps |h|) noise`` for h < 0 (the backward SDE, generation) and
+    ``x + (b + eps s) h + sqrt(2 eps h) noise`` for h > 0 (paper, eq. 2.33). velocity b and score s:
+    fields ``f(x, t) -> (B, D)``; noise: (B, D) standard normal draws, passed in.
+    """
+    check_callable(velocity, "velocity", "a velocity field b(x, t) -> (B, D)")
+    check_callable(score, "score", "a score field s(x, t) -> (B, D)")
+    x = check_batch(x)
+    noise = check_batch(noise, x.shape[1], "noise")
+    if noise.shape != x.shape:
+        raise ValueError(f"noise must have x's shape {tuple(x.shape)}; got {tuple(noise.shape)}")
+    h = check_real(h, "h (the step; negative going back)")
+    _check_eps(eps)
+    sign = -1.0 if h < 0 else 1.0
+    drift = velocity(x, t) + (sign * eps * score(x, t) if eps > 0 else 0.0)
+    return x + drift * h + math.sqrt(2 * eps * abs(h)) * noise
+
+
+def sde_trajectory(bridge: GaussianMixtureInterpolant, x, ts, eps: float, *, generator=None, velocity=None,
+                   score=None) -> torch.Tensor:
     r"""Euler-Maruyama for the SDE family with noise level eps along ``ts``: (N+1, B, D).
 
     Decreasing ts: ``x <- x + (b - eps s) h + sqrt(2 eps |h|) xi`` with h < 0 (the backward SDE,
-    generation); increasing ts: drift ``b + eps s``. eps = 0 is the ODE (Euler). Every eps has
-    the marginals rho_t (up to the O(h) discretisation error).
+    generation); increasing ts: drift ``b + eps s`` (:func:`sde_step`). eps = 0 is the ODE (Euler).
+    Every eps has the marginals rho_t (up to the O(h) discretisation error). ``velocity`` and
+    ``score`` (fields ``f(x, t)``) replace the bridge's exact b and s, e.g. by a learned or
+    perturbed b: the ``eps s`` term then pulls the paths back toward rho_t (lesson 10, section 6).
     """
     if not isinstance(bridge, GaussianMixtureInterpolant):
         raise TypeError(f"bridge must be a GaussianMixtureInterpolant; got {type(bridge).__name__}")
@@ -341,13 +378,11 @@ def sde_trajectory(bridge: GaussianMixtureInterpolant, x, ts, eps: float, *, gen
     x = check_batch(x, bridge.dim)
     check_generator(generator, x.device)
     ts = _check_grid(ts)
-    direction = "backward" if ts[1] < ts[0] else "forward"
+    b = bridge.velocity if velocity is None else velocity
+    s = bridge.score if score is None else score
     out = [x]
     for t0, t1 in zip(ts[:-1].tolist(), ts[1:].tolist()):
-        h = t1 - t0
-        x = x + bridge.drift(x, t0, eps, direction) * h
-        if eps > 0:
-            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-            x = x + math.sqrt(2 * eps * abs(h)) * noise
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) if eps > 0 else torch.zeros_like(x)
+        x = sde_step(b, s, x, t0, t1 - t0, eps, noise)
         out.append(x)
     return torch.stack(out)

@@ -27,7 +27,7 @@ from torch import nn
 from ._core import check_batch, check_generator, check_int, check_positive, check_process, coefs
 from .training import dsm_loss, train
 
-__all__ = ["ScoreMLP", "EnergyMLP", "train_dsm"]
+__all__ = ["ScoreMLP", "EnergyMLP", "VelocityMLP", "train_dsm"]
 
 
 def _t_batch(t, x, process):
@@ -224,6 +224,51 @@ class EnergyMLP(_TimeMLP):
 
     def __repr__(self):
         return f"EnergyMLP(dim={self.dim}, process={self.process!r})"
+
+
+class VelocityMLP(nn.Module):
+    r"""A velocity field ``v_theta(x, t)`` for flow matching, t in [0, 1] (data at 0): an MLP on
+    ``[x, t, sin(pi 2^k t), cos(pi 2^k t)]``, k < n_freq. No process: it is trained by regression on
+    interpolant velocities (:func:`diffedu.training.flow_matching_loss`). ``model(x, t)`` is the
+    velocity; t a float, 0-d or (B,) tensor. ``generator`` seeds the initial weights (lesson 14).
+    """
+
+    def __init__(self, dim: int = 2, *, hidden: int = 128, depth: int = 3, n_freq: int = 4,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        dim, depth = check_int(dim, "dim", minimum=1), check_int(depth, "depth", minimum=1)
+        hidden, n_freq = check_int(hidden, "hidden", minimum=1), check_int(n_freq, "n_freq", minimum=0)
+        check_generator(generator, "cpu")
+        self.dim = dim
+        self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(n_freq, dtype=torch.float32))
+        layers, width = [], dim + 2 * n_freq + 1
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.SiLU()]
+            width = hidden
+        layers.append(nn.Linear(width, dim))
+        self.net = nn.Sequential(*layers)
+        if generator is not None:
+            _init_(self, generator)
+
+    def velocity(self, x, t):
+        """``v_theta(x, t)``: (B, D)."""
+        x = check_batch(x, self.dim)
+        if x.dtype != self.freqs.dtype:
+            raise TypeError(f"x must have the network's dtype {self.freqs.dtype}; got {x.dtype}")
+        if isinstance(t, bool) or not isinstance(t, (int, float, torch.Tensor)):
+            raise TypeError(f"t must be a float, a 0-d or a (B,) tensor; got {type(t).__name__}")
+        tt = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        if tt.dim() > 1 or (tt.dim() == 1 and tt.shape[0] != x.shape[0]) or tt.is_complex():
+            raise ValueError(f"t must be a float, 0-d or ({x.shape[0]},); got shape {tuple(tt.shape)}")
+        tt = tt.expand(x.shape[0])[:, None]
+        emb = torch.cat([tt, torch.sin(tt * self.freqs), torch.cos(tt * self.freqs)], 1)
+        return self.net(torch.cat([x, emb], 1))
+
+    def forward(self, x, t):
+        return self.velocity(x, t)
+
+    def __repr__(self):
+        return f"VelocityMLP(dim={self.dim})"
 
 
 def train_dsm(model: _TimeMLP, data, *, steps: int = 2000, batch_size: int = 256, lr: float = 2e-3,

@@ -17,7 +17,8 @@ minimiser. The weighting ``lambda(t)`` chooses how much each noise level counts:
 (``lambda = sigma_t^2``, the noise-prediction loss ``|eps_hat - eps|^2`` of DDPM), ``"x0"``
 (``lambda = sigma_t^4 / alpha_t^2``, the denoiser loss ``|D - x_0|^2``) or ``"score"``
 (``lambda = 1``, Vincent's, dominated by small noise). Other objectives (flow matching,
-distillation) are further ``loss`` functions for the same loop.
+distillation) are further ``loss`` functions for the same loop: :func:`flow_matching_loss`
+regresses a velocity field on interpolant velocities (lesson 14).
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from ._core import (check_batch, check_callable, check_choice, check_generator, 
                     check_real, coefs)
 from .flow_map import flow_map_terms
 
-__all__ = ["TrainResult", "train", "dsm_loss", "sample_times", "flow_map_loss", "WEIGHTINGS"]
+__all__ = ["TrainResult", "train", "dsm_loss", "sample_times", "flow_map_loss", "flow_matching_loss", "WEIGHTINGS"]
 
 #: The weightings of :func:`dsm_loss`: ``lambda(t)`` in units of the score error.
 WEIGHTINGS = ("eps", "x0", "score")
+#: How :func:`flow_matching_loss` pairs a data point with an end point.
+COUPLINGS = ("independent", "ot", "given")
 
 
 class TrainResult(NamedTuple):
@@ -246,5 +249,46 @@ def flow_map_loss(process, times) -> Callable:
                              f"times; got {got}")
         k = torch.randint(times.numel(), (x0.shape[0],), generator=generator, device=x0.device)
         return flow_map_terms(model.denoiser, x0, y, times.to(x0.device), k).mean()
+
+    return loss
+
+
+def flow_matching_loss(interpolant=None, *, coupling: str = "independent", t_min: float = 0.0) -> Callable:
+    r"""Conditional flow matching for a model with a ``velocity(x, t)`` method: a loss for :func:`train`.
+
+    Each call draws t uniform on ``[t_min, 1 - t_min]``, end points x1 ~ N(0, I) (one per data point),
+    pairs them with the minibatch x0 by ``coupling``, and returns the mean of
+    ``|v(x_t, t) - u|^2`` with ``x_t = alpha x0 + beta x1 + gamma z``, ``u = alpha' x0 + beta' x1 + gamma' z``
+    (:func:`diffedu.flow_matching.fm_terms`; its minimiser is the marginal velocity
+    ``b = E[u | x_t]``, its floor ``E tr Cov[u | x_t]``). interpolant: default
+    ``LinearInterpolant(0)``, ``x_t = (1 - t) x0 + t x1`` (rectified flow). coupling:
+    ``"independent"``; ``"ot"``, x1 permuted by the exact minibatch OT assignment
+    (:func:`diffedu.flow_matching.ot_coupling`); ``"given"``, x1 are the labels (``train(...,
+    labels=x1)``: reflow trains on the pairs a flow produced). With gamma > 0, gamma' is infinite
+    at the ends: use t_min > 0.
+    """
+    from .flow_matching import fm_terms, ot_coupling   # flow_matching imports interpolants, not training
+    from .interpolants import Interpolant, LinearInterpolant
+
+    interpolant = LinearInterpolant(0.0) if interpolant is None else interpolant
+    if not isinstance(interpolant, Interpolant):
+        raise TypeError(f"interpolant must be a diffedu.interpolants.Interpolant; got {type(interpolant).__name__}")
+    check_choice(coupling, "coupling", COUPLINGS)
+    t_min = check_real(t_min, "t_min", minimum=0.0, maximum=0.49)
+    noisy = float(interpolant.gamma2(0.5)) > 0
+
+    def loss(model, x0, y=None, *, generator=None):
+        n = x0.shape[0]
+        if coupling == "given":
+            if not isinstance(y, torch.Tensor) or y.shape != x0.shape:
+                raise ValueError("coupling='given' needs the paired end points as labels: train(..., labels=x1)")
+            x1 = y.to(dtype=x0.dtype, device=x0.device)
+        else:
+            x1 = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+            if coupling == "ot":
+                x1 = x1[ot_coupling(x0, x1)]
+        t = t_min + (1 - 2 * t_min) * torch.rand(n, generator=generator, dtype=torch.float64, device=x0.device)
+        z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device) if noisy else None
+        return fm_terms(model.velocity, interpolant, x0, x1, t, z).mean()
 
     return loss

@@ -10,6 +10,8 @@ from scipy.integrate import solve_ivp
 from diffedu import Gaussian, GaussianMixture, Linear
 from diffedu.interpolants import (GaussianMixtureInterpolant, LinearInterpolant, TrigInterpolant,
                                   ode_trajectory, sde_trajectory)
+import diffedu as de
+from diffedu import interpolants as di
 
 F64 = torch.float64
 
@@ -178,3 +180,43 @@ def test_times_and_parameters_are_checked():
         ode_trajectory(lambda x, t: torch.cat([x, x], 1), torch.zeros(2, 1), [0.0, 1.0])
     with pytest.raises(TypeError, match="ts must be a 1-D tensor or sequence of times; got str"):
         ode_trajectory(bridge.velocity, torch.zeros(2, 1), "abc")
+
+
+# --- issue 18: batched coefficients, Euler paths, one SDE step, and an SDE with a replaced velocity ----
+def test_coefficients_take_a_batch_of_times():
+    I = di.TrigInterpolant(0.6)
+    t = torch.tensor([0.0, 0.25, 0.9, 1.0], dtype=F64)
+    for name in ("alpha", "beta", "d_alpha", "d_beta", "gamma2", "d_gamma2", "gamma"):
+        batch = getattr(I, name)(t)
+        torch.testing.assert_close(batch, torch.stack([getattr(I, name)(float(s)) for s in t]))
+    with pytest.raises(ValueError, match="t must lie in"):
+        I.alpha(torch.tensor([0.5, 1.5]))
+    with pytest.raises(ValueError, match="a float, a 0-d or a \\(B,\\) tensor"):
+        I.alpha(torch.zeros(2, 2))
+
+
+def test_euler_paths_converge_at_first_order():
+    g0, g1 = de.Gaussian([1.0, -1.0], [[1.0, 0.6], [0.6, 0.5]]), de.Gaussian([0.0, 0.0], [1.0, 1.0])
+    b = di.GaussianMixtureInterpolant(di.LinearInterpolant(0.0), g0, g1)
+    x1 = g1.sample(50, generator=torch.Generator().manual_seed(0), dtype=F64)
+    ref = di.ode_trajectory(b.velocity, x1, torch.linspace(1, 0, 401, dtype=F64))[-1]
+    errs = [float((di.ode_trajectory(b.velocity, x1, torch.linspace(1, 0, n + 1, dtype=F64), method="euler")[-1]
+                   - ref).norm(dim=1).max()) for n in (20, 40, 80)]
+    assert 1.7 < errs[0] / errs[1] < 2.3 and 1.7 < errs[1] / errs[2] < 2.3
+
+
+def test_sde_step_and_a_replaced_velocity():
+    data = de.GaussianMixture([0.5, 0.5], [[-1.0, 0.0], [1.0, 0.0]], [[0.3, 0.3], [0.3, 0.3]])
+    b = di.GaussianMixtureInterpolant(di.LinearInterpolant(0.5), data, de.Gaussian([0.0, 0.0], [1.0, 1.0]))
+    g = torch.Generator().manual_seed(1)
+    x, z = torch.randn(6, 2, generator=g, dtype=F64), torch.randn(6, 2, generator=g, dtype=F64)
+    step = di.sde_step(b.velocity, b.score, x, 0.6, -0.1, 0.7, z)
+    torch.testing.assert_close(step, x - 0.1 * (b.velocity(x, 0.6) - 0.7 * b.score(x, 0.6)) + (2 * 0.7 * 0.1) ** 0.5 * z)
+    ts = torch.linspace(1, 0, 11, dtype=F64)
+    same = di.sde_trajectory(b, x, ts, 0.5, generator=torch.Generator().manual_seed(2))
+    explicit = di.sde_trajectory(b, x, ts, 0.5, generator=torch.Generator().manual_seed(2), velocity=b.velocity,
+                                 score=b.score)
+    torch.testing.assert_close(same, explicit)
+    # a constant replaced velocity and eps = 0: the paths move by exactly -1 from t = 1 to t = 0
+    shifted = di.sde_trajectory(b, x, ts, 0.0, velocity=lambda y, t: torch.ones_like(y))
+    torch.testing.assert_close(shifted[-1], x - 1.0)
