@@ -118,9 +118,30 @@ def _names(source: str) -> tuple[set, set]:
         tree = ast.parse(source)
     except SyntaxError:
         return set(re.findall(r"[A-Za-z_]\w*", source)), set()
-    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name)]
-    return ({n.id for n in names if isinstance(n.ctx, ast.Load)},
-            {n.id for n in names if isinstance(n.ctx, (ast.Store, ast.Del))})
+    reads = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return reads, _cell_binds(tree)
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def _cell_binds(tree) -> set:
+    """The names a cell binds in the notebook's namespace: assignments, ``def``, ``class`` and
+    imports at cell level (a function's or class's own locals are not bound in the notebook)."""
+    binds, todo = set(), [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            binds.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            binds |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"}
+        if isinstance(node, _SCOPES):
+            if not isinstance(node, ast.Lambda):
+                binds.add(node.name)
+            todo += node.decorator_list if not isinstance(node, ast.Lambda) else []
+            continue
+        todo += ast.iter_child_nodes(node)
+    return binds
 
 
 def _source(cell: dict) -> str:

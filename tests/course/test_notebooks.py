@@ -158,6 +158,20 @@ def test_only_cells_that_use_a_solution_lose_their_outputs():
     assert nbs.solution_lines({"cells": cells}) == {"B = 2", "answer_1 = B"}
 
 
+def test_a_solution_that_defines_a_function_clears_the_cells_that_call_it():
+    # an implementation exercise: the solution is `def euler_step(...)`, the checker cell reads it
+    srcs = ["def euler_step(x, h):\n    v = -x\n    return x + h * v", "lesson.check_euler_step(euler_step)",
+            "import math as m\nclass Step:\n    pass", "print(m.pi, Step)", "v = 3\nprint(v)"]
+    cells = [{"cell_type": "code", "metadata": {}, "source": s, "outputs": [{"text": "Correct (x)"}],
+              "execution_count": i} for i, s in enumerate(srcs)]
+    cells[0]["metadata"]["tags"] = ["solution"]
+    cells[2]["metadata"]["tags"] = ["solution"]
+    out = nbs.student_notebook({"cells": cells, "metadata": {}})["cells"]
+    assert [c["source"] for c in out] == [srcs[1], srcs[3], srcs[4]]
+    assert [c["outputs"] for c in out[:2]] == [[], []]
+    assert out[2]["outputs"], "a cell binding a name the solution's body used locally keeps its outputs"
+
+
 @pytest.mark.parametrize("lesson", LESSONS, ids=IDS)
 def test_student_copy_runs_top_to_bottom(lesson, tmp_path):
     nb = nbformat.reads(json.dumps(nbs.student_notebook(json.loads(lesson.read_text()))), as_version=4)
