@@ -166,3 +166,18 @@ def test_couplings_and_bad_input():
         flow_matching_loss("linear")
     with pytest.raises(ValueError, match="t must"):
         net.velocity(x0, torch.zeros(3))
+
+
+def test_relative_velocity_error_of_a_scaled_field(bridge):
+    """v = (1 + c) b has relative error |c| exactly, at every t; the exact field has error 0."""
+    for t in (0.1, 0.5, 0.9):
+        err, se = fm.relative_velocity_error(lambda x, s: 1.3 * bridge.velocity(x, s), bridge, t, n=500, generator=gen(9))
+        assert abs(err - 0.3) < 1e-12 and se < 1e-12
+        assert fm.relative_velocity_error(bridge.velocity, bridge, t, n=100, generator=gen(9))[0] == 0.0
+    # a field off by a constant c: error^2 = |c|^2 / E|b|^2, checked against a large independent sample
+    c = torch.tensor([0.2, -0.1], dtype=F64)
+    err, se = fm.relative_velocity_error(lambda x, s: bridge.velocity(x, s) + c, bridge, 0.4, n=5000, generator=gen(10))
+    b = bridge.velocity(bridge.sample(100000, 0.4, generator=gen(11)), 0.4)
+    assert abs(err - math.sqrt(float((c**2).sum() / (b**2).sum(1).mean()))) < 4 * se
+    with pytest.raises(TypeError, match="bridge"):
+        fm.relative_velocity_error(bridge.velocity, "bridge", 0.5)
