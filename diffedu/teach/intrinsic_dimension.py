@@ -13,16 +13,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._paths import data_path, writable_data_path
 from ..datasets import subspace_gaussian
 from ..dimension import (DimensionEstimate, dimension_from_spectrum, intrinsic_dimension,
                          normalised_spectrum)
 from ..gaussian import Gaussian
-from ..processes import EDM
+from ..nets import ScoreMLP
+from ..processes import EDM, VP
+from ..training import dsm_loss, train
 from . import plots, widgets
-from .checks import Feedback, check_close, say, unanswered
+from .checks import Feedback, check_close, check_implementation, say, unanswered
 
-__all__ = ["plot_spectra_vs_noise", "plot_spectrum", "dimension_widget", "check_tangent_level",
-           "check_dimension"]
+__all__ = ["plot_spectra_vs_noise", "plot_spectrum", "plot_dimension_vs_noise", "dimension_widget",
+           "check_tangent_level", "check_dimension", "check_gap_rule", "sphere_training_set", "sphere_model",
+           "train_sphere_model", "SPHERE_CONFIG"]
 
 
 def plot_spectra_vs_noise(score, x, process, ts, ax=None, *, method: str = "jacobian"):
@@ -42,15 +46,16 @@ def plot_spectra_vs_noise(score, x, process, ts, ax=None, *, method: str = "jaco
     for i in range(rows.shape[1]):
         ax.plot(noise, rows[:, i], "o-", ms=3, lw=1)
     ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("noise level sigma_t / alpha_t")
-    ax.set_ylabel("normalised singular values")
+    ax.set_ylim(-0.02, 1.05)                 # linear: the scale on which the gap rule compares values
+    ax.set_xlabel("noise level sigma_t / alpha_t (log axis)")
+    ax.set_ylabel("normalised singular values (linear, as the rule reads them)")
     return ax
 
 
 def plot_spectrum(est: DimensionEstimate, ax=None, *, k_true: int | None = None):
-    r"""Bars of the median normalised spectrum of a :class:`~diffedu.dimension.DimensionEstimate`,
-    the reference level 1, and (red) the largest gap, which gives the estimate. Returns the Axes."""
+    r"""Bars of the median normalised spectrum of a :class:`~diffedu.dimension.DimensionEstimate`
+    on the linear scale the gap rule uses, the two reference levels 1 and 0, and (red) the largest
+    gap, which gives the estimate. Returns the Axes."""
     if not isinstance(est, DimensionEstimate):
         raise TypeError(f"est must be a diffedu.dimension.DimensionEstimate; got {type(est).__name__}")
     ax = plots._ax(ax)
@@ -61,9 +66,9 @@ def plot_spectrum(est: DimensionEstimate, ax=None, *, k_true: int | None = None)
     i = D - est.dim                   # normal directions above the gap
     top = 1.0 if i == 0 else mu[i - 1]
     bottom = mu[i] if i < D else 0.0
-    ax.plot([i + 0.5, i + 0.5], [max(bottom, 1e-8), top], color="C3", lw=3)
-    ax.set_yscale("log")
-    ax.set_ylim(1e-6, 2.0)
+    ax.plot([i + 0.5, i + 0.5], [bottom, top], color="C3", lw=3)
+    ax.axhline(0.0, color="k", lw=0.8, ls=":")
+    ax.set_ylim(-0.03, 1.1)
     ax.set_xlabel("index (descending)")
     ax.set_ylabel("sigma^2 x singular value")
     truth = "" if k_true is None else f", true k = {k_true}"
@@ -96,7 +101,46 @@ def dimension_widget(D: int = 8, *, method: str = "jacobian", n_points: int = 16
     )
 
 
+def plot_dimension_vs_noise(noise, fractions: dict, ax=None, *, k_true: int):
+    r"""The fraction of points whose estimate is the true ``k_true``, against the noise level, one line
+    per score (``fractions``: ``{name: (len(noise),) fractions}``): where each line is high is that
+    score's noise window. Returns the Axes."""
+    ax = plots._ax(ax)
+    for i, (name, fr) in enumerate(fractions.items()):
+        ax.plot(noise, np.asarray(fr, dtype=float), "o-", color=f"C{i}", label=name)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.03, 1.05)
+    ax.set_xlabel("noise level sigma_t / alpha_t")
+    ax.set_ylabel(f"fraction of points with estimate k = {k_true}")
+    ax.legend(fontsize="small")
+    return ax
+
+
 # --- exercise checkers -----------------------------------------------------------------------
+def _gap_rule_reference(spectrum):
+    return dimension_from_spectrum(spectrum)[0]
+
+
+def _gap_rule_inputs(generator, dtype, shape):
+    B, D = shape
+    mu = torch.rand(B, D, generator=generator, dtype=dtype).sort(1, descending=True).values
+    k = torch.randint(0, D + 1, (B,), generator=generator)          # plant a clear gap in some rows
+    for b in range(0, B, 2):
+        n_normal = D - int(k[b])
+        mu[b, :n_normal] = 0.9 + 0.1 * mu[b, :n_normal]
+        mu[b, n_normal:] = 0.1 * mu[b, n_normal:]
+    return {"spectrum": mu}
+
+
+def check_gap_rule(answer):
+    r"""``answer(spectrum)`` = the gap rule: for spectra (B, D), descending, the dimension estimates
+    (B,) as a ``torch.long`` tensor, every gap considered with the two reference levels 1 above and
+    0 below. Checked on fresh spectra (some with a planted gap, some without) against
+    :func:`diffedu.dimension.dimension_from_spectrum`."""
+    return check_implementation(answer, _gap_rule_reference, _gap_rule_inputs, name="gap rule",
+                                shapes=((5, 4), (1, 6), (8, 3)))
+
+
 def check_tangent_level(answer, eigval: float, sigma: float, *, rtol: float = 1e-4) -> Feedback:
     r"""``answer`` = the normalised singular value of the score Jacobian in a tangent direction of
     variance ``eigval`` at EDM noise ``sigma`` (alpha = 1): the normalised spectrum
@@ -126,4 +170,69 @@ def check_dimension(answer, spectrum) -> Feedback:
     if a == mu.shape[1] - expected:
         return say("wrong", name, f"{a} counts the normal directions (the values above the largest gap): "
                                   "which directions does the dimension count?")
-    return say("wrong", name, "sort the values, prepend 1, and find the largest drop between neighbours")
+    return say("wrong", name, "sort the values, put 1 above and 0 below them, and find the largest drop "
+                              "between neighbours")
+
+
+# --- a learned score on the sphere (cached: data/sphere_model.pt) --------------------------------
+SPHERE_FILE = "sphere_model.pt"
+#: Settings of the cached sphere network: 4,000 training points on S^2 in R^3 (seeded), a ScoreMLP.
+SPHERE_CONFIG = dict(n_points=4000, data_seed=0, hidden=128, depth=3, steps=6000, batch_size=256, lr=2e-3, seed=0,
+                     process="VP", weighting="eps")
+
+
+def sphere_training_set() -> torch.Tensor:
+    """The 4,000 training points on the unit sphere S^2 in R^3 (normalised Gaussians, seeded): (4000, 3) float64."""
+    g = torch.Generator().manual_seed(SPHERE_CONFIG["data_seed"])
+    z = torch.randn(SPHERE_CONFIG["n_points"], 3, generator=g, dtype=torch.float64)
+    return z / z.norm(dim=1, keepdim=True)
+
+
+def _sphere_net(generator=None):
+    c = SPHERE_CONFIG
+    return ScoreMLP(VP(), 3, hidden=c["hidden"], depth=c["depth"], param="denoiser", generator=generator)
+
+
+def train_sphere_model(*, save: bool = False):
+    r"""Train the sphere network: a :class:`~diffedu.nets.ScoreMLP` (denoiser parametrisation, VP)
+    by DSM (:func:`diffedu.training.dsm_loss`, ``"eps"`` weighting) on :func:`sphere_training_set`,
+    ``SPHERE_CONFIG`` settings. ``save=True`` writes ``data/sphere_model.pt``. About 40 s on
+    one core. Returns the model (float32, eval mode)."""
+    c = SPHERE_CONFIG
+    g = torch.Generator().manual_seed(c["seed"])
+    net = _sphere_net(g)
+    train(net, dsm_loss(net.process, weighting=c["weighting"]), sphere_training_set().float(), steps=c["steps"],
+          batch_size=c["batch_size"], lr=c["lr"], generator=g)
+    net.eval()
+    if save:
+        torch.save({"config": dict(c), "state": net.state_dict()}, writable_data_path(SPHERE_FILE))
+    return net
+
+
+def sphere_model():
+    """The cached sphere network (``data/sphere_model.pt``; ``ValueError`` if trained with other settings)."""
+    path = data_path(SPHERE_FILE)
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if blob["config"] != SPHERE_CONFIG:
+        raise ValueError(f"{path} was trained with {blob['config']}, not SPHERE_CONFIG: rerun "
+                         "python3 -m diffedu.teach.intrinsic_dimension sphere")
+    net = _sphere_net()
+    net.load_state_dict(blob["state"])
+    net.eval()
+    net.requires_grad_(False)
+    return net
+
+
+def main(argv=None) -> int:
+    import sys
+    argv = sys.argv[1:] if argv is None else argv
+    if argv != ["sphere"]:
+        print("usage: python3 -m diffedu.teach.intrinsic_dimension sphere   (retrains data/sphere_model.pt)")
+        return 2
+    train_sphere_model(save=True)
+    print(f"wrote {writable_data_path(SPHERE_FILE)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

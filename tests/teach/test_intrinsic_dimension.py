@@ -56,7 +56,9 @@ def test_spectrum_plot_marks_the_largest_gap():
     ax = lesson.plot_spectrum(est, k_true=5)
     assert ax.get_title() == "estimated k = 5, true k = 5"
     assert np.allclose([p.get_height() for p in ax.patches], est.spectra.median(0).values.numpy())
-    assert ax.lines[-1].get_xdata()[0] == 6 - 5 + 0.5  # between the one normal and the tangent values
+    red = [ln for ln in ax.lines if ln.get_color() == "C3"]
+    assert len(red) == 1 and red[0].get_xdata()[0] == 6 - 5 + 0.5  # between the one normal and the tangent values
+    assert ax.get_yscale() == "linear" and ax.get_ylim()[0] < 0     # the scale the rule reads, 0 in view
     with pytest.raises(TypeError, match="est must be"):
         lesson.plot_spectrum("no")
 
@@ -76,3 +78,68 @@ def test_checkers(capsys):
     assert lesson.check_dimension(..., spec).status == "unanswered"
     out = capsys.readouterr().out
     assert out.count("\n") >= 9
+
+
+def _gap_rule(spectrum, lower=True, upper=True):
+    B = spectrum.shape[0]
+    parts = ([torch.ones(B, 1, dtype=spectrum.dtype)] if upper else []) + [spectrum]
+    parts += [torch.zeros(B, 1, dtype=spectrum.dtype)] if lower else []
+    padded = torch.cat(parts, 1)
+    return spectrum.shape[1] - torch.argmax(padded[:, :-1] - padded[:, 1:], 1) - (0 if upper else 1)
+
+
+def test_gap_rule_checker_accepts_the_rule_and_catches_a_missing_reference_level(capsys):
+    assert lesson.check_gap_rule(_gap_rule)
+    fb = lesson.check_gap_rule(lambda spectrum: _gap_rule(spectrum, lower=False))   # no dimension 0
+    assert not fb and "spectrum" in fb.message
+    assert not lesson.check_gap_rule(lambda spectrum: _gap_rule(spectrum, upper=False))  # no full dimension
+    assert not lesson.check_gap_rule(lambda spectrum: _gap_rule(spectrum).double())      # wrong dtype
+    assert lesson.check_gap_rule(None).status == "unanswered"
+    capsys.readouterr()
+
+
+def test_dimension_vs_noise_plot_draws_one_line_per_score():
+    ax = lesson.plot_dimension_vs_noise([0.01, 0.1, 1.0], {"a": [0.0, 1.0, 0.5], "b": [1.0, 1.0, 0.0]}, k_true=2)
+    assert len(ax.lines) == 2
+    assert np.allclose(ax.lines[1].get_ydata(), [1.0, 1.0, 0.0])
+    assert ax.get_xscale() == "log" and "k = 2" in ax.get_ylabel()
+
+
+def _sphere_fractions(net, noise=(0.1, 0.2, 0.5), n=32):
+    pts = lesson.sphere_training_set()[:n]
+    vp = VP()
+    out = []
+    for r in noise:
+        t = float(vp.t_of_lam(-np.log(r)))
+        est = intrinsic_dimension(lambda x, t: net.score(x.float(), t).double(), pts, t, vp)
+        out.append(float((est.dims == 2).double().mean()))
+    return out
+
+
+def test_cached_sphere_model_loads_and_reads_the_sphere_dimension():
+    net = lesson.sphere_model()
+    assert not any(p.requires_grad for p in net.parameters())
+    assert min(_sphere_fractions(net, noise=(0.1, 0.2), n=16)) == 1.0
+    pts = lesson.sphere_training_set()
+    assert pts.shape == (4000, 3) and torch.allclose(pts.norm(dim=1), torch.ones(4000, dtype=DT))
+
+
+def test_sphere_model_trained_with_other_settings_is_refused(monkeypatch):
+    monkeypatch.setitem(lesson.SPHERE_CONFIG, "steps", 1)
+    with pytest.raises(ValueError, match="SPHERE_CONFIG"):
+        lesson.sphere_model()
+
+
+@pytest.mark.slow
+def test_retrained_sphere_model_matches_the_cache():
+    """Retrains the sphere network with the cached settings (about 40 s on one core) and compares its
+    dimension readings and its loss on the training set with the cache's; run ``python3 -m
+    diffedu.teach.intrinsic_dimension sphere`` when this fails after a change to training."""
+    new, old = lesson.train_sphere_model(), lesson.sphere_model()
+    noise = (0.04, 0.1, 0.2, 0.5)
+    assert np.allclose(_sphere_fractions(new, noise), _sphere_fractions(old, noise), atol=0.15)
+    x = lesson.sphere_training_set()[:512].float()
+    t = torch.full((512,), float(VP().t_of_lam(-np.log(0.1))))
+    with torch.no_grad():
+        d_new, d_old = new.denoiser(x, t), old.denoiser(x, t)
+    assert float((d_new - d_old).norm(dim=1).mean()) < 0.05
