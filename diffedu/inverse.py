@@ -207,8 +207,7 @@ def dps_step(D, process, x, t, t_next, meas, *, zeta: float, noise):
     process = check_process(process)
     x = check_batch(x)
     meas = _check_meas(meas, x.shape[1])
-    t = check_real(t, "t")
-    t_next = check_real(t_next, "t_next", minimum=0.0)
+    t, t_next = _one_time(t, "t"), _one_time(t_next, "t_next")
     process.check_t(torch.tensor([t, t_next], dtype=torch.float64), "t and t_next")
     if not t_next < t or t <= process.t_min:
         raise ValueError(f"t_next must be below t and t above {process.t_min}; got t = {t}, t_next = {t_next}")
@@ -219,6 +218,13 @@ def dps_step(D, process, x, t, t_next, meas, *, zeta: float, noise):
             raise ValueError(f"noise must have x's shape {tuple(x.shape)} and dtype {x.dtype}; got "
                              f"{tuple(noise.shape)} {noise.dtype}")
     return _dps_step(shape_checked(D, "D"), process, x, t, t_next, meas, zeta, noise)
+
+
+def _one_time(t, name):
+    """A single time: a real number or a one-entry tensor (``ValueError`` for several, ``TypeError`` for the rest)."""
+    if isinstance(t, torch.Tensor) and t.numel() != 1:
+        raise ValueError(f"{name} must be a single time (a number or a 0-d tensor); got a tensor of shape {tuple(t.shape)}")
+    return check_real(t, name)
 
 
 def _dps_step(D, process, x, t, t_next, meas, zeta, noise):

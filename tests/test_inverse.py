@@ -122,6 +122,20 @@ def test_dps_step_is_the_ancestral_step_plus_the_residual_gradient():
                           ddpm_ancestral(D, vp, x, time_grid(vp, 8), generator=_gen(6)), atol=1e-12)
 
 
+def test_dps_step_takes_one_time_as_a_number_or_a_one_entry_tensor():
+    vp = VP()
+    D = GAUSS.bind(vp).denoiser
+    x, noise = torch.randn(4, 2, dtype=F64, generator=_gen(11)), torch.randn(4, 2, dtype=F64, generator=_gen(12))
+    ref = inv.dps_step(D, vp, x, 0.6, 0.4, MEAS, zeta=0.5, noise=noise)
+    got = inv.dps_step(D, vp, x, torch.tensor(0.6, dtype=F64), torch.tensor([0.4], dtype=F64), MEAS, zeta=0.5,
+                       noise=noise)
+    assert torch.equal(got, ref)
+    with pytest.raises(ValueError, match="t must be a single time"):
+        inv.dps_step(D, vp, x, torch.tensor([0.6, 0.5]), 0.4, MEAS, zeta=0.5, noise=noise)
+    with pytest.raises(TypeError, match="t_next"):
+        inv.dps_step(D, vp, x, 0.6, "0.4", MEAS, zeta=0.5, noise=noise)
+
+
 def test_red_diff_settles_at_its_weighted_precision_map_not_the_posterior_mean():
     vp = VP()
     meas = inv.Measurement([[1.0, 1.0]], [1.5], 1.0)                    # a weak measurement: the prior matters
