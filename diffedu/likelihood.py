@@ -33,7 +33,7 @@ import math
 import numpy as np
 import torch
 
-from ._core import (Distribution, as_times, check_batch, check_callable, check_choice, check_generator, check_int,
+from ._core import (Distribution, as_real_tensor, as_times, check_batch, check_callable, check_choice, check_generator, check_int,
                     check_positive, check_process, check_real, shape_checked)
 from .calculus import divergence as _divergence, hutchinson_probes
 from .flows import pf_ode_velocity
@@ -220,5 +220,7 @@ def bits_per_dim(log_p, dim: int, *, bin_width: float = 1.0) -> torch.Tensor:
     :func:`dequantise`). A uniform law over L levels per dimension gives ``log2 L``."""
     dim = check_int(dim, "dim", minimum=1)
     bin_width = check_positive(bin_width, "bin_width")
-    lp = torch.as_tensor(log_p, dtype=torch.float64)
+    lp = as_real_tensor(log_p, "log_p", "a log-density (a number or a tensor)")
+    if not bool(torch.isfinite(lp).all()):
+        raise ValueError("log_p must be finite (no NaN or inf)")
     return -(lp + dim * math.log(bin_width)) / (dim * math.log(2.0))

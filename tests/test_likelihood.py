@@ -170,3 +170,12 @@ def test_dequantise_and_bits_per_dim():
                                                                                      dtype=torch.float64))
     with pytest.raises(ValueError, match="bin_width"):
         bits_per_dim(log_uniform, 8, bin_width=0.0)
+
+
+def test_bits_per_dim_checks_log_p():
+    """Issue 21 (property tests): a string log_p gave torch's "invalid data type"; NaN gave NaN bits."""
+    from diffedu.likelihood import bits_per_dim
+    with pytest.raises(TypeError, match="log_p must be a log-density"):
+        bits_per_dim("abc", 2)
+    with pytest.raises(ValueError, match="log_p must be finite"):
+        bits_per_dim(torch.tensor([math.nan]), 2)
