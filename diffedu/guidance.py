@@ -55,6 +55,7 @@ __all__ = [
     "classifier_free_guidance",
     "classifier_guidance",
     "tilted_density_grid",
+    "tilted_gaussian",
     "tilted_log_prob",
     "tilted_sample",
 ]
