@@ -29,12 +29,12 @@ from ..nets import EnergyMLP, ScoreMLP, train_dsm
 from ..processes import VP, Process, time_grid
 from ..samplers import heun, trajectory
 from . import plots, widgets
-from .checks import Feedback, check_close, say, unanswered
+from .checks import Feedback, check_close, check_implementation, say, unanswered
 
 __all__ = [
     "gauge_data", "gauge_models", "train_gauge_models", "MODEL_FILE", "GAUGE_CONFIG",
     "plot_decomposition", "plot_cov_ellipse", "plot_gauge_flows", "gauge_widget",
-    "check_asymmetry", "check_circulation_of_rotation", "check_gauge_matrix",
+    "check_asymmetry", "check_circulation_of_rotation", "check_gauge_matrix", "check_gauge_defect",
 ]
 
 MODEL_FILE = "gauge_models.pt"
@@ -98,11 +98,13 @@ def gauge_models():
 
 
 # --- plots -----------------------------------------------------------------------------------
-def plot_decomposition(dec: Decomposition, axs=None, *, stride: int = 5, titles=None):
+def plot_decomposition(dec: Decomposition, axs=None, *, stride: int = 5, titles=None, p_min: float = 1e-3):
     r"""Three panels: the field, its gradient part and the remainder, over contours of p.
 
     dec: a :class:`~diffedu.hodge.Decomposition` (:func:`diffedu.hodge.decompose`). ``stride``
-    thins the arrows. Returns the three Axes.
+    thins the arrows; arrows are drawn only where ``p >= p_min`` (p scaled to maximum 1): where p
+    is near 0 the weighted problem barely constrains phi, and the remainder there is ill-posed.
+    Returns the three Axes.
     """
     if not isinstance(dec, Decomposition):
         raise TypeError(f"dec must be a diffedu.hodge.Decomposition; got {type(dec).__name__}")
@@ -113,7 +115,8 @@ def plot_decomposition(dec: Decomposition, axs=None, *, stride: int = 5, titles=
     sl = (slice(None, None, stride), slice(None, None, stride))
     for ax, V, title in zip(axs, (dec.field, dec.gradient, dec.remainder), titles):
         ax.contourf(X, Y, p, levels=12, cmap="Greys", alpha=0.6)
-        v = V.numpy()
+        v = V.numpy().copy()
+        v[p < p_min] = float("nan")                        # masked: no arrow where p ~ 0
         ax.quiver(X[sl], Y[sl], v[..., 0][sl], v[..., 1][sl], color="C0")
         ax.set_title(title, fontsize="small")
         ax.set_aspect("equal")
@@ -222,3 +225,20 @@ def check_gauge_matrix(answer, cov, *, tol: float = 1e-8) -> Feedback:
                                   "only for an isotropic C. Write div(p M x) for p = N(0, C) as section 5 "
                                   "does: which matrix made of C and M has to be antisymmetric?")
     return say("wrong", name, f"C^{{-1}} M is not antisymmetric (relative symmetric part {defect:.2g})")
+
+
+def _gauge_defect_inputs(generator, dtype, shape):
+    B, D = shape
+    M = torch.randn(D, D, generator=generator, dtype=dtype)
+    c = torch.randn(D, generator=generator, dtype=dtype)
+    m = torch.randn(D, generator=generator, dtype=dtype)
+    return {"r": lambda x, t: torch.sin(x) @ M.T * (1 + t) + c,
+            "score": lambda x, t: -(x - m) / (0.5 + t),
+            "x": torch.randn(B, D, generator=generator, dtype=dtype),
+            "t": float(torch.rand((), generator=generator))}
+
+
+def check_gauge_defect(answer):
+    r"""``answer(r, score, x, t)`` = ``div(p r) / p = div r + r . score`` at each row of x: (B,).
+    Checked on fresh fields and points against :func:`diffedu.gauge.gauge_defect`."""
+    return check_implementation(answer, gauge.gauge_defect, _gauge_defect_inputs, name="gauge check")

@@ -73,7 +73,15 @@ def test_plot_decomposition_draws_three_panels():
     axs = lesson.plot_decomposition(dec)
     assert len(axs) == 3 and all(ax.collections for ax in axs)
     q = next(c for c in axs[1].collections if hasattr(c, "U"))  # the gradient part's arrows
-    assert np.allclose(np.ravel(q.U), dec.gradient[::5, ::5, 0].numpy().ravel())
+    assert np.allclose(np.ravel(q.U), dec.gradient[::5, ::5, 0].numpy().ravel())   # p = 1: nothing masked
+    log_p = lambda y: -2.0 * (y**2).sum(1)                       # noqa: E731  p ~ 0 near the corners
+    dec_p = dh.decompose(lambda x: -x + x @ A.T, grid, log_p=log_p)
+    axs = lesson.plot_decomposition(dec_p, p_min=1e-3)
+    q = next(c for c in axs[2].collections if hasattr(c, "U"))  # the remainder's arrows
+    p = dec_p.p[::5, ::5].numpy() / float(dec_p.p.max())
+    hidden, keep = np.ma.getmaskarray(np.ma.masked_array(q.U, mask=q.Umask)).ravel(), np.ravel(p) >= 1e-3
+    assert (~keep).any() and keep.any() and np.array_equal(hidden, ~keep)      # no arrow where p < 1e-3
+    assert np.allclose(np.ma.getdata(q.U).ravel()[keep], dec_p.remainder[::5, ::5, 0].numpy().ravel()[keep])
     with pytest.raises(TypeError, match="dec must be"):
         lesson.plot_decomposition("no")
 
@@ -126,3 +134,21 @@ def test_checkers(capsys):
     assert lesson.check_gauge_matrix(..., C).status == "unanswered"
     out = capsys.readouterr().out
     assert out.count("\n") >= 12
+
+
+def _gauge_defect(r, score, x, t):
+    x = x.detach().requires_grad_(True)
+    rx = r(x, t)
+    div = sum(torch.autograd.grad(rx[:, i].sum(), x, retain_graph=True)[0][:, i] for i in range(x.shape[1]))
+    return (div + (rx * score(x, t)).sum(1)).detach()
+
+
+def test_gauge_defect_checker_accepts_the_method_and_catches_typical_slips(capsys):
+    assert lesson.check_gauge_defect(_gauge_defect)
+    assert not lesson.check_gauge_defect(lambda r, score, x, t: _gauge_defect(r, score, x, t)
+                                         - (r(x, t) * score(x, t)).sum(1))          # div r alone
+    assert not lesson.check_gauge_defect(lambda r, score, x, t: (r(x, t) * score(x, t)).sum(1))  # no divergence
+    fb = lesson.check_gauge_defect(lambda r, score, x, t: _gauge_defect(r, score, x, t)[:, None])
+    assert not fb and "shape" in fb.message
+    assert lesson.check_gauge_defect(None).status == "unanswered"
+    capsys.readouterr()
