@@ -25,7 +25,7 @@ from ._core import check_batch, check_callable, check_choice, check_int, check_o
 from .calculus import jacobian
 
 __all__ = ["DimensionEstimate", "normalised_spectrum", "dimension_from_spectrum", "intrinsic_dimension",
-           "mle_dimension"]
+           "normal_space_angles", "mle_dimension"]
 
 
 # --- intrinsic dimension ---------------------------------------------------------------------
@@ -112,6 +112,48 @@ def intrinsic_dimension(score, x, t, process, *, method: str = "jacobian", n_pro
     dims, gaps = dimension_from_spectrum(mu)
     dim = int(torch.mode(dims).values)
     return DimensionEstimate(dim=dim, dims=dims, spectra=mu, gaps=gaps)
+
+
+def normal_space_angles(score, x, t, process, normals) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""How well the score Jacobian's leading singular vectors find a known normal space: angles in degrees.
+
+    x: (B, D) points on the data; normals: (B, D) unit normals (co-dimension 1) or (B, D, m)
+    orthonormal bases of the true normal space at x. With ``J = U S V^T`` the score Jacobian at
+    ``alpha_t x`` (:func:`normalised_spectrum`'s first method), the m leading left singular vectors
+    ``U_m`` (the directions the score's output moves along) and right ones ``V_m`` (the input
+    directions it responds to most) each span an estimate of the normal space; the largest
+    principal angle between that span and the true one is ``arccos`` of the smallest singular value
+    of ``N^T U_m`` (Bjorck and Golub 1973). For a gradient field J is symmetric and both estimates
+    coincide; an antisymmetric part turns them apart (Horvat and Pfister 2024: conservativity is
+    what makes the Jacobian's eigenspaces carry the manifold's local geometry). Returns
+    ``(left (B,), right (B,))`` in degrees.
+    """
+    x = check_batch(x)
+    B, D = x.shape
+    if x.shape[0] == 0:
+        raise ValueError("x must hold at least one point (B >= 1); got shape (0, D)")
+    check_process(process)
+    check_callable(score, "score")
+    if not isinstance(normals, torch.Tensor):
+        raise TypeError(f"normals must be a torch.Tensor; got {type(normals).__name__}")
+    N = normals.to(x.dtype)
+    if N.dim() == 2:
+        N = N[:, :, None]
+    if N.dim() != 3 or N.shape[:2] != (B, D) or not 1 <= N.shape[2] <= D:
+        raise ValueError(f"normals must have shape (B, D) = ({B}, {D}) or (B, D, m) with 1 <= m <= D; "
+                         f"got {tuple(normals.shape)}")
+    if not torch.isfinite(N).all():
+        raise ValueError("normals must be finite")
+    a, s = coefs(process, t, x, positive="the Jacobian is read at small noise, sigma_t > 0 (a small t > 0 is meant)")
+    J = jacobian(lambda y: check_output(score(y, t), y, "score"), a * x).detach()
+    U, _, Vh = torch.linalg.svd(J)
+    m = N.shape[2]
+
+    def angle(E):
+        c = torch.linalg.svdvals(N.transpose(1, 2) @ E[:, :, :m])[:, -1].clamp(max=1.0)
+        return torch.rad2deg(torch.arccos(c))
+
+    return angle(U), angle(Vh.transpose(1, 2))
 
 
 def mle_dimension(x, k: int = 10, *, reference=None) -> tuple[float, torch.Tensor]:

@@ -103,3 +103,55 @@ def test_arguments_are_checked():
         dim.intrinsic_dimension(g.bind(p).score, x[:0], 0.1, p)
     with pytest.raises(TypeError, match="n_probes .* must be an integer; got bool"):
         dim.normalised_spectrum(g.bind(p).score, x, 0.1, p, method="scores", n_probes=True)
+
+
+# --- normal directions -----------------------------------------------------------------------
+def test_normal_space_angles_of_a_gradient_vanish_on_a_subspace(gen):
+    """Exact score of a rank-2 Gaussian in R^5: the 3 leading singular vectors on both sides span
+    the orthogonal complement of the data's subspace (found independently by eigh of the covariance)."""
+    proc = EDM()
+    g = Gaussian.low_rank(torch.zeros(5), torch.randn(5, 2, generator=gen, dtype=DT))
+    x0 = g.sample(6, generator=gen, dtype=DT)
+    _, vecs = torch.linalg.eigh(g.cov)
+    normals = vecs[:, :3].expand(6, 5, 3)                 # eigenvalue 0: the normal space
+    left, right = dim.normal_space_angles(g.bind(proc).score, x0, 0.01, proc, normals)
+    assert left.shape == right.shape == (6,)
+    assert left.max() < 1e-5 and right.max() < 1e-5
+    tangent = vecs[:, 3:4].expand(6, 5, 1)                # a tangent direction: 90 degrees from the normals
+    assert torch.allclose(dim.normal_space_angles(g.bind(proc).score, x0, 0.01, proc, tangent)[0],
+                          torch.full((6,), 90.0, dtype=DT), atol=1e-6)
+
+
+def test_normal_space_angles_of_a_rotated_field_split_left_from_right():
+    """s(x) = M x with M = [[-a, -c], [0, -b]] (not symmetric for c != 0): the leading left and
+    right singular vectors are the top eigenvectors of M M^T and M^T M (numpy, independently); the
+    angles to the normal e1 differ, and both are 0 for c = 0."""
+    import numpy as np
+
+    proc = EDM()
+    x = torch.zeros(1, 2, dtype=DT)
+    for a, b, c in ((100.0, 1.0, 20.0), (50.0, 2.0, 0.0)):
+        M = torch.tensor([[-a, -c], [0.0, -b]], dtype=DT)
+        left, right = dim.normal_space_angles(lambda y, t: y @ M.T, x, 0.1, proc, torch.tensor([[1.0, 0.0]], dtype=DT))
+        Mn = M.numpy()
+        want = []
+        for S in (Mn @ Mn.T, Mn.T @ Mn):
+            w, V = np.linalg.eigh(S)
+            want.append(math.degrees(math.acos(min(1.0, abs(V[0, -1])))))
+        assert float(left[0]) == pytest.approx(want[0], abs=1e-8) and float(right[0]) == pytest.approx(want[1], abs=1e-8)
+        assert (abs(want[0] - want[1]) > 5.0) == (c > 0)
+
+
+def test_normal_space_angles_checks_its_arguments():
+    g, p = Gaussian(torch.zeros(2), torch.eye(2)), VP()
+    x = torch.zeros(3, 2, dtype=DT)
+    with pytest.raises(TypeError, match="normals must be a torch.Tensor"):
+        dim.normal_space_angles(g.bind(p).score, x, 0.1, p, [[1.0, 0.0]])
+    with pytest.raises(ValueError, match="normals must have shape"):
+        dim.normal_space_angles(g.bind(p).score, x, 0.1, p, torch.ones(2, 2, dtype=DT))
+    with pytest.raises(ValueError, match="normals must be finite"):
+        dim.normal_space_angles(g.bind(p).score, x, 0.1, p, torch.full((3, 2), math.nan, dtype=DT))
+    with pytest.raises(ValueError, match="t must be > 0.0 here"):
+        dim.normal_space_angles(g.bind(p).score, x, 0.0, p, torch.ones(3, 2, dtype=DT))
+    with pytest.raises(ValueError, match="x must hold at least one point"):
+        dim.normal_space_angles(g.bind(p).score, x[:0], 0.1, p, torch.ones(0, 2, dtype=DT))
