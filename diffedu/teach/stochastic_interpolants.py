@@ -15,10 +15,10 @@ from .. import interpolants as di
 from ..mixtures import GaussianMixture
 from ..processes import Linear
 from . import plots, widgets
-from .checks import Feedback, check_close
+from .checks import Feedback, check_close, check_implementation
 
 __all__ = ["plot_interpolant_paths", "interpolant_widget", "check_interpolant_velocity",
-           "check_interpolant_variance"]
+           "check_interpolant_variance", "check_sde_step"]
 
 _F64 = torch.float64
 
@@ -99,3 +99,19 @@ def check_interpolant_variance(answer, bridge: di.GaussianMixtureInterpolant, t,
     if cov.shape != (1, 1, 1):
         raise ValueError(f"check_interpolant_variance needs one-dimensional Gaussian ends; got {bridge!r}")
     return check_close(answer, cov[0, 0, 0], name=f"Var[x_t] at t={float(t):g}", rtol=rtol)
+
+
+def _sde_inputs(generator, dtype, shape):
+    B, D = shape
+    mu = torch.randn(D, generator=generator, dtype=dtype)
+    return {"velocity": lambda x, t: -(x - mu) * (1 + t), "score": lambda x, t: -x / (1 + t) + torch.sin(x),
+            "x": torch.randn(shape, generator=generator, dtype=dtype), "t": float(0.2 + 0.7 * torch.rand((), generator=generator)),
+            "h": -float(0.005 + 0.05 * torch.rand((), generator=generator)),
+            "eps": float(2 * torch.rand((), generator=generator)), "noise": torch.randn(shape, generator=generator, dtype=dtype)}
+
+
+def check_sde_step(answer):
+    r"""``answer(velocity, score, x, t, h, eps, noise)`` = one Euler-Maruyama step of the backward
+    SDE with noise level eps from t to t + h (h < 0). Checked on fresh inputs against
+    :func:`diffedu.interpolants.sde_step`."""
+    return check_implementation(answer, di.sde_step, _sde_inputs, name="backward SDE step")

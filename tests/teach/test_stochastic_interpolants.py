@@ -55,3 +55,24 @@ def test_checkers_grade_and_accept_unanswered(capsys):
                                           Gaussian([0.0, 0.0], [1.0, 1.0]))
     with pytest.raises(ValueError, match="one-dimensional Gaussian ends"):
         lesson.check_interpolant_variance(1.0, two_d, 0.5)
+
+
+def test_sde_step_checker():
+    """Issue 18: the write-the-method exercise of section 6 accepts the step and rejects the forward-SDE
+    sign and a missing |h| in the noise."""
+    import math
+
+    from diffedu.teach import stochastic_interpolants as lesson
+
+    def right(velocity, score, x, t, h, eps, noise):
+        return x + (velocity(x, t) - eps * score(x, t)) * h + math.sqrt(2 * eps * abs(h)) * noise
+
+    def forward_sign(velocity, score, x, t, h, eps, noise):
+        return x + (velocity(x, t) + eps * score(x, t)) * h + math.sqrt(2 * eps * abs(h)) * noise
+
+    def noise_unscaled(velocity, score, x, t, h, eps, noise):
+        return x + (velocity(x, t) - eps * score(x, t)) * h + math.sqrt(2 * eps) * noise
+
+    assert lesson.check_sde_step(right)
+    assert not lesson.check_sde_step(forward_sign)
+    assert not lesson.check_sde_step(noise_unscaled)
