@@ -18,7 +18,7 @@ from ..datasets import subspace_gaussian
 from ..dimension import (DimensionEstimate, dimension_from_spectrum, intrinsic_dimension,
                          normalised_spectrum)
 from ..gaussian import Gaussian
-from ..nets import ScoreMLP
+from ..nets import EnergyMLP, ScoreMLP
 from ..processes import EDM, VP
 from ..training import dsm_loss, train
 from . import plots, widgets
@@ -176,6 +176,8 @@ def check_dimension(answer, spectrum) -> Feedback:
 
 # --- a learned score on the sphere (cached: data/sphere_model.pt) --------------------------------
 SPHERE_FILE = "sphere_model.pt"
+SPHERE_ENERGY_FILE = "sphere_energy_model.pt"
+_SPHERE_FILES = {"free": SPHERE_FILE, "energy": SPHERE_ENERGY_FILE}
 #: Settings of the cached sphere network: 4,000 training points on S^2 in R^3 (seeded), a ScoreMLP.
 SPHERE_CONFIG = dict(n_points=4000, data_seed=0, hidden=128, depth=3, steps=6000, batch_size=256, lr=2e-3, seed=0,
                      process="VP", weighting="eps")
@@ -188,35 +190,47 @@ def sphere_training_set() -> torch.Tensor:
     return z / z.norm(dim=1, keepdim=True)
 
 
-def _sphere_net(generator=None):
+def _sphere_net(kind="free", generator=None):
     c = SPHERE_CONFIG
+    if kind == "energy":
+        return EnergyMLP(VP(), 3, hidden=c["hidden"], depth=c["depth"], generator=generator)
     return ScoreMLP(VP(), 3, hidden=c["hidden"], depth=c["depth"], param="denoiser", generator=generator)
 
 
-def train_sphere_model(*, save: bool = False):
-    r"""Train the sphere network: a :class:`~diffedu.nets.ScoreMLP` (denoiser parametrisation, VP)
-    by DSM (:func:`diffedu.training.dsm_loss`, ``"eps"`` weighting) on :func:`sphere_training_set`,
-    ``SPHERE_CONFIG`` settings. ``save=True`` writes ``data/sphere_model.pt``. About 40 s on
-    one core. Returns the model (float32, eval mode)."""
+def _check_kind(kind):
+    if kind not in _SPHERE_FILES:
+        raise ValueError(f"kind must be 'free' or 'energy'; got {kind!r}")
+
+
+def train_sphere_model(kind: str = "free", *, save: bool = False):
+    r"""Train a sphere network by DSM (:func:`diffedu.training.dsm_loss`, ``"eps"`` weighting) on
+    :func:`sphere_training_set` with the ``SPHERE_CONFIG`` settings: ``kind="free"`` a
+    :class:`~diffedu.nets.ScoreMLP` (denoiser parametrisation, VP; about 40 s on one core),
+    ``kind="energy"`` an :class:`~diffedu.nets.EnergyMLP` (score = grad_x of a scalar, a gradient by
+    construction; about 2 minutes). ``save=True`` writes ``data/sphere_model.pt`` or
+    ``data/sphere_energy_model.pt``. Returns the model (float32, eval mode)."""
+    _check_kind(kind)
     c = SPHERE_CONFIG
     g = torch.Generator().manual_seed(c["seed"])
-    net = _sphere_net(g)
+    net = _sphere_net(kind, g)
     train(net, dsm_loss(net.process, weighting=c["weighting"]), sphere_training_set().float(), steps=c["steps"],
           batch_size=c["batch_size"], lr=c["lr"], generator=g)
     net.eval()
     if save:
-        torch.save({"config": dict(c), "state": net.state_dict()}, writable_data_path(SPHERE_FILE))
+        torch.save({"config": dict(c), "state": net.state_dict()}, writable_data_path(_SPHERE_FILES[kind]))
     return net
 
 
-def sphere_model():
-    """The cached sphere network (``data/sphere_model.pt``; ``ValueError`` if trained with other settings)."""
-    path = data_path(SPHERE_FILE)
+def sphere_model(kind: str = "free"):
+    """The cached sphere network, ``kind`` ``"free"`` (``data/sphere_model.pt``) or ``"energy"``
+    (``data/sphere_energy_model.pt``); ``ValueError`` if trained with other settings."""
+    _check_kind(kind)
+    path = data_path(_SPHERE_FILES[kind])
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if blob["config"] != SPHERE_CONFIG:
         raise ValueError(f"{path} was trained with {blob['config']}, not SPHERE_CONFIG: rerun "
                          "python3 -m diffedu.teach.intrinsic_dimension sphere")
-    net = _sphere_net()
+    net = _sphere_net(kind)
     net.load_state_dict(blob["state"])
     net.eval()
     net.requires_grad_(False)
@@ -226,11 +240,13 @@ def sphere_model():
 def main(argv=None) -> int:
     import sys
     argv = sys.argv[1:] if argv is None else argv
-    if argv != ["sphere"]:
-        print("usage: python3 -m diffedu.teach.intrinsic_dimension sphere   (retrains data/sphere_model.pt)")
+    if not argv or argv[0] != "sphere" or len(argv) > 2 or (len(argv) == 2 and argv[1] not in _SPHERE_FILES):
+        print("usage: python3 -m diffedu.teach.intrinsic_dimension sphere [free|energy]   (retrains "
+              "data/sphere_model.pt and/or data/sphere_energy_model.pt; both when no kind is given)")
         return 2
-    train_sphere_model(save=True)
-    print(f"wrote {writable_data_path(SPHERE_FILE)}")
+    for kind in argv[1:] or list(_SPHERE_FILES):
+        train_sphere_model(kind, save=True)
+        print(f"wrote {writable_data_path(_SPHERE_FILES[kind])}")
     return 0
 
 

@@ -124,22 +124,32 @@ def test_cached_sphere_model_loads_and_reads_the_sphere_dimension():
     assert pts.shape == (4000, 3) and torch.allclose(pts.norm(dim=1), torch.ones(4000, dtype=DT))
 
 
+def test_cached_energy_sphere_model_is_a_gradient_and_reads_the_sphere_at_fine_scales():
+    net = lesson.sphere_model("energy")
+    assert type(net).__name__ == "EnergyMLP" and not any(p.requires_grad for p in net.parameters())
+    assert min(_sphere_fractions(net, noise=(0.02, 0.1), n=16)) == 1.0
+
+
 def test_sphere_model_trained_with_other_settings_is_refused(monkeypatch):
+    with pytest.raises(ValueError, match="kind must be"):
+        lesson.sphere_model("both")
     monkeypatch.setitem(lesson.SPHERE_CONFIG, "steps", 1)
     with pytest.raises(ValueError, match="SPHERE_CONFIG"):
         lesson.sphere_model()
+    with pytest.raises(ValueError, match="SPHERE_CONFIG"):
+        lesson.sphere_model("energy")
 
 
 @pytest.mark.slow
-def test_retrained_sphere_model_matches_the_cache():
-    """Retrains the sphere network with the cached settings (about 40 s on one core) and compares its
-    dimension readings and its loss on the training set with the cache's; run ``python3 -m
+@pytest.mark.parametrize("kind,noise", [("free", (0.04, 0.1, 0.2, 0.5)), ("energy", (0.02, 0.1, 0.5))])
+def test_retrained_sphere_model_matches_the_cache(kind, noise):
+    """Retrains a sphere network with the cached settings (free about 40 s, energy about a minute on
+    one core) and compares its dimension readings and its score with the cache's; run ``python3 -m
     diffedu.teach.intrinsic_dimension sphere`` when this fails after a change to training."""
-    new, old = lesson.train_sphere_model(), lesson.sphere_model()
-    noise = (0.04, 0.1, 0.2, 0.5)
+    new, old = lesson.train_sphere_model(kind), lesson.sphere_model(kind)
     assert np.allclose(_sphere_fractions(new, noise), _sphere_fractions(old, noise), atol=0.15)
-    x = lesson.sphere_training_set()[:512].float()
-    t = torch.full((512,), float(VP().t_of_lam(-np.log(0.1))))
-    with torch.no_grad():
-        d_new, d_old = new.denoiser(x, t), old.denoiser(x, t)
-    assert float((d_new - d_old).norm(dim=1).mean()) < 0.05
+    vp = VP()
+    t = float(vp.t_of_lam(-np.log(0.1)))
+    x = vp.noise(lesson.sphere_training_set()[:512].float(), t, generator=torch.Generator().manual_seed(0))[0]
+    s_new, s_old = new.score(x, t).detach(), old.score(x, t).detach()
+    assert float((s_new - s_old).norm(dim=1).mean() / s_old.norm(dim=1).mean()) < 0.05
