@@ -108,6 +108,10 @@ def divergence(f, x, *, method: str = "exact", n_probes: int = 1, probe: str = "
     """
     check_callable(f, "f", "a field f(x) (B, D) -> (B, D)")
     check_choice(method, "method", _METHODS)
+    # checked whatever the method, so a wrong argument is named even where "exact" ignores it
+    n_probes = check_int(n_probes, "n_probes", minimum=1)
+    check_choice(probe, "probe", _PROBES)
+    check_generator(generator, x.device if isinstance(x, torch.Tensor) else None)
     if method == "hutchinson" and probes is not None:
         probes = _check_probes(probes, check_batch(x))
     with torch.enable_grad():

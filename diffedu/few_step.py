@@ -35,8 +35,11 @@ def _row_dot(a, b):
 
 def _projection(a, b):
     r"""Per row, ``clamp(<a, b> / <b, b>, -2, 2)``: the r minimising ``|a - r b|^2`` (EVODiff's
-    ``projection_coefficient``, clamped as published). (B, 1)."""
-    return (_row_dot(a, b) / _row_dot(b, b)).clamp(-2.0, 2.0)
+    ``projection_coefficient``, clamped as published); 0 (the least-norm minimiser) where b = 0,
+    which the published code leaves 0/0 (a zero-mean target started at x = 0). (B, 1)."""
+    den = _row_dot(b, b)
+    r = _row_dot(a, b) / torch.where(den > 0, den, torch.ones_like(den))
+    return torch.where(den > 0, r, torch.zeros_like(r)).clamp(-2.0, 2.0)
 
 
 def evodiff(D, process, x, ts, *, generator=None, callback=None, progress=False):

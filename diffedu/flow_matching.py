@@ -163,6 +163,10 @@ def fm_floor(bridge: GaussianMixtureInterpolant, *, n: int = 20000, t_min: float
     if not isinstance(bridge, GaussianMixtureInterpolant):
         raise TypeError(f"bridge must be a GaussianMixtureInterpolant; got {type(bridge).__name__}")
     n = check_int(n, "n", minimum=200)
+    t_min = check_real(t_min, "t_min", minimum=0.0, maximum=1.0)
+    t_max = check_real(t_max, "t_max", minimum=0.0, maximum=1.0)
+    if not t_min < t_max:
+        raise ValueError(f"t_min must be below t_max; got t_min = {t_min}, t_max = {t_max}")
     check_generator(generator, "cpu")
     m, reps = n // 200, []
     for _ in range(5):
@@ -183,9 +187,12 @@ def straightness(velocity, x1, *, steps: int = 100) -> tuple[float, float, torch
     Solves ``dx/dt = v`` from x1 at t = 1 to t = 0 (RK4, ``steps`` steps) and returns the mean over
     the paths of ``int_0^1 |v(x_t, t) - (x_1 - x_0)|^2 dt`` (trapezoid over the grid; Liu et al. 2023,
     eq. 3: 0 exactly when every path is a straight line travelled at constant speed), its standard
-    error, and the end points x0 (B, D) (reflow trains on the pairs (x0, x1)). x1: (B, D)."""
+    error, and the end points x0 (B, D) (reflow trains on the pairs (x0, x1)). x1: (B, D), B >= 2
+    (the standard error needs two paths)."""
     check_callable(velocity, "velocity", "a velocity field v(x, t) -> (B, D)")
     x1 = check_batch(x1, name="x1")
+    if x1.shape[0] < 2:
+        raise ValueError(f"x1 must hold at least 2 starting points (the standard error needs 2 paths); got {x1.shape[0]}")
     steps = check_int(steps, "steps", minimum=2)
     ts = torch.linspace(1, 0, steps + 1, dtype=_F64)
     traj = ode_trajectory(velocity, x1, ts)                          # (N+1, B, D)

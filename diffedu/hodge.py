@@ -18,7 +18,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from ._core import check_batch, check_dtype, check_int, check_positive, check_real, field_at
+from ._core import check_batch, check_callable, check_dtype, check_int, check_positive, check_real, field_at
 
 __all__ = ["gradient_part", "Grid2D", "Decomposition", "decompose", "helmholtz_hodge_periodic",
            "grid_jacobian", "grid_curl", "grid_divergence", "weighted_norm", "relative_error"]
@@ -359,6 +359,9 @@ def gradient_part(field, grid: Grid2D, log_p, *, dtype=torch.float64):
     sampler run with it sees, at every one of its times, only the part of the field that its
     marginals see (lesson 12: Vuong et al. 2025's reading). Returns the callable."""
     _check_grid(grid)
+    check_callable(field, "field", "a field f(x, t) (B, 2) -> (B, 2)")
+    check_callable(log_p, "log_p", "log p_t(x) as log_p(x, t) -> (B,)")
+    dtype = check_dtype(dtype)
     cache = {}
     xs, ys = grid.xs, grid.ys
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._core import (as_real_tensor, check_batch, check_callable, check_choice, check_dtype, check_generator, check_n,
+from ._core import (as_real_tensor, check_batch, check_callable, check_output, check_choice, check_dtype, check_generator, check_n,
                     check_real, shape_checked)
 from .gaussian import Gaussian
 from .mixtures import GaussianMixture
@@ -355,10 +355,15 @@ def sde_step(velocity, score, x, t: float, h: float, eps: float, noise) -> torch
     noise = check_batch(noise, x.shape[1], "noise")
     if noise.shape != x.shape:
         raise ValueError(f"noise must have x's shape {tuple(x.shape)}; got {tuple(noise.shape)}")
+    t = check_real(t, "t", minimum=0.0, maximum=1.0)
     h = check_real(h, "h (the step; negative going back)")
+    if not -1e-12 <= t + h <= 1.0 + 1e-12:
+        raise ValueError(f"the step must stay in [0, 1]: t + h = {t + h} (t = {t}, h = {h})")
     _check_eps(eps)
     sign = -1.0 if h < 0 else 1.0
-    drift = velocity(x, t) + (sign * eps * score(x, t) if eps > 0 else 0.0)
+    drift = check_output(velocity(x, t), x, "velocity")
+    if eps > 0:
+        drift = drift + sign * eps * check_output(score(x, t), x, "score")
     return x + drift * h + math.sqrt(2 * eps * abs(h)) * noise
 
 

@@ -91,3 +91,14 @@ def test_five_step_grid_bad_inputs():
         five_step_grid(VP(), rho_time=0.0)
     with pytest.raises(TypeError, match="process"):
         five_step_grid("VP")
+
+
+def test_evodiff_with_a_zero_denoiser_difference_stays_finite():
+    # a zero-mean target started at x = 0: every denoiser output is 0 and the projection <a,b>/<b,b>
+    # is 0/0 (found by the property tests, issue 21); the sampler must stay at the mean
+    vp = VP()
+    g = Gaussian([0.0], [[0.1]])
+    for spacing in ("lambda", "karras"):
+        ts = time_grid(vp, 4, spacing)
+        out = evodiff(g.bind(vp).denoiser, vp, torch.zeros(1, 1, dtype=torch.float64), ts)
+        assert torch.equal(out, torch.zeros(1, 1, dtype=torch.float64))

@@ -107,13 +107,18 @@ def _check_dist(dist):
     return dist
 
 
-def _times(schedule, t, B):
-    """alpha_t as a (B,) float64 tensor from t (float, 0-d or (B,))."""
-    a = schedule.alpha(schedule.check_t(t)).reshape(-1)
+def _times(schedule, t, B, name="t"):
+    """alpha_t as a (B,) float64 tensor from t (float, 0-d or (B,)); ``name`` names it in errors."""
+    try:
+        a = schedule.alpha(schedule.check_t(t)).reshape(-1)
+    except (TypeError, ValueError) as err:
+        if name == "t":
+            raise
+        raise type(err)(f"{name}: {err}") from None
     if a.numel() == 1:
         return a.expand(B).clone()
     if a.numel() != B:
-        raise ValueError(f"t must be a float, 0-d or ({B},); got {a.numel()} times")
+        raise ValueError(f"{name} must be a float, 0-d or ({B},); got {a.numel()} times")
     return a
 
 
@@ -187,20 +192,31 @@ def uniform_loo(dist: SequenceDistribution, schedule: MaskSchedule):
     return loo
 
 
-def _probs(probs, x, V, name="probs"):
+def _probs(probs, x):
+    """A given prediction (B, L, V) of laws over the vocabulary and the (B, L) tokens it is for."""
+    if not isinstance(probs, torch.Tensor):
+        raise TypeError(f"probs must be a (B, L, V) tensor of probabilities; got {type(probs).__name__}")
+    if probs.dim() != 3 or not probs.is_floating_point():
+        raise (ValueError if probs.is_floating_point() else TypeError)(
+            f"probs must be a (B, L, V) floating tensor of probabilities; got {probs.dtype} of shape {tuple(probs.shape)}")
+    B, L, V = probs.shape
+    if V < 2:
+        raise ValueError(f"probs must have V >= 2 entries per position; got shape {tuple(probs.shape)}")
     x = check_tokens(x, V, allow_mask=False).cpu()
-    B, L = x.shape
-    return check_denoised(probs, B, L, V), x
+    if tuple(x.shape) != (B, L):
+        raise ValueError(f"x must be the ({B}, {L}) tokens that probs ({B}, {L}, {V}) predicts; got shape {tuple(x.shape)}")
+    P = probs.to(_F64).cpu()
+    if not bool(torch.isfinite(P).all()) or bool((P < 0).any()):
+        raise ValueError("probs must be finite and non-negative")
+    return P, x
 
 
 def loo_from_denoiser(probs, x, t, schedule: MaskSchedule) -> torch.Tensor:
     r"""``L_i[a] ~ D_i[a] / K_t[a, x^i]`` (normalised over a): the leave-one-out posterior from the
     denoiser's. probs: (B, L, V); x: (B, L); t: float or (B,). Returns (B, L, V)."""
     schedule = check_schedule(schedule)
-    if not isinstance(probs, torch.Tensor) or probs.dim() != 3:
-        raise ValueError("probs must be a (B, L, V) tensor of probabilities")
-    V = probs.shape[-1]
-    D, x = _probs(probs, x, V)
+    D, x = _probs(probs, x)
+    V = D.shape[-1]
     a = _times(schedule, t, x.shape[0])[:, None, None]
     Kx = a * torch.nn.functional.one_hot(x, V).to(_F64) + (1 - a) / V              # K[a, x^i] over a: (B, L, V)
     L = D / Kx
@@ -211,10 +227,8 @@ def denoiser_from_loo(probs, x, t, schedule: MaskSchedule) -> torch.Tensor:
     r"""``D_i[a] ~ L_i[a] K_t[a, x^i]``: the denoiser from the leave-one-out posterior (Bayes with position
     i's own noisy token). probs: (B, L, V); x: (B, L); t: float or (B,). Returns (B, L, V)."""
     schedule = check_schedule(schedule)
-    if not isinstance(probs, torch.Tensor) or probs.dim() != 3:
-        raise ValueError("probs must be a (B, L, V) tensor of probabilities")
-    V = probs.shape[-1]
-    Lp, x = _probs(probs, x, V)
+    Lp, x = _probs(probs, x)
+    V = Lp.shape[-1]
     a = _times(schedule, t, x.shape[0])[:, None, None]
     Kx = a * torch.nn.functional.one_hot(x, V).to(_F64) + (1 - a) / V
     D = Lp * Kx
@@ -228,10 +242,8 @@ def uniform_ratios(probs, x, t, schedule: MaskSchedule, *, param: str = "denoise
     the entry v = x^i is 1."""
     schedule = check_schedule(schedule)
     check_choice(param, "param", PARAMS)
-    if not isinstance(probs, torch.Tensor) or probs.dim() != 3:
-        raise ValueError("probs must be a (B, L, V) tensor of probabilities")
-    V = probs.shape[-1]
-    P, x = _probs(probs, x, V)
+    P, x = _probs(probs, x)
+    V = P.shape[-1]
     a = _times(schedule, t, x.shape[0])[:, None, None]
     onehot = torch.nn.functional.one_hot(x, V).to(_F64)
     c = (1 - a) / V
@@ -327,12 +339,10 @@ def uniform_step_probs(probs, x, t, s, schedule: MaskSchedule, *, param: str = "
     """
     schedule = check_schedule(schedule)
     check_choice(param, "param", PARAMS)
-    if not isinstance(probs, torch.Tensor) or probs.dim() != 3:
-        raise ValueError("probs must be a (B, L, V) tensor of probabilities")
-    V = probs.shape[-1]
-    P, x = _probs(probs, x, V)
+    P, x = _probs(probs, x)
+    V = P.shape[-1]
     B = x.shape[0]
-    a_t, a_s = _times(schedule, t, B), _times(schedule, s, B)
+    a_t, a_s = _times(schedule, t, B), _times(schedule, s, B, "s")
     if (a_t > a_s).any() or (a_s <= 0).any():
         raise ValueError("s must come before t (alpha_s >= alpha_t) and have alpha_s > 0")
     return _bridge_step(P, x, a_t, a_s, param)
