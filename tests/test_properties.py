@@ -3781,6 +3781,25 @@ SPECS["diffedu.guidance.tilted_gaussian"] = spec(
     w=lambda v, c, d: [Bad("string", "1", TypeError), Bad("NaN", math.nan, ValueError), Bad("negative", -1.0, ValueError)])
 
 
+def _normal_angles(d):
+    D, p = ints(d, 2, 3), proc(d)
+    g = gaussian_dist(d, D, singular=False)
+    x = g.sample(ints(d, 1, 3), generator=torch.Generator().manual_seed(56), dtype=F64)
+    n = torch.randn(x.shape, generator=torch.Generator().manual_seed(57), dtype=F64)
+    return Call(dimension.normal_space_angles, {"score": g.bind(p).score, "x": x, "t": time(d, p, positive=True, form="float"),
+                                               "process": p, "normals": n / n.norm(dim=1, keepdim=True)},
+                {"process": p, "B": x.shape[0]})
+
+
+SPECS["diffedu.dimension.normal_space_angles"] = spec(
+    _normal_angles, lambda out, call: [like((call.kw["x"].shape[0],))(v, call) for v in out] and all(
+        bool(((v >= -1e-9) & (v <= 90 + 1e-9)).all()) for v in out),
+    score="field", x="batch_d", t="time1_pos", process="process",
+    normals=lambda v, c, d: [Bad("string", "abc", TypeError), Bad("NaN", _at(v, d, math.nan), ValueError),
+                             Bad("other rows", torch.cat([v, v]), ValueError), Bad("1-D", v[0], ValueError)],
+    names={"x": ("normals",)})  # x of another D disagrees with normals: either may be named
+
+
 # === the registry and the tests ==================================================================
 def core_modules():
     """diffedu and its public submodules, without the teaching and course layers."""
@@ -3842,7 +3861,7 @@ REGISTRY = {
     "diffedu.diagnostics": "Report diagnose",
     "diffedu.diagnostics.Report": "beyond_floor summary",
     "diffedu.dimension": ("DimensionEstimate dimension_from_spectrum intrinsic_dimension mle_dimension "
-                          "normalised_spectrum"),
+                          "normal_space_angles normalised_spectrum"),
     "diffedu.discrete.evidence": "elbo elbo_integrand elbo_mc",
     "diffedu.discrete.sampling": ("first_hitting_survival first_hitting_time sample_first_hitting "
                                   "sample_stepwise stepwise_law"),
