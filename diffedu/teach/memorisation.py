@@ -1,17 +1,25 @@
-r"""Lesson 06 (memorisation): its slider, checker and the cached network sweep.
+r"""Lesson 06 (memorisation): its slider, plots, checkers and cached runs.
 
 The maths lives in the core: :mod:`diffedu.memorisation` (nearest-neighbour distances, the 1/3
-rule, memorised fractions, the effective model memorisation, the sweep over training-set sizes)
-and :class:`diffedu.Empirical` (the exact denoiser of a training set). This module draws the
-memorising denoiser, holds its slider, checks the exercises and loads ``data/emm_ring.npz``, the
-sweep of small networks over training-set sizes that is too slow to run in a lesson
-(:func:`load_emm_ring`).
+rule, memorised fractions, the baseline of a model that generalises, the effective model
+memorisation), :class:`diffedu.Empirical` (the exact denoiser of a training set),
+:class:`diffedu.nets.ScoreMLP` with :func:`diffedu.training.train` (networks, conditional ones with
+labels), :mod:`diffedu.samplers` and :func:`diffedu.metrics.w2`. This module draws the memorising
+denoiser and the cached runs, holds the slider, checks the exercises, and loads the two caches
+that are too slow for a lesson:
+
+* ``data/emm_ring.npz`` (:func:`load_emm_ring`): networks of three widths trained on M ring points;
+* ``data/memorisation_labels.npz`` (:func:`load_label_runs`): conditional networks trained on 64
+  ring points with no, true, random or unique labels, five seeds each (memorised fraction, W2 to
+  the ring, samples). Remade by ``python3 -m diffedu.teach.memorisation labels [--workers N]``; a
+  slow test re-runs two of them and compares.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,15 +27,26 @@ import numpy as np
 import torch
 
 from .._core import check_process
-from .._paths import data_path
+from .._paths import data_path, writable_data_path
 from ..memorisation import memorised_fraction, nn_ratio
 from ..mixtures import Empirical
 from ..processes import Process
 from . import plots
-from .checks import Feedback, check_close
+from .checks import Feedback, check_close, check_implementation
 from .widgets import float_slider, int_slider, interactive
 
-__all__ = ["memorisation_widget", "load_emm_ring", "check_nn_ratio", "check_close"]
+__all__ = ["memorisation_widget", "plot_memorising_denoiser", "plot_memorisation_curves", "plot_label_samples",
+           "load_emm_ring", "load_label_runs", "LABEL_CONFIG", "check_nn_ratio", "check_baseline", "check_close"]
+
+LABEL_FILE = "memorisation_labels.npz"
+
+#: Settings of the label cache: the first ``label_M`` of a seeded permutation (one per seed) of
+#: ``n_data`` seeded ring points; a ScoreMLP (with ``n_labels`` when labelled) trained by
+#: :func:`diffedu.training.train` and sampled with DPM-Solver++(2M) in ``n_steps`` steps, each
+#: sample's label drawn from the training labels; W2 against a fresh ring sample of ``n_samples``.
+LABEL_CONFIG = dict(n_data=1024, data_seed=0, reference_seed=1, label_M=64, label_width=128, depth=3, steps=3000,
+                    batch_size=128, lr=3e-3, n_steps=30, n_samples=400, label_seeds=[0, 1, 2, 3, 4],
+                    label_conditions=["none", "class", "random", "unique"], n_random_labels=8)
 
 
 # --- the memorising denoiser ------------------------------------------------------------------
@@ -76,11 +95,223 @@ def memorisation_widget(data, process: Process, *, max_M: int | None = None, see
                        process=process, data=data, seed=seed, n=400, lim=(-3.0, 3.0))
 
 
+# --- the cached runs, drawn ------------------------------------------------------------------
+def plot_memorisation_curves(sizes, fractions, labels, ax=None, *, errors=None, baseline=None, baseline_se=None,
+                             level=0.9):
+    r"""Memorised fraction against training-set size M (log axis), one curve per row of
+    ``fractions`` (R, len(sizes)) labelled ``labels[r]``, with error bars ``errors`` (same shape:
+    one standard error) when given. ``baseline`` (len(sizes),), with ``baseline_se``: the level of
+    a model that generalises perfectly (dashed grey, band of two standard errors); ``level``: the
+    EMM level (dotted). Returns the Axes."""
+    ax = plots._ax(ax)
+    fr = np.asarray(fractions, dtype=float)
+    for r, lab in enumerate(labels):
+        ax.errorbar(sizes, fr[r], yerr=None if errors is None else np.asarray(errors, dtype=float)[r], fmt="o-",
+                    ms=4, capsize=2, label=lab)
+    if baseline is not None:
+        b = np.asarray(baseline, dtype=float)
+        ax.plot(sizes, b, color="0.4", ls="--", lw=1, label="fresh data (a perfect model)")
+        if baseline_se is not None:
+            s = np.asarray(baseline_se, dtype=float)
+            ax.fill_between(sizes, b - 2 * s, b + 2 * s, color="0.6", alpha=0.3, lw=0)
+    ax.axhline(level, color="k", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("training-set size M")
+    ax.set_ylabel("memorised fraction of samples")
+    ax.set_ylim(-0.03, 1.03)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_label_samples(runs, axs=None, *, lim=(-3.0, 3.0)):
+    """One panel per label condition of the cached conditional runs (seed 0): samples and the
+    training points; titles give the memorised fraction. Returns the Axes."""
+    conds = runs.conditions
+    if axs is None:
+        axs = plots.new_axes(len(conds), figsize=(2.6 * len(conds), 2.9), pyplot=True)
+    train = runs.train(0)
+    for ax, c, xs, f in zip(axs, conds, runs.samples, runs.fractions[:, 0]):
+        ax.scatter(*xs.T, s=3, color="C1", alpha=0.5)
+        ax.scatter(*train.T.numpy(), marker="x", color="k", s=12)
+        ax.set_xlim(*lim)
+        ax.set_ylim(*lim)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{_LABEL_NAMES[c]}: {f:.0%}", fontsize="small")
+    return axs
+
+
+_LABEL_NAMES = {"none": "no labels", "class": "true classes", "random": "8 random labels", "unique": "unique labels"}
+
+
+
+
 # --- exercise checkers ---------------------------------------------------------------------
-def check_nn_ratio(answer, samples, train, *, rtol: float = 1e-6) -> Feedback:
-    """``answer`` (B,) = nearest / second-nearest training distance of each sample (exercise 1);
-    the expected value is :func:`diffedu.memorisation.nn_ratio`."""
-    return check_close(answer, nn_ratio(samples, train), name="nearest-neighbour ratio", rtol=rtol)
+def _ratio_inputs(generator, dtype, shape):
+    B, D = shape
+    M = 3 + int(torch.randint(5, (), generator=generator))
+    return {"samples": torch.randn(B, D, generator=generator, dtype=dtype),
+            "train": torch.randn(M, D, generator=generator, dtype=dtype)}
+
+
+def check_nn_ratio(answer) -> Feedback:
+    r"""``answer(samples, train)`` = ``|x - x_(1)| / |x - x_(2)|`` for each row of samples (B, D)
+    against train (M, D): a (B,) tensor. Checked on fresh inputs against
+    :func:`diffedu.memorisation.nn_ratio`."""
+    return check_implementation(answer, nn_ratio, _ratio_inputs, name="nearest-neighbour ratio")
+
+
+def _baseline_reference(train_sets, fresh):
+    f = torch.tensor([memorised_fraction(x, tr) for tr, x in zip(train_sets, fresh)], dtype=train_sets.dtype)
+    return torch.stack([f.mean(), f.std() / math.sqrt(len(f))])
+
+
+def _baseline_inputs(generator, dtype, shape):
+    B, D = shape
+    S, M = 4 + int(torch.randint(4, (), generator=generator)), 2 + int(torch.randint(4, (), generator=generator))
+    centres = 3 * torch.randn(3, D, generator=generator, dtype=dtype)   # clustered data: many are memorised
+
+    def draw(*size):
+        return centres[torch.randint(3, size[:-1], generator=generator)] + 0.2 * torch.randn(size, generator=generator,
+                                                                                               dtype=dtype)
+    return {"train_sets": draw(S, M, D), "fresh": draw(S, 10 * B, D)}
+
+
+def check_baseline(answer) -> Feedback:
+    r"""``answer(train_sets, fresh)`` = the mean and standard error, over the S repeats, of the
+    memorised fraction of ``fresh[s]`` (n, D) against ``train_sets[s]`` (M, D): a tensor ``[mean,
+    stderr]`` (what :func:`diffedu.memorisation.memorisation_baseline` computes from its own draws).
+    Checked on fresh inputs."""
+    return check_implementation(answer, _baseline_reference, _baseline_inputs, name="memorisation baseline")
+
+
+# --- the label runs (cached) -------------------------------------------------------------------
+def ring_data(config=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``n_data`` seeded ring points (float32) the training sets are drawn from, and their
+    components (the true class labels)."""
+    from ..datasets import ring
+
+    c = LABEL_CONFIG if config is None else config
+    x, y = ring().sample_with_labels(c["n_data"], generator=torch.Generator().manual_seed(c["data_seed"]),
+                                     dtype=torch.float32)
+    return x, y
+
+
+def _order(seed, n):
+    return torch.randperm(n, generator=torch.Generator().manual_seed(1000 + seed))
+
+
+def ring_reference(config=None) -> torch.Tensor:
+    """The fresh ring sample (``n_samples`` points, float64) every run's W2 is measured against."""
+    from ..datasets import ring
+
+    c = LABEL_CONFIG if config is None else config
+    return ring().sample(c["n_samples"], generator=torch.Generator().manual_seed(c["reference_seed"]),
+                         dtype=torch.float64)
+
+
+def run_labels(condition: str, M: int, seed: int, config=None):
+    """Training points and labels of a conditional run: the first M ring points of the seed's
+    permutation with no labels (``"none"``), their components (``"class"``), ``n_random_labels``
+    labels drawn at random (``"random"``) or one label per point (``"unique"``). Returns
+    ``(x (M, 2), y (M,) long or None, number of labels)``."""
+    c = LABEL_CONFIG if config is None else config
+    x, comp = ring_data(c)
+    idx = _order(seed, len(x))[:M]
+    if condition == "none":
+        return x[idx], None, 0
+    if condition == "class":
+        return x[idx], comp[idx], 8
+    if condition == "random":
+        n = c["n_random_labels"]
+        return x[idx], torch.randint(n, (M,), generator=torch.Generator().manual_seed(2000 + seed)), n
+    if condition == "unique":
+        return x[idx], torch.arange(M), M
+    raise ValueError(f"condition must be one of 'none', 'class', 'random', 'unique'; got {condition!r}")
+
+
+def label_run(condition: str, seed: int, config=None) -> dict:
+    r"""One conditional run: a ScoreMLP with ``n_labels`` (none for ``"none"``) trained by
+    :func:`diffedu.training.train` with ``labels=`` on ``label_M`` ring points labelled as
+    :func:`run_labels` says, then sampled with each sample's label drawn from the training labels.
+    Returns ``{"fraction", "w2", "samples"}`` (judged against all the training points)."""
+    from ..metrics import w2
+    from ..nets import ScoreMLP
+    from ..processes import VP, time_grid
+    from ..samplers import dpmpp_2m
+    from ..training import dsm_loss, train
+
+    torch.set_num_threads(1)
+    c = LABEL_CONFIG if config is None else config
+    vp = VP()
+    x, y, n_labels = run_labels(condition, c["label_M"], seed, c)
+    g = torch.Generator().manual_seed(seed)
+    net = ScoreMLP(vp, 2, hidden=c["label_width"], depth=c["depth"], param="denoiser", generator=g,
+                   n_labels=n_labels or None)
+    train(net, dsm_loss(vp), x, labels=y, steps=c["steps"], batch_size=c["batch_size"], lr=c["lr"], generator=g)
+    n = c["n_samples"]
+    x_T = torch.randn(n, 2, generator=g) * float(vp.sigma(vp.t_max))
+    ys = None if y is None else y[torch.randint(len(y), (n,), generator=g)]
+    with torch.no_grad():
+        s = dpmpp_2m(lambda z, t: net.denoiser(z, t, ys), vp, x_T, time_grid(vp, c["n_steps"])).double()
+    return {"fraction": memorised_fraction(s, x.double()), "w2": w2(s, ring_reference(c)), "samples": s}
+
+
+def _pool_map(fn, jobs, workers):
+    if workers <= 1:
+        return [fn(*j) for j in jobs]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(fn, *zip(*jobs)))
+
+
+class LabelRuns(NamedTuple):
+    """The label cache: ``fractions``, ``w2`` (len(conditions), len(seeds)): memorised fraction
+    (1/3 rule, against all training points) and W2 to a fresh ring sample; ``samples``
+    (len(conditions), n, 2): seed 0's samples; ``config``: every setting."""
+
+    conditions: list
+    seeds: list
+    fractions: np.ndarray
+    w2: np.ndarray
+    samples: np.ndarray
+    config: dict
+
+    def train(self, seed: int) -> torch.Tensor:
+        """The training points of seed ``seed`` (float32, (label_M, 2))."""
+        return run_labels("none", self.config["label_M"], seed, self.config)[0]
+
+
+def make_label_runs(*, workers: int = 1, save: bool = False, config=None) -> LabelRuns:
+    """Every conditional run of :data:`LABEL_CONFIG` (conditions x seeds, one process each with
+    ``workers > 1``); ``save=True`` writes ``data/memorisation_labels.npz``."""
+    c = dict(LABEL_CONFIG if config is None else config)
+    C, S = c["label_conditions"], c["label_seeds"]
+    runs = _pool_map(label_run, [(cond, s, c) for cond in C for s in S], workers)
+    fr = np.array([r["fraction"] for r in runs]).reshape(len(C), len(S))
+    w2 = np.array([r["w2"] for r in runs]).reshape(len(C), len(S))
+    samples = np.stack([runs[i * len(S)]["samples"].numpy() for i in range(len(C))]).astype(np.float16)
+    out = LabelRuns(C, S, fr, w2, samples.astype(np.float64), c)
+    if save:
+        np.savez_compressed(writable_data_path(LABEL_FILE), fractions=fr, w2=w2, samples=samples,
+                            config=json.dumps(c))
+    return out
+
+
+def load_label_runs(path=None) -> LabelRuns:
+    """The label cache of lesson 06, from ``path`` (default ``data/memorisation_labels.npz``;
+    FileNotFoundError names it when missing). Made by ``python3 -m diffedu.teach.memorisation
+    labels``; the default file must have been made with :data:`LABEL_CONFIG` (ValueError otherwise)."""
+    path = data_path(LABEL_FILE) if path is None else Path(path)
+    with np.load(path) as z:
+        c = json.loads(str(z["config"]))
+        if path == data_path(LABEL_FILE) and c != json.loads(json.dumps(LABEL_CONFIG)):
+            raise ValueError(f"{LABEL_FILE} was made with {c}, not LABEL_CONFIG: remake it with "
+                             "python3 -m diffedu.teach.memorisation labels")
+        return LabelRuns(c["label_conditions"], c["label_seeds"], np.array(z["fractions"]), np.array(z["w2"]),
+                         np.array(z["samples"], dtype=np.float64), c)
 
 
 # --- the cached sweep ------------------------------------------------------------------------
@@ -107,3 +338,21 @@ def load_emm_ring(path=None) -> EMMSweep:
     with np.load(path) as z:
         return EMMSweep(z["sizes"].tolist(), z["widths"].tolist(), np.array(z["fractions"]),
                         json.loads(str(z["config"])))
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    usage = ("usage: python3 -m diffedu.teach.memorisation labels [--workers N]\n"
+             "  remakes data/memorisation_labels.npz (20 trainings, about 4 CPU-minutes)")
+    if not argv or argv[0] != "labels" or len(argv) not in (1, 3) or (len(argv) == 3 and argv[1] != "--workers"):
+        print(usage)
+        return 2
+    out = make_label_runs(workers=int(argv[2]) if len(argv) == 3 else 1, save=True)
+    for c, f, w in zip(out.conditions, out.fractions, out.w2):
+        print(f"{c:8s} memorised {f.mean():.3f} +- {f.std(ddof=1) / math.sqrt(len(f)):.3f}, "
+              f"W2 {w.mean():.3f} +- {w.std(ddof=1) / math.sqrt(len(w)):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
