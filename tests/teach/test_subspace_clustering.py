@@ -1,7 +1,10 @@
-"""diffedu.teach.subspace_clustering (lesson 08): the slider redraws the K-subspaces fit, and the
-checkers accept right answers, reject wrong ones and say "not answered yet"."""
+"""diffedu.teach.subspace_clustering (lesson 08): the slider redraws the K-subspaces fit, the line
+denoiser's figure shows denoised points on the lines, the K-subspaces-step checker accepts a right
+implementation and rejects wrong ones, the cached recovery sweep loads, is consistent and is
+reproduced exactly on ten trials, and the generation runs (not cached yet) measure each model."""
 
 import numpy as np
+import pytest
 import torch
 
 from diffedu import VP, LowRankMixture
@@ -9,7 +12,7 @@ from diffedu.subspace import line_bases
 from diffedu.teach import subspace_clustering as lesson
 
 
-def test_subspace_widget_and_checker():
+def test_subspace_widget_redraws():
     w = lesson.subspace_widget()
     assert w.auto_display
     assert [c.description for c in w.children[:2]] == ["samples per subspace", "noise variance"]
@@ -17,10 +20,6 @@ def test_subspace_widget_and_checker():
     w.children[0].value = 40
     assert w.result.axes[0].get_title() != t0 and "K-subspaces" in t0
     assert w.result.axes[0].get_title().startswith("n = 40, noise = 0.01")
-    U = line_bases([10.0, 40.0])
-    assert lesson.check_subspace_error(0.5, U[0], U[1])
-    assert not lesson.check_subspace_error(0.25, U[0], U[1])
-    assert lesson.check_subspace_error(None, U[0], U[1]).status == "unanswered"
 
 
 def test_plot_subspace_fit_finds_noiseless_lines():
@@ -33,9 +32,78 @@ def test_plot_subspace_fit_finds_noiseless_lines():
     np.testing.assert_allclose(np.abs(found @ np.array([[1.0, 0.0], [0.0, 1.0]])).max(1), 1.0, atol=1e-12)
 
 
+def test_line_denoiser_figure_puts_denoised_points_on_the_lines():
+    lines = LowRankMixture(line_bases([10.0, 70.0, 135.0]))
+    P = VP()
+    t = float(P.t_of_lam(-np.log(0.2)))
+    ax = lesson.plot_line_denoiser(lines, P, t, lesson.plots.new_axes(), n=100)
+    den = np.asarray(ax.collections[1].get_offsets())
+    U = line_bases([10.0, 70.0, 135.0])[:, :, 0].numpy()
+    off = np.abs(den @ np.stack([-U[:, 1], U[:, 0]], 0)).min(1)          # distance to the nearest line
+    assert np.median(off) < 0.05 and "sigma/alpha = 0.20" in ax.get_title()
+    assert sum(1 for line in ax.lines if line.get_linestyle() == "--") == 3
+
+
+def _my_step(X, bases):
+    Xd = X.double()
+    residual = (Xd**2).sum(1, keepdim=True) - (torch.einsum("nd,kdr->nkr", Xd, bases) ** 2).sum(-1)
+    labels = residual.argmin(1)
+    out = []
+    for k in range(bases.shape[0]):
+        Xk = Xd[labels == k]
+        V = torch.linalg.eigh(Xk.T @ Xk)[1][:, -bases.shape[2]:]
+        out.append(V @ V.T)
+    return torch.stack(out).to(X.dtype)
+
+
+def test_k_subspaces_step_checker():
+    assert lesson.check_k_subspaces_step(_my_step)
+    assert not lesson.check_k_subspaces_step(lambda X, bases: (bases @ bases.transpose(1, 2)).to(X.dtype))
+    centred = lambda X, bases: _my_step(X - X.mean(0), bases)  # noqa: E731  (centred PCA: not this model's)
+    assert not lesson.check_k_subspaces_step(centred)
+    assert lesson.check_k_subspaces_step(None).status == "unanswered"
+
+
 def test_check_denoiser_is_the_shared_one():
     lines = LowRankMixture(line_bases([10.0, 70.0]))
     x = torch.tensor([[1.0, 0.2], [-0.5, 0.6]], dtype=torch.float64)
     assert lesson.check_denoiser(lines.denoiser(x, 0.25, VP()), lines, x, 0.25, VP())
     assert not lesson.check_denoiser(x, lines, x, 0.25, VP())
-    assert {"check_close", "check_denoiser", "subspace_widget", "check_subspace_error"} <= set(lesson.__all__)
+
+
+def test_cached_transition_sweep_is_consistent_and_reproduced():
+    """The cache's trials are seeded one by one: re-running the first ten trials of two settings
+    gives the cached errors and objectives (a few seconds)."""
+    sweep = lesson.load_transition_sweep()
+    c = sweep.config
+    assert list(sweep.errors) == list(c["settings"]) and sweep.ns == c["ns"]
+    for name in sweep.errors:
+        assert sweep.errors[name].shape == (len(sweep.ns), c["n_trials"])
+    lab = sweep.success("labels, no noise")
+    assert (lab[np.array(sweep.ns) < c["rank"]] == 0).all() and (lab[np.array(sweep.ns) >= c["rank"]] == 1).all()
+    for name in ("labels, noise 0.01", "no labels (K-subspaces), no noise"):
+        again = lesson.transition_setting(name, trials=10)     # a trial's draws run over all sizes in turn
+        np.testing.assert_allclose(again.errors.numpy(), sweep.errors[name][:, :10], rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(again.objective.numpy(), sweep.objective[name][:, :10], rtol=1e-6, atol=1e-9)
+
+
+def test_generation_run_measures_each_model():
+    """A tiny configuration of the (not yet cached) generation sweep: the exact training-set score
+    copies its points, the low-rank denoiser (30 training steps: not converged) does not copy, and
+    every run returns its measures and samples."""
+    c = dict(lesson.GENERATION_CONFIG, dim=6, rank=2, hidden=16, depth=1, steps=30, n_samples=40, sampler_steps=10,
+             low_rank_steps=30)
+    runs = {m: lesson.generation_run(m, 2, 0, c) for m in lesson.GENERATION_MODELS}
+    assert runs["training set"]["memorised"] > 0.95
+    assert runs["low-rank"]["memorised"] < 0.5                # it samples Gaussians on its subspaces
+    for r in runs.values():
+        assert r["samples"].shape == (40, 6) and 0 <= r["sample_error"] <= 1
+    with pytest.raises(ValueError, match="model"):
+        lesson.generation_run("other", 2, 0, c)
+
+
+def test_loaders_name_a_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        lesson.load_transition_sweep(tmp_path / "missing.npz")
+    with pytest.raises(FileNotFoundError):
+        lesson.load_generation_sweep(tmp_path / "missing.npz")
