@@ -26,7 +26,8 @@ from .checks import Feedback, check_close, check_implementation, say, unanswered
 
 __all__ = ["plot_spectra_vs_noise", "plot_spectrum", "plot_dimension_vs_noise", "dimension_widget",
            "check_tangent_level", "check_dimension", "check_gap_rule", "sphere_training_set", "sphere_model",
-           "train_sphere_model", "SPHERE_CONFIG"]
+           "train_sphere_model", "SPHERE_CONFIG", "high_sphere_sets", "high_sphere_models", "train_high_sphere_models",
+           "HIGH_SPHERE_CONFIG"]
 
 
 def plot_spectra_vs_noise(score, x, process, ts, ax=None, *, method: str = "jacobian"):
@@ -237,12 +238,86 @@ def sphere_model(kind: str = "free"):
     return net
 
 
+# --- k-spheres in R^100 (cached: data/sphere100_models.pt) ----------------------------------------
+HIGH_SPHERE_FILE = "sphere100_models.pt"
+#: Settings of the cached R^100 networks: one ScoreMLP per sphere dimension k, on the first set of
+#: :func:`high_sphere_sets`.
+HIGH_SPHERE_CONFIG = dict(D=100, n_points=2000, ks=(5, 10), hidden=256, depth=3, steps=4000, batch_size=256, lr=2e-3,
+                          seed=0, process="VP", weighting="eps")
+
+
+def high_sphere_sets(k: int, n_sets: int = 1) -> list:
+    """``n_sets`` independent sets of 2,000 uniform points on a unit k-sphere inside a random
+    (k + 1)-dimensional subspace of R^100 (one basis, seeded by k): a list of (2000, 100) float64
+    tensors. The first is the training set of the cached networks."""
+    c = HIGH_SPHERE_CONFIG
+    gk = torch.Generator().manual_seed(int(k))
+    z = torch.randn(c["n_points"], k + 1, generator=gk, dtype=torch.float64)
+    basis, _ = torch.linalg.qr(torch.randn(c["D"], k + 1, generator=gk, dtype=torch.float64))
+    out = []
+    for j in range(n_sets):
+        if j:
+            z = torch.randn(c["n_points"], k + 1, generator=gk, dtype=torch.float64)
+        out.append((z / z.norm(dim=1, keepdim=True)) @ basis.T)
+    return out
+
+
+def _high_net(generator=None):
+    c = HIGH_SPHERE_CONFIG
+    return ScoreMLP(VP(), c["D"], hidden=c["hidden"], depth=c["depth"], param="denoiser", generator=generator)
+
+
+def train_high_sphere_models(ks=None, *, save: bool = False) -> dict:
+    r"""Train one :class:`~diffedu.nets.ScoreMLP` (denoiser parametrisation, VP) per k in ``ks``
+    (default ``HIGH_SPHERE_CONFIG["ks"]``) by DSM on the first set of :func:`high_sphere_sets`
+    (about 100 s of one core each). ``save=True`` (all ks only) writes
+    ``data/sphere100_models.pt`` (float16 state dicts). Returns ``{k: model}`` (float32, eval mode)."""
+    c = HIGH_SPHERE_CONFIG
+    ks = tuple(c["ks"]) if ks is None else tuple(ks)
+    nets = {}
+    for k in ks:
+        g = torch.Generator().manual_seed(c["seed"])
+        net = _high_net(g)
+        train(net, dsm_loss(net.process, weighting=c["weighting"]), high_sphere_sets(k)[0].float(),
+              steps=c["steps"], batch_size=c["batch_size"], lr=c["lr"], generator=g)
+        nets[k] = net.eval()
+    if save:
+        if ks != tuple(c["ks"]):
+            raise ValueError(f"save=True needs every k of HIGH_SPHERE_CONFIG ({c['ks']}); got {ks}")
+        torch.save({"config": dict(c), "states": {k: {n: v.half() for n, v in m.state_dict().items()}
+                                                   for k, m in nets.items()}}, writable_data_path(HIGH_SPHERE_FILE))
+    return nets
+
+
+def high_sphere_models() -> dict:
+    """The cached R^100 networks ``{k: model}`` (``data/sphere100_models.pt``; float16 weights loaded as
+    float32; ``ValueError`` if trained with other settings)."""
+    path = data_path(HIGH_SPHERE_FILE)
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if blob["config"] != HIGH_SPHERE_CONFIG:
+        raise ValueError(f"{path} was trained with {blob['config']}, not HIGH_SPHERE_CONFIG: rerun "
+                         "python3 -m diffedu.teach.intrinsic_dimension sphere100")
+    nets = {}
+    for k, state in blob["states"].items():
+        net = _high_net()
+        net.load_state_dict({n: v.float() for n, v in state.items()})
+        net.eval()
+        net.requires_grad_(False)
+        nets[int(k)] = net
+    return nets
+
+
 def main(argv=None) -> int:
     import sys
     argv = sys.argv[1:] if argv is None else argv
+    if argv == ["sphere100"]:
+        train_high_sphere_models(save=True)
+        print(f"wrote {writable_data_path(HIGH_SPHERE_FILE)}")
+        return 0
     if not argv or argv[0] != "sphere" or len(argv) > 2 or (len(argv) == 2 and argv[1] not in _SPHERE_FILES):
         print("usage: python3 -m diffedu.teach.intrinsic_dimension sphere [free|energy]   (retrains "
-              "data/sphere_model.pt and/or data/sphere_energy_model.pt; both when no kind is given)")
+              "data/sphere_model.pt and/or data/sphere_energy_model.pt; both when no kind is given)\n"
+              "       python3 -m diffedu.teach.intrinsic_dimension sphere100   (retrains data/sphere100_models.pt)")
         return 2
     for kind in argv[1:] or list(_SPHERE_FILES):
         train_sphere_model(kind, save=True)

@@ -153,3 +153,38 @@ def test_retrained_sphere_model_matches_the_cache(kind, noise):
     x = vp.noise(lesson.sphere_training_set()[:512].float(), t, generator=torch.Generator().manual_seed(0))[0]
     s_new, s_old = new.score(x, t).detach(), old.score(x, t).detach()
     assert float((s_new - s_old).norm(dim=1).mean() / s_old.norm(dim=1).mean()) < 0.05
+
+
+def _high_reading(net, k, r, n=4):
+    vp = VP()
+    pts = lesson.high_sphere_sets(k)[0][:n]
+    sc = lambda x, t: net.score(x.float(), t).double()  # noqa: E731
+    return intrinsic_dimension(sc, pts, float(vp.t_of_lam(-np.log(r))), vp).dims.tolist()
+
+
+def test_high_sphere_sets_share_one_subspace():
+    a, b = lesson.high_sphere_sets(5, 2)
+    assert a.shape == b.shape == (2000, 100) and not torch.equal(a, b)
+    assert torch.allclose(a.norm(dim=1), torch.ones(2000, dtype=DT))
+    assert int(torch.linalg.matrix_rank(torch.cat([a[:50], b[:50]]))) == 6       # one 6-D span
+    assert torch.equal(lesson.high_sphere_sets(5)[0], a)
+
+
+def test_cached_high_sphere_models_read_the_span_not_the_sphere():
+    nets = lesson.high_sphere_models()
+    assert sorted(nets) == [5, 10] and not any(p.requires_grad for p in nets[5].parameters())
+    assert _high_reading(nets[5], 5, 0.3) == [6] * 4
+
+
+@pytest.mark.slow
+def test_retrained_high_sphere_model_matches_the_cache():
+    """Retrains the k = 5 network of R^100 (about 100 s on one core) and compares its readings and
+    score with the cache; ``python3 -m diffedu.teach.intrinsic_dimension sphere100`` retrains the file."""
+    new, old = lesson.train_high_sphere_models((5,))[5], lesson.high_sphere_models()[5]
+    for r in (0.1, 0.3, 1.0):
+        assert _high_reading(new, 5, r, 8) == _high_reading(old, 5, r, 8)
+    vp = VP()
+    t = float(vp.t_of_lam(-np.log(0.3)))
+    x = vp.noise(lesson.high_sphere_sets(5)[0][:256].float(), t, generator=torch.Generator().manual_seed(0))[0]
+    s_new, s_old = new.score(x, t).detach(), old.score(x, t).detach()
+    assert float((s_new - s_old).norm(dim=1).mean() / s_old.norm(dim=1).mean()) < 0.05
