@@ -422,7 +422,8 @@ def predictor_corrector(D, process, x, ts, *, generator=None, callback=None, pro
     ``e = 2 (snr mean_b |z_b| / mean_b |s_b|)^2`` with batch-averaged norms, as in Song et al.'s
     code (per-sample norms diverge in low dimension, where ``|s_b|`` can be near 0), then one
     Euler-Maruyama step to t_{i+1}. The corrector's step does not shrink
-    with the grid, so its bias (of order snr^2) remains as N grows. Final jump ``x = D(x, t_eps)``.
+    with the grid, so its bias (of order snr^2) remains as N grows. Where every score of the batch is
+    0 the corrector step is skipped (its size would be 0/0). Final jump ``x = D(x, t_eps)``.
     """
     snr = check_real(snr, "snr", minimum=0.0)
     n_corrector = check_int(n_corrector, "n_corrector", minimum=0)
@@ -442,7 +443,10 @@ def predictor_corrector(D, process, x, ts, *, generator=None, callback=None, pro
             for _ in range(n_corrector):               # corrector: Langevin MCMC on p_{t_i}
                 score = (a * D(x, t) - x) / s**2
                 z = _noise(x, generator)
-                e = 2 * (snr * z.norm(dim=1).mean() / score.norm(dim=1).mean()) ** 2
+                s_norm = score.norm(dim=1).mean()
+                if not bool(s_norm > 0):               # every score 0 (x at a mode): the step is
+                    continue                           # undefined (0/0 or inf); Song et al.'s code NaNs
+                e = 2 * (snr * z.norm(dim=1).mean() / s_norm) ** 2
                 x = x + e * score + (2 * e).sqrt() * z
             A, B, C = coef[i]                          # predictor: Euler-Maruyama to t_{i+1}
             x = A * x + B * D(x, t) + C * _noise(x, generator)

@@ -297,3 +297,16 @@ def test_complex_grid_is_a_type_error():
     ts = time_grid(VP(), 4).to(torch.complex128)
     with pytest.raises(TypeError, match="ts must be a 1-D tensor or sequence of times, real and not bool"):
         S.ddim(D, VP(), torch.zeros(3, 2), ts)
+
+
+def test_predictor_corrector_skips_the_corrector_where_every_score_is_zero():
+    # found by the property tests (issue 21): a zero-mean Gaussian started at its mean gives score 0,
+    # and the corrector's step 2 (snr |z| / |s|)^2 was 0/0; the run must stay finite
+    import diffedu as de
+
+    vp = de.VP()
+    g = de.Gaussian([0.0], [[0.1]])
+    for snr in (0.0, 0.16):
+        out = de.samplers.predictor_corrector(g.bind(vp).denoiser, vp, torch.zeros(1, 1), de.time_grid(vp, 2)[:-1],
+                                              generator=torch.Generator().manual_seed(0), snr=snr)
+        assert bool(torch.isfinite(out).all())
