@@ -10,7 +10,10 @@ r"""Sample-based distances and model errors.
 * :func:`mmd2` - the unbiased squared maximum mean discrepancy with a Gaussian kernel (Gretton et
   al. 2012, eq. 3): a distance between samples whose estimate has mean 0 for two samples of one
   law in any dimension, so it does not suffer W2's noise floor in 64-D;
-* :func:`moment_errors` - relative errors of the mean and the covariance of a sample.
+* :func:`moment_errors` - relative errors of the mean and the covariance of a sample;
+* :func:`paired_log_ratio` and :func:`mean_gap` - the two comparisons with an uncertainty that
+  lesson 17 states: the geometric mean of paired ratios (two methods on the same starts) and
+  the difference of two sample means in standard errors.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ def _samples(x, name, dim=None):
         x = as_real_tensor(x, name, "a (n, D) tensor or array of numbers")
     return check_batch(x, dim, name=name)
 
-__all__ = ["w2", "w2_noise_floor", "relative_score_error", "mmd2", "median_bandwidth", "moment_errors"]
+__all__ = ["w2", "w2_noise_floor", "relative_score_error", "mmd2", "median_bandwidth", "moment_errors",
+           "paired_log_ratio", "mean_gap"]
 
 
 def w2(x, y) -> float:
@@ -156,3 +160,47 @@ def moment_errors(x, mean, cov) -> tuple[float, float]:
     e_mean = float((x.mean(0) - mean).norm() / cov.trace().clamp_min(1e-300).sqrt())
     e_cov = float((torch.cov(x.T).reshape(cov.shape) - cov).norm() / cov.norm().clamp_min(1e-300))
     return e_mean, e_cov
+
+
+def _values(v, name, minimum=1):
+    if not isinstance(v, torch.Tensor):
+        raise TypeError(f"{name} must be a 1-D tensor of values; got {type(v).__name__}")
+    if v.dim() != 1 or v.numel() < minimum or not (v.is_floating_point() or v.dtype in (torch.int32, torch.int64)):
+        raise ValueError(f"{name} must be a 1-D real tensor of at least {minimum} values; got shape "
+                         f"{tuple(v.shape)}, {v.dtype}")
+    v = v.detach().double()
+    if not bool(torch.isfinite(v).all()):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return v
+
+
+def paired_log_ratio(a, b) -> tuple[float, float]:
+    r"""Paired comparison of two positive per-item values (errors of two methods on the same
+    starts): ``(ratio, se)``.
+
+    ``ratio = exp(mean_i log(a_i / b_i))``, the geometric mean of the paired ratios, and ``se``
+    the standard error of its logarithm, ``sd_i log(a_i / b_i) / sqrt(n)`` (sample standard
+    deviation). Pairing removes the spread between items that both methods share (hard starts are
+    hard for both), so ``|log ratio| > 4 se`` says that a is smaller (or larger) than b beyond
+    chance on such items. a, b: (n,) positive, n >= 2. Lesson 17.
+    """
+    a, b = _values(a, "a", 2), _values(b, "b", 2)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must pair up: same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
+    if not bool((a > 0).all() and (b > 0).all()):
+        raise ValueError("a and b must be positive (their ratio's logarithm is taken)")
+    d = torch.log(a) - torch.log(b)
+    return float(d.mean().exp()), float(d.std() / d.numel() ** 0.5)
+
+
+def mean_gap(a, b) -> float:
+    r"""The difference of two sample means in standard errors (Welch's statistic):
+    ``(mean(a) - mean(b)) / sqrt(var(a)/n_a + var(b)/n_b)`` (sample variances). Two independent
+    samples of one law give about N(0, 1); ``|gap| > 3`` is a difference beyond chance. a, b: 1-D,
+    at least 2 values each, not both constant. Lesson 17 (mean log-densities of samples and data).
+    """
+    a, b = _values(a, "a", 2), _values(b, "b", 2)
+    se = (a.var() / a.numel() + b.var() / b.numel()).sqrt()
+    if not float(se) > 0:
+        raise ValueError("a and b are both constant: their gap has no standard error")
+    return float((a.mean() - b.mean()) / se)

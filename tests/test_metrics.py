@@ -123,3 +123,36 @@ def test_sample_metrics_check_their_arguments():
         relative_score_error(G.bind(VP()).score, "G", VP(), [0.5])
     with pytest.raises(ValueError, match="repeats must be an integer >= 1"):
         w2_noise_floor(G.sample, 3, repeats=0)
+
+
+def test_paired_log_ratio_and_mean_gap():
+    from diffedu.metrics import mean_gap, paired_log_ratio
+
+    a, b = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([2.0, 2.0, 2.0])
+    d = torch.log(torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64))
+    r, se = paired_log_ratio(a, b)
+    assert r == pytest.approx(1.0) and se == pytest.approx(float(d.std()) / math.sqrt(3))
+    # seeded Monte Carlo: a = 0.5 b with independent log-normal noise; the shared spread of b cancels
+    g = torch.Generator().manual_seed(0)
+    b = torch.exp(2 * torch.randn(4000, generator=g, dtype=torch.float64))
+    a = 0.5 * b * torch.exp(0.3 * torch.randn(4000, generator=g, dtype=torch.float64))
+    r, se = paired_log_ratio(a, b)
+    assert abs(math.log(r) - math.log(0.5)) < 4 * se and se == pytest.approx(0.3 / math.sqrt(4000), rel=0.05)
+    # Welch's statistic by hand, and its null distribution ~ N(0, 1)
+    x, y = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.0, 0.0, 1.0, 1.0])
+    assert mean_gap(x, y) == pytest.approx((2.0 - 0.5) / math.sqrt(1.0 / 3 + (1 / 3) / 4))
+    gaps = torch.tensor([mean_gap(torch.randn(50, generator=g), torch.randn(80, generator=g)) for _ in range(400)])
+    assert abs(float(gaps.mean())) < 0.2 and abs(float(gaps.std()) - 1) < 0.15
+    with pytest.raises(ValueError, match="positive"):
+        paired_log_ratio(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 1.0]))
+    with pytest.raises(ValueError, match="pair up"):
+        paired_log_ratio(torch.ones(3), torch.ones(4))
+    with pytest.raises(TypeError, match="a must be"):
+        paired_log_ratio([1.0, 2.0], torch.ones(2))
+    with pytest.raises(ValueError, match="at least 2"):
+        mean_gap(torch.ones(1), torch.ones(3))
+    with pytest.raises(ValueError, match="constant"):
+        mean_gap(torch.ones(3), torch.ones(3))
+    with pytest.raises(ValueError, match="finite"):
+        mean_gap(torch.tensor([1.0, math.nan]), torch.ones(3))
+
