@@ -300,13 +300,16 @@ def plot_flow_map(x_T, end, steep, err, *, axs=None):
     axs[0].set_title("the mode each start flows to", fontsize="medium")
     for ax, v, title in ((axs[1], steep, "steepness of the exact map"), (axs[2], err, "distilled model's error")):
         v = np.asarray(v)
-        sc = ax.scatter(xs[:, 0], xs[:, 1], c=v, cmap="viridis", s=4, norm=LogNorm(vmin=max(v.min(), 1e-3), vmax=v.max()))
-        ax.figure.colorbar(sc, ax=ax, fraction=0.046)
+        order = np.argsort(v)                           # the largest values drawn last, on top
+        sc = ax.scatter(xs[order, 0], xs[order, 1], c=v[order], cmap="viridis", s=6,
+                        norm=LogNorm(vmin=max(v.min(), 1e-3), vmax=v.max()))
+        ax.figure.colorbar(sc, ax=ax, fraction=0.046, pad=0.02)
         ax.set_title(title, fontsize="medium")
     for ax in axs:
         ax.set_aspect("equal")
         ax.set_xlabel("x_T[0]")
     axs[0].set_ylabel("x_T[1]")
+    axs[0].figure.subplots_adjust(wspace=0.5)          # keeps the colour bars off the next panel
     return axs
 
 
