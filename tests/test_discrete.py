@@ -219,3 +219,20 @@ def test_schedules_and_samplers_check_their_arguments():
         sequence_chi2(torch.zeros(5, 1, dtype=torch.long), dist, min_expected="5")
     with pytest.raises(ValueError, match="every cell pools into one"):
         sequence_chi2(torch.zeros(2, 1, dtype=torch.long), dist)
+
+
+def test_first_hitting_time_with_given_uniforms():
+    """Issue 18 (lesson 09's exercise): passing the uniforms reproduces the generator's draws, and under
+    the linear schedule (alpha = 1 - t) the time is t * U^(1/n) in closed form."""
+    t = torch.tensor([1.0, 0.7, 0.4], dtype=torch.float64)
+    n = torch.tensor([4, 2, 1])
+    u = torch.rand(3, generator=gen(5), dtype=torch.float64)
+    torch.testing.assert_close(first_hitting_time(t, n, CosineMask(), u=u),
+                               first_hitting_time(t, n, CosineMask(), generator=gen(5)))
+    torch.testing.assert_close(first_hitting_time(t, n, LinearMask(), u=u), t * u ** (1 / n.double()))
+    with pytest.raises(ValueError, match="one uniform per row"):
+        first_hitting_time(t, n, LinearMask(), u=u[:2])
+    with pytest.raises(ValueError, match="u must lie"):
+        first_hitting_time(t, n, LinearMask(), u=u + 1)
+    with pytest.raises(TypeError, match="u must be"):
+        first_hitting_time(t, n, LinearMask(), u=[0.5, 0.5, 0.5])

@@ -39,20 +39,31 @@ def _fraction(value, name):
     return as_real_tensor(value, name, "a real number or tensor")
 
 
-def first_hitting_time(t, n_masked, schedule: MaskSchedule, *, generator=None) -> torch.Tensor:
+def first_hitting_time(t, n_masked, schedule: MaskSchedule, *, generator=None, u=None) -> torch.Tensor:
     r"""Time at which the first of ``n_masked`` masked tokens unmasks, going back from t.
 
     Each masked token at time t is still masked at s < t with probability
     ``(1 - alpha_s) / (1 - alpha_t)``, independently, so the first of n unmasks at
     ``1 - alpha_s = (1 - alpha_t) U^(1/n)`` (Zheng et al. 2024, eq. 9): from t = 1,
-    ``alpha_s ~ Beta(1, n)``. t, n_masked: (B,) tensors (or scalars). Returns (B,) float64.
+    ``alpha_s ~ Beta(1, n)``. t, n_masked: (B,) tensors (or scalars). ``u``: the uniforms U in
+    [0, 1], one per row (drawn from ``generator`` when None; pass them to compare two
+    implementations on the same draws, lesson 09). Returns (B,) float64.
     """
     check_cpu_generator(generator)
     schedule = check_schedule(schedule)
     t = schedule.check_t(t).reshape(-1)
     n = _counts(n_masked).reshape(-1)
     t, n = torch.broadcast_tensors(t, n)
-    u = torch.rand(t.shape, generator=generator, dtype=_F64)
+    if u is None:
+        u = torch.rand(t.shape, generator=generator, dtype=_F64)
+    else:
+        if not isinstance(u, torch.Tensor) or not u.is_floating_point():
+            raise TypeError(f"u must be a floating tensor of uniforms; got {type(u).__name__}")
+        u = u.to(_F64).reshape(-1)
+        if u.shape != t.shape:
+            raise ValueError(f"u must have one uniform per row, shape {tuple(t.shape)}; got {tuple(u.shape)}")
+        if torch.isnan(u).any() or (u < 0).any() or (u > 1).any():
+            raise ValueError("u must lie in [0, 1]")
     one_minus = (1 - schedule.alpha(t)) * u ** (1 / n)
     return schedule.t_of_alpha(1 - one_minus).clamp(0, 1)
 

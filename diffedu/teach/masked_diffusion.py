@@ -13,13 +13,20 @@ import numpy as np
 import torch
 
 from .. import discrete as dd
-from ..categorical import entropy, masked_step_law, total_variation, zipf
+from .._paths import data_path, writable_data_path
+from ..categorical import entropy, masked_sampler_law, masked_step_law, total_variation, zipf
 from . import plots, widgets
-from .checks import Feedback, check_close
+from .checks import Feedback, check_close, check_implementation
 
 __all__ = ["plot_truncated_unmasking", "truncation_widget", "plot_entropy_vs_q", "plot_stepwise_law",
            "stepwise_widget", "plot_elbo_integrands", "check_first_hit_alpha_prob", "check_marginal_elbo",
-           "check_one_step_prob"]
+           "check_one_step_prob", "gumbel_table", "load_gumbel_table",
+           "plot_sampler_entropy", "check_first_hitting_time"]
+
+#: The vocabulary-scale float32 computation of lesson 09, section 7 (cached in data/GUMBEL_FILE).
+GUMBEL_CONFIG = dict(vocab_size=50257, s=1.0, bits=[24, 53], log10_qs=[-3.0, -4.0, -5.0, -6.0, -7.0, -8.0],
+                     steps=[1, 4, 16, 64, 256, 1024])
+GUMBEL_FILE = "gumbel_entropy.json"
 
 
 # --- float32 Gumbel sampling ---------------------------------------------------------------
@@ -72,6 +79,59 @@ def plot_entropy_vs_q(tok, log10_qs, *, bits=(24, 53), ax=None):
     ax.axhline(float(entropy(tok)), color="0.5", ls="--", label="ideal")
     ax.set_xlabel("log10 q (probability of unmasking in one step)")
     ax.set_ylabel("entropy of the unmasked token (nats)")
+    ax.legend(fontsize="small")
+    return ax
+
+
+# --- the float32 drop at a GPT-2-sized vocabulary (section 7) ----------------------------------
+def gumbel_table(*, save: bool = False, steps=None) -> dict:
+    r"""Entropies at :data:`GUMBEL_CONFIG`: a Zipf law over ``vocab_size`` tokens, the entropy of the
+    unmasked token's law after one masked step at each q (:func:`~diffedu.categorical.masked_step_law`)
+    and of the token a step-wise sampler with N steps leaves (:func:`~diffedu.categorical.masked_sampler_law`),
+    for each bit count. Exact laws (no sampling). ``steps`` overrides the list of N (the slow test
+    uses a short one). A few minutes on one core (the 1,024-step sampler dominates); ``save=True``
+    writes ``data/gumbel_entropy.json``. Returns ``{"config", "H", "q": {bits: [H]}, "steps": {bits: [H]}}``."""
+    c = dict(GUMBEL_CONFIG)
+    if steps is not None:
+        c["steps"] = list(steps)
+    tok = zipf(c["vocab_size"], c["s"])
+    out = {"config": c, "H": float(entropy(tok)), "q": {}, "steps": {}}
+    for b in c["bits"]:
+        out["q"][str(b)] = [float(entropy(masked_step_law(tok, 10.0**lq, b)[0])) for lq in c["log10_qs"]]
+        out["steps"][str(b)] = [float(entropy(masked_sampler_law(tok, n, b))) for n in c["steps"]]
+    if save:
+        import json
+
+        writable_data_path(GUMBEL_FILE).write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+def load_gumbel_table() -> dict:
+    """The cached :func:`gumbel_table` (``data/gumbel_entropy.json``), checked against :data:`GUMBEL_CONFIG`."""
+    import json
+
+    path = data_path(GUMBEL_FILE)
+    out = json.loads(path.read_text())
+    if out["config"] != GUMBEL_CONFIG:
+        raise ValueError(f"{path} was computed with {out['config']}, not {GUMBEL_CONFIG}: recompute it with "
+                         "python3 -m diffedu.teach.masked_diffusion gumbel")
+    return out
+
+
+def plot_sampler_entropy(table: dict, ax=None):
+    r"""Entropy of the token a step-wise sampler leaves against its number of steps (log axis), one
+    curve per bit count, and the ideal entropy; the right axis reads it as a perplexity exp(H)."""
+    ax = plots._ax(ax)
+    steps = table["config"]["steps"]
+    for i, (b, h) in enumerate(table["steps"].items()):
+        ax.plot(steps, h, "o-", color=f"C{i}", ms=4, label=f"{b}-bit uniforms")
+    ax.axhline(table["H"], color="0.5", ls="--", label="ideal (the model's law)")
+    ax.set_xscale("log")
+    ax.set_xlabel("number of sampling steps N")
+    ax.set_ylabel("entropy of the sampled token (nats)")
+    ax.set_title(f"Zipf law over V = {table['config']['vocab_size']:,} tokens", fontsize="medium")
+    right = ax.secondary_yaxis("right", functions=(np.exp, lambda p: np.log(np.maximum(p, 1e-300))))
+    right.set_ylabel("perplexity exp(H)")
     ax.legend(fontsize="small")
     return ax
 
@@ -154,3 +214,36 @@ def check_one_step_prob(answer, dist: dd.SequenceDistribution, x0, *, rtol: floa
     x0 = torch.as_tensor(x0).reshape(1, -1)
     law = dd.stepwise_law(dist.denoiser, dist.V, dist.L, dd.LinearMask(), 1)
     return check_close(answer, law[dist.index(x0)][0], name="one-step sampler probability", rtol=rtol)
+
+
+
+def _first_hit_inputs(generator, dtype, shape):
+    B = shape[0]
+    scheds = [dd.LinearMask(), dd.CosineMask(), dd.PowerMask(2.0)]
+    return {"t": 0.2 + 0.8 * torch.rand(B, generator=generator, dtype=dtype),
+            "n_masked": torch.randint(1, 9, (B,), generator=generator),
+            "schedule": scheds[int(torch.randint(0, 3, (), generator=generator))],
+            "u": torch.rand(B, generator=generator, dtype=dtype)}
+
+
+def _first_hit_reference(t, n_masked, schedule, u):
+    return dd.first_hitting_time(t, n_masked, schedule, u=u)
+
+
+def check_first_hitting_time(answer):
+    r"""``answer(t, n_masked, schedule, u)`` = the time s < t at which the first of ``n_masked``
+    masked tokens unmasks, given the uniforms u (one per row): (B,) float64. Checked on fresh
+    inputs (three schedules) against :func:`diffedu.discrete.first_hitting_time`."""
+    # rtol 1e-6: ``1 / n`` of an integer tensor is float32 in torch, an exponent good to 1e-8 only
+    return check_implementation(answer, _first_hit_reference, _first_hit_inputs, name="first-hitting time",
+                                dtypes=(torch.float64,), tolerances={torch.float64: (1e-6, 1e-9)})
+
+if __name__ == "__main__":
+    import sys
+    import time
+
+    if sys.argv[1:] != ["gumbel"]:
+        raise SystemExit("usage: python3 -m diffedu.teach.masked_diffusion gumbel")
+    start = time.time()
+    gumbel_table(save=True)
+    print(f"wrote data/{GUMBEL_FILE} in {time.time() - start:.0f} s")

@@ -100,3 +100,42 @@ def test_checkers_grade_and_accept_unanswered(chain, capsys):
 def test_the_lesson_api_is_exported():
     for name in lesson.__all__:
         assert callable(getattr(lesson, name))
+
+
+# --- issue 18: section 7 (the float32 drop at V = 50,257) and exercise 4 -----------------------------
+def test_first_hitting_checker():
+    def right(t, n_masked, schedule, u):
+        return schedule.t_of_alpha(1 - (1 - schedule.alpha(t)) * u ** (1 / n_masked))
+
+    def linear_only(t, n_masked, schedule, u):        # right for alpha = 1 - t only
+        return t * u ** (1 / n_masked)
+
+    def last_not_first(t, n_masked, schedule, u):     # the last of n tokens, not the first
+        return schedule.t_of_alpha(1 - (1 - schedule.alpha(t)) * (1 - (1 - u) ** (1 / n_masked)))
+
+    assert lesson.check_first_hitting_time(right)
+    assert not lesson.check_first_hitting_time(linear_only)
+    assert not lesson.check_first_hitting_time(last_not_first)
+
+
+def test_gumbel_cache_matches_its_config_and_plots():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    table = lesson.load_gumbel_table()
+    c = lesson.GUMBEL_CONFIG
+    assert len(table["q"]["24"]) == len(c["log10_qs"]) and len(table["steps"]["53"]) == len(c["steps"])
+    assert abs(table["H"] - float(entropy(zipf(c["vocab_size"], c["s"])))) < 1e-12
+    ax = lesson.plot_sampler_entropy(table)
+    assert len(ax.lines) == 3
+
+
+@pytest.mark.slow
+def test_gumbel_cache_recomputed():
+    """Recompute the one-step entropies and the sampler's at N = 1, 4, 16 (both bit counts; about a
+    minute on one core) and compare with the cache to 1e-9 nats."""
+    new = lesson.gumbel_table(steps=[1, 4, 16])
+    old = lesson.load_gumbel_table()
+    for b in ("24", "53"):
+        assert np.allclose(new["q"][b], old["q"][b], rtol=0, atol=1e-9)
+        assert np.allclose(new["steps"][b], old["steps"][b][:3], rtol=0, atol=1e-9)
