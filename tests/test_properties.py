@@ -3800,6 +3800,25 @@ SPECS["diffedu.dimension.normal_space_angles"] = spec(
     names={"x": ("normals",)})  # x of another D disagrees with normals: either may be named
 
 
+def _paired(d, positive):
+    n = ints(d, 2, 6)
+    lo = 0.01 if positive else -2.0
+    a, b = tensor(d, (n,), lo, 2.0), tensor(d, (n,), lo, 2.0)
+    if not positive:  # not both constant
+        a[0] += 1.0
+    return Call(metrics.paired_log_ratio if positive else metrics.mean_gap, {"a": a, "b": b})
+
+
+KINDS["values"] = lambda v, c, d: [Bad("string", "abc", TypeError), Bad("NaN", _at(v, d, math.nan), ValueError),
+                                   Bad("one value", v[:1], ValueError), Bad("2-D", v[None, None], ValueError)]
+SPECS["diffedu.metrics.paired_log_ratio"] = spec(
+    lambda d: _paired(d, True), lambda out, call: (finite(out), out[0] > 0, out[1] >= 0),
+    a=lambda v, c, d: KINDS["values"](v, c, d) + [Bad("zero", v * 0, ValueError), Bad("other length", v[:-1] if len(v) > 2
+                                                                                         else torch.cat([v, v]), ValueError)],
+    b="values")
+SPECS["diffedu.metrics.mean_gap"] = spec(lambda d: _paired(d, False), finite, a="values", b="values")
+
+
 # === the registry and the tests ==================================================================
 def core_modules():
     """diffedu and its public submodules, without the teaching and course layers."""
@@ -3921,7 +3940,8 @@ REGISTRY = {
                              "empirical_fit_and_sample is_memorised memorisation_baseline "
                              "memorisation_sweep memorised_fraction mlp_fit_and_sample nn_distances "
                              "nn_ratio"),
-    "diffedu.metrics": "median_bandwidth mmd2 moment_errors relative_score_error w2 w2_noise_floor",
+    "diffedu.metrics": ("mean_gap median_bandwidth mmd2 moment_errors paired_log_ratio relative_score_error w2 "
+                        "w2_noise_floor"),
     "diffedu.mixtures": "Empirical GaussianMixture LowRankMixture fit_gaussian_mixture",
     "diffedu.mixtures.Empirical": "bind denoiser eps log_prob sample sample_marginal score",
     "diffedu.mixtures.GaussianMixture": ("bind condition denoiser eps flow flow_path log_prob marginal responsibilities "
