@@ -383,6 +383,16 @@ def accuracy(args):
             both = min(mine, key=lambda kv: max(kv[1][0] / bp_m, kv[1][1] / bp_q))
             print(f"  one diffedu configuration against the best peer in each statistic ({bp_m:.4f} / {bp_q:.4f}): "
                   f"{both[0]} median {both[1][0] / bp_m:.2f}x, p90 {both[1][1] / bp_q:.2f}x")
+            # uncertainty over the starts: the same ratios on bootstrap resamples of the trajectories
+            # (the peers held fixed: the best by median, the best by p90, in the full sample)
+            pk_m = min(peers, key=lambda kv: kv[1][0])[0]
+            pk_q = min(peers, key=lambda kv: kv[1][1])[0]
+            idx = torch.randint(B, (200, B), generator=torch.Generator().manual_seed(0))
+            for label, k in (("best by median", bk), ("one in both", both[0])):
+                rm = errs[k][idx].median(1).values / errs[pk_m][idx].median(1).values
+                rq = errs[k][idx].quantile(0.9, dim=1) / errs[pk_q][idx].quantile(0.9, dim=1)
+                print(f"  bootstrap ({label}, {k}; 200 resamples of the {B} starts): median ratio "
+                      f"{float(rm.mean()):.3f} +- {float(rm.std()):.3f}, p90 ratio {float(rq.mean()):.3f} +- {float(rq.std()):.3f}")
 
 
 # --- float32 vs float64 ----------------------------------------------------------------------
