@@ -3420,14 +3420,14 @@ def _optimise(d):
         "sampler": samplers.ddim, "D": g.bind(p).denoiser, "process": p, "n_steps": ints(d, 3, 4), "x": x,
         "reference": torch.zeros_like(x), "teleport": None, "init": "lambda", "t_eps": None,
         "objective": d(st.sampled_from(["mean", "rms", "median", "p90"])), "generations": ints(d, 0, 1),
-        "population": ints(d, 1, 2), "parents": 1, "step": 0.5, "shrink": 0.7, "sampler_kw": None,
-        "generator": torch.Generator().manual_seed(51)}, {"process": p})
+        "population": ints(d, 1, 2), "parents": 1, "step": 0.5, "shrink": 0.7, "polish": ints(d, 0, 3),
+        "sampler_kw": None, "generator": torch.Generator().manual_seed(51)}, {"process": p})
 
 
 SPECS["diffedu.timegrids.optimise_time_grid"] = spec(
     _optimise, is_a(timegrids.GridFit, lambda out, call: finite([out.ts, out.history])), sampler="callable",
     D="callable", process="process", n_steps=k_int(3), x="batch", reference="batch_d", objective="choice",
-    generations="count", population="size", parents="size", step="positive", shrink="open_unit",
+    generations="count", population="size", parents="size", step="positive", shrink="open_unit", polish="count",
     generator="generator", t_eps="time1_pos", teleport=k_type("string", "G"),
     sampler_kw=lambda v, c, d: [Bad("list", [1], TypeError)])
 SPECS["diffedu.timegrids.GridFit"] = spec(lambda d: Call(timegrids.GridFit, {
