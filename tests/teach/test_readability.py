@@ -29,6 +29,7 @@ import functools
 import importlib
 import io
 import json
+import math
 import pkgutil
 import re
 from pathlib import Path
@@ -44,6 +45,7 @@ from diffedu import datasets
 from diffedu import discrete as dd
 from diffedu import fokker_planck as fp
 from diffedu import samplers as S
+from diffedu import timegrids
 from diffedu.teach import fallbacks
 from diffedu.teach.plots import READABLE_PX, SHOWN_WIDTH_PX
 
@@ -97,6 +99,18 @@ def _teleport_args():  # lesson 07, sections 1 and 2
     return de.dpmpp_2m, ring.bind(vp).denoiser, vp, x_T[:150], de.time_grid(vp, 20), de.Gaussian(ring.mean, ring.cov)
 
 
+def _ev_history_args():  # lesson 07, section 2 (two checkpoints and 2 x 20 draws instead of five and 3 x 150)
+    from diffedu.teach import gaussian_teleportation as lesson
+    from diffedu.teach import models
+
+    vp, train = de.VP(), models.digit_split()[0]
+    G, emp = de.fit_gaussian(train), de.Empirical(train.double())
+    refs = {"Gaussian": G.bind(vp).score, "mixture of 10": G.bind(vp).score, "training set": emp.bind(vp).score}
+    levels = [0.03, 0.06, 0.1, 0.18, 0.32, 0.56, 1.0, 1.8, 3.2]
+    nets = {s: models.load_digit_model(s) for s in (250, 20000)}
+    return lesson.ev_history(nets, refs, emp, vp, levels, n=20, repeats=2), levels, 0.84
+
+
 def _chain():  # lesson 09, section 1
     trans = torch.tensor([[0.8, 0.15, 0.05], [0.1, 0.8, 0.1], [0.05, 0.15, 0.8]], dtype=F64)
     return dd.SequenceDistribution.markov_chain(torch.tensor([0.5, 0.3, 0.2]), trans, 4)
@@ -122,6 +136,36 @@ def _error_map_args():
     return lesson.error_history(net, run.checkpoints, ring, p, levels, n=100), levels, run.losses, 0.48
 
 
+def _guidance_args():  # lesson 15, sections 1 and 3
+    vp = de.VP()
+    mix = de.GaussianMixture([0.3, 0.3, 0.4], [[-2.0, 1.0], [0.0, 0.3], [1.5, -0.8]],
+                             [[[0.3, 0.0], [0.0, 0.3]], [[0.35, 0.1], [0.1, 0.25]], [[0.5, -0.15], [-0.15, 0.4]]])
+    from diffedu import guidance
+
+    return guidance.ClassConditional(mix, [0, 0, 1]), vp, torch.randn(500, 2, generator=_gen(), dtype=F64)
+
+
+def _inverse_args():  # lesson 16, section 1
+    from diffedu import inverse
+
+    prior = de.GaussianMixture([0.25, 0.25, 0.3, 0.2], [[-2.0, 0.0], [2.0, 0.3], [0.0, 2.0], [0.3, -1.6]],
+                               [[[0.3, 0.1], [0.1, 0.4]], [[0.4, -0.1], [-0.1, 0.3]], [[0.5, 0.0], [0.0, 0.15]],
+                                [[0.2, 0.05], [0.05, 0.3]]])
+    return prior, {"inpainting": inverse.Measurement([[1.0, 0.0]], [0.1], 0.2),
+                   "blur": inverse.Measurement([[0.5, 0.5]], [0.9], 0.15)}
+
+
+def _few_step_args():  # lesson 17, section 2 (200 starts instead of 400, 16 path times instead of 48)
+    from diffedu.teach import few_step_sampling as fs
+
+    ring, edm = fs.problem("ring")
+    x, ref = fs.starts("ring", 200, 11, rtol=1e-7)
+    ts = torch.logspace(math.log10(edm.t_max), math.log10(0.002), 16, dtype=F64)
+    speed = timegrids.denoiser_speed(ring.bind(edm).denoiser, edm, ring.flow_path(x[:50], ts, edm, rtol=1e-6), ts)
+    lam = edm.lam(ts)
+    return "ring", x, ref, (lam[1:] + lam[:-1]) / 2, speed
+
+
 CASES = [
     ("01", "marginal_density_widget", lambda m: m.marginal_density_widget(MIX_1D, PROCESSES, lim=(-6, 6))),
     ("01", "marginal_density_widget", lambda m: m.marginal_density_widget(MIX_2D, PROCESSES, lim=(-4, 4), t_frac=0.2)),
@@ -131,9 +175,11 @@ CASES = [
     ("05", "fp_grid_widget", lambda m: m.fp_grid_widget(datasets.two_gaussians(), de.VP())),
     ("05", "perturbation_widget", lambda m: m.perturbation_widget(datasets.two_gaussians(), de.VP())),
     ("05", "penalty_widget", lambda m: m.penalty_widget(_penalty_reports())),
+    ("05", "gap_widget", lambda m: m.gap_widget(m.load_gap_runs())),
     ("06", "memorisation_widget",
      lambda m: m.memorisation_widget(datasets.ring().sample(1024, generator=_gen(), dtype=F64)[:64], de.VP(), max_M=64)),
     ("07", "teleport_widget", lambda m: m.teleport_widget(*_teleport_args())),
+    ("07", "ev_widget", lambda m: m.ev_widget(*_ev_history_args())),
     ("08", "subspace_widget", lambda m: m.subspace_widget()),
     ("09", "stepwise_widget", lambda m: m.stepwise_widget(_chain(), steps=4)),
     ("09", "truncation_widget", lambda m: m.truncation_widget(vocab_size=6, log10_q=-6.5)),
@@ -145,6 +191,10 @@ CASES = [
     ("12", "gauge_widget",
      lambda m: m.gauge_widget(de.Gaussian([0.3, -0.2], [[1.0, 0.45], [0.45, 0.3]]), de.VP())),
     ("13", "dimension_widget", lambda m: m.dimension_widget(8)),
+    ("15", "cfg_widget", lambda m: (lambda mod, vp, x: m.cfg_widget(mod, 0, vp, x))(*_guidance_args())),
+    ("15", "interval_widget", lambda m: (lambda mod, vp, x: m.interval_widget(mod, 0, 4.0, vp, x))(*_guidance_args())),
+    ("16", "method_widget", lambda m: m.method_widget(*_inverse_args())),
+    ("17", "grid_widget", lambda m: m.grid_widget(*_few_step_args())),
 ]
 LESSONS = {p.name[:2]: p for p in sorted((REPO / "lessons").glob("[0-9][0-9]_*.ipynb"))}
 IDS = [f"{num}-{name}-{sum(1 for c in CASES[:i] if c[:2] == (num, name)) + 1}"
