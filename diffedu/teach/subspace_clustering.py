@@ -11,10 +11,10 @@ checks the exercises, and makes and loads the two sweeps too slow for a lesson:
 * ``data/subspace_transition.npz`` (:func:`load_transition_sweep`): recovery of planted subspaces
   against samples per subspace over 100 seeded trials, with labels (with and without noise) and
   without (K-subspaces), each trial's objective next to the true grouping's;
-* ``data/subspace_generation.npz`` (:func:`load_generation_sweep`; **not made yet**, about 15
-  CPU-minutes): a free network trained on N_k samples per subspace for a sweep of N_k, its
-  samples' memorised fraction and subspace error, next to the low-rank denoiser and the exact
-  training-set score (:func:`generation_run` is one run).
+* ``data/subspace_generation.npz`` (:func:`load_generation_sweep`): a free network trained on
+  N_k samples per subspace for a sweep of N_k, its samples' memorised fraction and subspace error,
+  next to the low-rank denoiser and the exact training-set score (:func:`generation_run` is one
+  run).
 
 Make them with ``python3 -m diffedu.teach.subspace_clustering transition`` and
 ``python3 -m diffedu.teach.subspace_clustering generation [--workers N]``.

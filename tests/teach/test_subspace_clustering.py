@@ -1,7 +1,8 @@
 """diffedu.teach.subspace_clustering (lesson 08): the slider redraws the K-subspaces fit, the line
 denoiser's figure shows denoised points on the lines, the K-subspaces-step checker accepts a right
 implementation and rejects wrong ones, the cached recovery sweep loads, is consistent and is
-reproduced exactly on ten trials, and the generation runs (not cached yet) measure each model."""
+reproduced exactly on ten trials, and the cached generation sweep loads and is consistent (a
+slow test retrains two of its networks); a tiny generation run measures each model."""
 
 import numpy as np
 import pytest
@@ -87,8 +88,24 @@ def test_cached_transition_sweep_is_consistent_and_reproduced():
         np.testing.assert_allclose(again.objective.numpy(), sweep.objective[name][:, :10], rtol=1e-6, atol=1e-9)
 
 
+def test_cached_generation_sweep_is_consistent():
+    g = lesson.load_generation_sweep()
+    S, N = len(g.config["seeds"]), len(g.n_per_subspace)
+    for key in ("memorised", "sample_error", "distance"):
+        for m in lesson.GENERATION_MODELS:
+            v = getattr(g, key)[m]
+            assert v.shape == (S, N) and np.isfinite(v).all() and (v >= 0).all() and (v <= 1).all()
+    assert (g.memorised["training set"] > 0.95).all()      # the exact score copies at every N_k
+    assert (g.memorised["low-rank"] < 0.2).all()           # the low-rank denoiser never does
+    net = g.memorised["network"].mean(0)
+    assert net[0] > 0.95 and net[-1] < 0.4                 # the network copies at N_k = 1, not at 32
+    assert g.samples["network"].shape == (N, 16, g.config["dim"])
+    axs = lesson.plot_generation(g)
+    assert len(axs) == 2 and len(axs[0].get_legend().get_texts()) == 3
+
+
 def test_generation_run_measures_each_model():
-    """A tiny configuration of the (not yet cached) generation sweep: the exact training-set score
+    """A tiny configuration of the generation sweep: the exact training-set score
     copies its points, the low-rank denoiser (30 training steps: not converged) does not copy, and
     every run returns its measures and samples."""
     c = dict(lesson.GENERATION_CONFIG, dim=6, rank=2, hidden=16, depth=1, steps=30, n_samples=40, sampler_steps=10,
@@ -107,3 +124,16 @@ def test_loaders_name_a_missing_file(tmp_path):
         lesson.load_transition_sweep(tmp_path / "missing.npz")
     with pytest.raises(FileNotFoundError):
         lesson.load_generation_sweep(tmp_path / "missing.npz")
+
+
+@pytest.mark.slow
+def test_cached_generation_sweep_regenerates():
+    """Two network runs of the cache (N_k = 2, memorised; N_k = 32, not) retrained (about a minute
+    on one core): memorised fraction and sample error within 0.1 of the cache (float results
+    differ across torch versions and CPUs)."""
+    g = lesson.load_generation_sweep()
+    for n_k in (2, 32):
+        run = lesson.generation_run("network", n_k, 0)
+        j = g.n_per_subspace.index(n_k)
+        assert abs(run["memorised"] - g.memorised["network"][0, j]) <= 0.1, (n_k, run["memorised"])
+        assert abs(run["sample_error"] - g.sample_error["network"][0, j]) <= 0.1, (n_k, run["sample_error"])
