@@ -42,7 +42,7 @@ __all__ = ["plot_fp_grid_1d", "fp_grid_widget", "plot_gap_vs_residual", "perturb
            "load_fp_runs", "load_fp_run_metrics", "penalty_widget", "plot_hutchinson", "check_dt_log_p",
            "check_hutchinson_variance", "check_log_density_residual", "plot_gap_densities", "gap_widget",
            "gap_data", "gap_grid", "gap_stop_time", "gap_solve", "gap_runs", "train_gap_model", "load_gap_runs",
-           "save_gap_runs", "GAP_CONFIG"]
+           "save_gap_runs", "over_seeds", "GAP_CONFIG"]
 
 
 # --- plain plots ---------------------------------------------------------------------------
@@ -478,6 +478,13 @@ def _slim(res, keep_densities):
         else:
             out[k] = v
     return out
+
+
+def over_seeds(gap, kind, weight, key) -> tuple[float, float]:
+    """One figure of the cached gap runs (:func:`load_gap_runs`) over the seeds of ``GAP_CONFIG``:
+    ``(mean, sample standard deviation)`` of ``gap["runs"][(kind, weight, seed)][key]``."""
+    v = np.array([gap["runs"][(kind, weight, s)][key] for s in GAP_CONFIG["seeds"]], dtype=float)
+    return float(v.mean()), float(v.std(ddof=1))
 
 
 def load_gap_runs(path=None) -> dict:

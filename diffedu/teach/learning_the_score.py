@@ -16,14 +16,25 @@ import numpy as np
 import torch
 
 from .. import langevin, score_matching
-from ..metrics import relative_score_error
+from ..metrics import relative_score_error, w2
 from ..nets import ScoreMLP
 from .checks import check_close, check_implementation
 from .plots import _ax, new_axes, plot_images
 from .widgets import interactive, selection_slider
 
 __all__ = ["plot_constant", "error_history", "plot_error_map", "error_map_widget", "plot_images",
-           "check_dsm_loss", "check_langevin_step", "check_dsm_constant"]
+           "sample_distances", "check_dsm_loss", "check_langevin_step", "check_dsm_constant"]
+
+
+# --- judging samples -----------------------------------------------------------------------------
+def sample_distances(xs, data, dist, process, t) -> tuple[float, float]:
+    r"""How far samples xs are from data (both (n, D)): ``(W2, mean log p - mean log p of data)``,
+    W2 by :func:`diffedu.metrics.w2` and the exact log-density ``dist.log_prob`` at time t (nats;
+    negative: the samples sit where the law has less mass). Section 6 compares samplers with it."""
+    def mean_log_p(z):
+        return float(dist.log_prob(z.double(), t, process).mean())
+
+    return w2(xs, data), mean_log_p(xs) - mean_log_p(data)
 
 
 # --- the constant between DSM and ESM ------------------------------------------------------------
