@@ -166,6 +166,22 @@ def _few_step_args():  # lesson 17, section 2 (200 starts instead of 400, 16 pat
     return "ring", x, ref, (lam[1:] + lam[:-1]) / 2, speed
 
 
+def _flow_matching_args():  # lesson 14, sections 2 and 3 (20 training steps and n_err=100 stand in for 1,500 and 2,000)
+    from diffedu.nets import VelocityMLP
+    from diffedu.teach import flow_matching as lesson
+    from diffedu.training import flow_matching_loss, train
+
+    data, bridge = lesson.flow_data()
+    net = VelocityMLP(2, hidden=64, depth=3, generator=torch.Generator().manual_seed(0))
+    run = train(net, flow_matching_loss(), data.sample, steps=20, batch_size=64, checkpoints=[0, 10, 20],
+                generator=torch.Generator().manual_seed(1))
+    maps = lesson.error_maps(net, run.checkpoints, bridge, [0.1, 0.3, 0.5, 0.7, 0.9], n_err=100)
+    cached = lesson.load_flow_models()
+    fields = {"independent": lesson.as_field(net), "minibatch OT": lesson.as_field(cached["minibatch OT"]),
+              "reflow": lesson.as_field(cached["reflow"])}
+    return (maps, run.losses, 4.203), (fields, bridge, torch.randn(600, 2, generator=_gen(), dtype=F64))
+
+
 CASES = [
     ("01", "marginal_density_widget", lambda m: m.marginal_density_widget(MIX_1D, PROCESSES, lim=(-6, 6))),
     ("01", "marginal_density_widget", lambda m: m.marginal_density_widget(MIX_2D, PROCESSES, lim=(-4, 4), t_frac=0.2)),
@@ -191,10 +207,13 @@ CASES = [
     ("12", "gauge_widget",
      lambda m: m.gauge_widget(de.Gaussian([0.3, -0.2], [[1.0, 0.45], [0.45, 0.3]]), de.VP())),
     ("13", "dimension_widget", lambda m: m.dimension_widget(8)),
+    ("14", "velocity_error_widget", lambda m: m.velocity_error_widget(*_flow_matching_args()[0])),
+    ("14", "few_step_widget", lambda m: m.few_step_widget(*_flow_matching_args()[1])),
     ("15", "cfg_widget", lambda m: (lambda mod, vp, x: m.cfg_widget(mod, 0, vp, x))(*_guidance_args())),
     ("15", "interval_widget", lambda m: (lambda mod, vp, x: m.interval_widget(mod, 0, 4.0, vp, x))(*_guidance_args())),
     ("16", "method_widget", lambda m: m.method_widget(*_inverse_args())),
     ("17", "grid_widget", lambda m: m.grid_widget(*_few_step_args())),
+    ("18", "posterior_widget", lambda m: m.posterior_widget(_chain(), [0, 0, 2, 0], position=2, t=0.2)),
 ]
 LESSONS = {p.name[:2]: p for p in sorted((REPO / "lessons").glob("[0-9][0-9]_*.ipynb"))}
 IDS = [f"{num}-{name}-{sum(1 for c in CASES[:i] if c[:2] == (num, name)) + 1}"
