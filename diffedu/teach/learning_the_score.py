@@ -101,7 +101,8 @@ def plot_error_map(step, *, history, noise_levels, losses, floor, axs=None):
     k = max(step, 1)
     window = max(1, len(lo) // 100)
     smooth = np.convolve(lo[:k], np.ones(window) / window, mode="valid") if k >= window else lo[:k]
-    ax.plot(np.arange(len(smooth)) + window, smooth, color="C1", lw=1, label="DSM loss (running mean)")
+    ax.plot(np.arange(k - len(smooth), k) + 1, smooth, color="C1", lw=1,  # each point at the step of its last loss
+            label="DSM loss (running mean)")
     ax.axhline(floor, color="k", ls=":", label=f"floor (exact score) {floor:.3f}")
     ax.set_xlim(0, len(lo))
     ax.set_ylim(floor * 0.9, max(float(lo.max()), floor * 1.2))
