@@ -36,9 +36,9 @@ from .checks import Feedback, check_close, check_implementation
 from .widgets import float_slider, int_slider, interactive
 
 __all__ = ["memorisation_widget", "plot_memorising_denoiser", "plot_memorisation_curves", "plot_label_samples",
-           "load_emm_ring", "load_label_runs", "LABEL_CONFIG", "check_nn_ratio", "check_baseline", "check_close"]
+           "load_emm_ring", "load_label_runs", "load_digit_sweep", "LABEL_CONFIG", "DIGIT_SWEEP_CONFIG", "check_nn_ratio", "check_baseline", "check_close"]
 
-LABEL_FILE = "memorisation_labels.npz"
+LABEL_FILE, DIGIT_FILE = "memorisation_labels.npz", "memorisation_digits.npz"
 
 #: Settings of the label cache: the first ``label_M`` of a seeded permutation (one per seed) of
 #: ``n_data`` seeded ring points; a ScoreMLP (with ``n_labels`` when labelled) trained by
@@ -47,6 +47,12 @@ LABEL_FILE = "memorisation_labels.npz"
 LABEL_CONFIG = dict(n_data=1024, data_seed=0, reference_seed=1, label_M=64, label_width=128, depth=3, steps=3000,
                     batch_size=128, lr=3e-3, n_steps=30, n_samples=400, label_seeds=[0, 1, 2, 3, 4],
                     label_conditions=["none", "class", "random", "unique"], n_random_labels=8)
+
+
+#: Settings of the digits cache: the digit network's architecture (teach.models.DIGIT_CONFIG) at
+#: two widths, trained on the first M digits of a seeded permutation of the 1,500 training digits.
+DIGIT_SWEEP_CONFIG = dict(sizes=[2, 5, 10, 20, 50, 100], widths=[64, 512], depth=3, n_freq=4, weighting="x0",
+                          steps=2000, batch_size=256, lr=2e-3, n_samples=300, sampler_steps=40, seed=0)
 
 
 # --- the memorising denoiser ------------------------------------------------------------------
@@ -340,14 +346,102 @@ def load_emm_ring(path=None) -> EMMSweep:
                         json.loads(str(z["config"])))
 
 
+# --- the digits cache ---------------------------------------------------------------------------
+def digit_order(config=None) -> torch.Tensor:
+    """The seeded order of the 1,500 training digits; a training set of M digits is its first M."""
+    c = DIGIT_SWEEP_CONFIG if config is None else config
+    from .models import N_TRAIN
+
+    return torch.randperm(N_TRAIN, generator=torch.Generator().manual_seed(c["seed"]))
+
+
+def digit_run(width: int, M: int, config=None) -> dict:
+    r"""One run of the digits sweep: the digit network's architecture with hidden ``width``,
+    trained by DSM (x0 weighting) on the first M training digits of :func:`digit_order`, sampled
+    with Heun from seeded noise. Returns ``{"fraction", "ratio_median", "samples" (n, 64)}``."""
+    from ..nets import ScoreMLP
+    from ..processes import VP, time_grid
+    from ..samplers import heun
+    from ..training import dsm_loss, train
+    from .models import digit_split
+
+    torch.set_num_threads(1)
+    c = DIGIT_SWEEP_CONFIG if config is None else config
+    X = digit_split()[0][digit_order(c)[:M]]
+    vp = VP()
+    g = torch.Generator().manual_seed(c["seed"])
+    net = ScoreMLP(vp, 64, hidden=width, depth=c["depth"], n_freq=c["n_freq"], param="denoiser",
+                   sigma_data=float(X.std()), generator=g)
+    train(net, dsm_loss(vp, weighting=c["weighting"]), X, steps=c["steps"], batch_size=c["batch_size"], lr=c["lr"],
+          generator=g)
+    x_T = torch.randn(c["n_samples"], 64, generator=torch.Generator().manual_seed(c["seed"] + 1))
+    with torch.no_grad():
+        s = heun(net.denoiser, vp, x_T, time_grid(vp, c["sampler_steps"])).double()
+    return {"fraction": memorised_fraction(s, X.double()), "ratio_median": float(nn_ratio(s, X.double()).median()),
+            "samples": s}
+
+
+class DigitSweep(NamedTuple):
+    """The digits cache: ``fractions``, ``ratio_median`` (len(widths), len(sizes)); ``samples``
+    (len(widths), len(sizes), 16, 64): the first 16 samples of each run; ``config``."""
+
+    sizes: list
+    widths: list
+    fractions: np.ndarray
+    ratio_median: np.ndarray
+    samples: np.ndarray
+    config: dict
+
+    def train(self, M: int) -> torch.Tensor:
+        """The training set of M digits (float32, (M, 64))."""
+        from .models import digit_split
+
+        return digit_split()[0][digit_order(self.config)[:M]]
+
+
+def make_digit_sweep(*, workers: int = 1, save: bool = False, config=None) -> DigitSweep:
+    """Run the digits sweep (one training per width and size); ``save=True`` writes
+    ``data/memorisation_digits.npz``."""
+    c = dict(DIGIT_SWEEP_CONFIG if config is None else config)
+    W, Z = c["widths"], c["sizes"]
+    runs = _pool_map(digit_run, [(w, m) for w in W for m in Z], workers)
+    fr = np.array([r["fraction"] for r in runs]).reshape(len(W), len(Z))
+    med = np.array([r["ratio_median"] for r in runs]).reshape(len(W), len(Z))
+    samples = np.stack([r["samples"][:16].numpy() for r in runs]).reshape(len(W), len(Z), 16, 64).astype(np.float16)
+    out = DigitSweep(Z, W, fr, med, samples, c)
+    if save:
+        np.savez_compressed(writable_data_path(DIGIT_FILE), fractions=fr, ratio_median=med, samples=samples,
+                            config=json.dumps(c))
+    return out
+
+
+def load_digit_sweep(path=None) -> DigitSweep:
+    """The digits cache of lesson 06, from ``path`` (default ``data/memorisation_digits.npz``). Made by
+    ``python3 -m diffedu.teach.memorisation digits``; the settings must be :data:`DIGIT_SWEEP_CONFIG`."""
+    path = data_path(DIGIT_FILE) if path is None else Path(path)
+    with np.load(path) as z:
+        c = json.loads(str(z["config"]))
+        if path == data_path(DIGIT_FILE) and c != json.loads(json.dumps(DIGIT_SWEEP_CONFIG)):
+            raise ValueError(f"{DIGIT_FILE} was made with {c}, not DIGIT_SWEEP_CONFIG: remake it with "
+                             "python3 -m diffedu.teach.memorisation digits")
+        return DigitSweep(c["sizes"], c["widths"], np.array(z["fractions"]), np.array(z["ratio_median"]),
+                          np.array(z["samples"], dtype=np.float64), c)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    usage = ("usage: python3 -m diffedu.teach.memorisation labels [--workers N]\n"
-             "  remakes data/memorisation_labels.npz (20 trainings, about 4 CPU-minutes)")
-    if not argv or argv[0] != "labels" or len(argv) not in (1, 3) or (len(argv) == 3 and argv[1] != "--workers"):
+    usage = ("usage: python3 -m diffedu.teach.memorisation labels|digits [--workers N]\n"
+             "  labels: remakes data/memorisation_labels.npz (20 trainings, about 4 CPU-minutes)\n"
+             "  digits: remakes data/memorisation_digits.npz (12 trainings, about 5 CPU-minutes)")
+    if not argv or argv[0] not in ("labels", "digits") or len(argv) not in (1, 3) \
+            or (len(argv) == 3 and argv[1] != "--workers"):
         print(usage)
         return 2
-    out = make_label_runs(workers=int(argv[2]) if len(argv) == 3 else 1, save=True)
+    workers = int(argv[2]) if len(argv) == 3 else 1
+    if argv[0] == "digits":
+        print(np.round(make_digit_sweep(workers=workers, save=True).fractions, 3))
+        return 0
+    out = make_label_runs(workers=workers, save=True)
     for c, f, w in zip(out.conditions, out.fractions, out.w2):
         print(f"{c:8s} memorised {f.mean():.3f} +- {f.std(ddof=1) / math.sqrt(len(f)):.3f}, "
               f"W2 {w.mean():.3f} +- {w.std(ddof=1) / math.sqrt(len(w)):.3f}")

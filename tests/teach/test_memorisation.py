@@ -145,3 +145,28 @@ def test_cached_label_runs_regenerate():
         i = z.conditions.index(cond)
         assert abs(got["fraction"] - z.fractions[i, 0]) <= 0.1, (cond, got["fraction"])
         assert abs(got["w2"] - z.w2[i, 0]) <= 0.15, (cond, got["w2"])
+
+
+def test_cached_digit_sweep_is_consistent():
+    z = lesson.load_digit_sweep()
+    assert z.fractions.shape == z.ratio_median.shape == (len(z.widths), len(z.sizes))
+    assert z.samples.shape == (len(z.widths), len(z.sizes), 16, 64)
+    assert (z.fractions >= 0).all() and (z.fractions <= 1).all()
+    assert z.train(z.sizes[0]).shape == (z.sizes[0], 64)
+    assert torch.equal(z.train(10)[:5], z.train(5))             # nested training sets
+    wide = z.fractions[z.widths.index(max(z.widths))]          # the widest copies small sets, not the largest
+    assert wide[0] >= 0.9 and wide[-1] < 0.1
+
+
+def test_load_digit_sweep_names_a_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        lesson.load_digit_sweep(tmp_path / "missing.npz")
+
+
+@pytest.mark.slow
+def test_cached_digit_sweep_regenerates():
+    """Retrains two of the twelve cached digit runs (about a minute) and compares."""
+    z = lesson.load_digit_sweep()
+    for w, m in ((64, 2), (512, z.sizes[-1])):
+        got = lesson.digit_run(w, m)
+        assert abs(got["fraction"] - z.fractions[z.widths.index(w), z.sizes.index(m)]) <= 0.1, (w, m, got["fraction"])
