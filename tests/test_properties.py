@@ -2437,8 +2437,9 @@ def _first_hitting_time(d):
     B = ints(d, 1, 3)
     t = reals(d, 0.0, 1.0) if d(st.booleans()) else tensor(d, (B,), 0.0, 1.0)
     n = ints(d, 1, 5) if d(st.booleans()) else torch.tensor([ints(d, 1, 5) for _ in range(B)])
+    u = tensor(d, (B,), 0.0, 1.0) if isinstance(t, torch.Tensor) and d(st.booleans()) else None  # one per row of t
     return Call(dd.first_hitting_time, {"t": t, "n_masked": n, "schedule": schedule(d),
-                                        "generator": torch.Generator().manual_seed(32)}, {"B": B})
+                                        "generator": torch.Generator().manual_seed(32), "u": u}, {"B": B})
 
 
 KINDS["n_masked"] = lambda v, c, d: [Bad("zero", 0, ValueError), Bad("not an integer", 1.5, ValueError),
@@ -2446,7 +2447,9 @@ KINDS["n_masked"] = lambda v, c, d: [Bad("zero", 0, ValueError), Bad("not an int
                                      Bad("NaN", torch.tensor([math.nan]), ValueError)]
 SPECS["diffedu.discrete.sampling.first_hitting_time"] = spec(
     _first_hitting_time, lambda out, call: (finite(out), bool(((out >= 0) & (out <= 1)).all())), t="unit_time",
-    n_masked="n_masked", schedule="schedule", generator="generator")
+    n_masked="n_masked", schedule="schedule", generator="generator",
+    u=lambda v, c, d: [Bad("list", [0.5] * c.ctx["B"], TypeError), Bad("wrong length", torch.full((c.ctx["B"] + 1,), 0.5), ValueError),
+                       Bad("above 1", torch.full((c.ctx["B"],), 1.5), ValueError), Bad("NaN", torch.full((c.ctx["B"],), math.nan), ValueError)])
 
 
 def _survival(d):
