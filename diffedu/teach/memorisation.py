@@ -5,10 +5,13 @@ rule, memorised fractions, the baseline of a model that generalises, the effecti
 memorisation), :class:`diffedu.Empirical` (the exact denoiser of a training set),
 :class:`diffedu.nets.ScoreMLP` with :func:`diffedu.training.train` (networks, conditional ones with
 labels), :mod:`diffedu.samplers` and :func:`diffedu.metrics.w2`. This module draws the memorising
-denoiser and the cached runs, holds the slider, checks the exercises, and loads the two caches
+denoiser and the cached runs, holds the slider, checks the exercises, and loads the three caches
 that are too slow for a lesson:
 
 * ``data/emm_ring.npz`` (:func:`load_emm_ring`): networks of three widths trained on M ring points;
+* ``data/memorisation_digits.npz`` (:func:`load_digit_sweep`): the digit network's architecture
+  at widths 64 and 512 trained on M digits. Remade by ``python3 -m diffedu.teach.memorisation
+  digits [--workers N]``; a slow test re-runs two of them;
 * ``data/memorisation_labels.npz`` (:func:`load_label_runs`): conditional networks trained on 64
   ring points with no, true, random or unique labels, five seeds each (memorised fraction, W2 to
   the ring, samples). Remade by ``python3 -m diffedu.teach.memorisation labels [--workers N]``; a
