@@ -5,10 +5,13 @@ rule, memorised fractions, the baseline of a model that generalises, the effecti
 memorisation), :class:`diffedu.Empirical` (the exact denoiser of a training set),
 :class:`diffedu.nets.ScoreMLP` with :func:`diffedu.training.train` (networks, conditional ones with
 labels), :mod:`diffedu.samplers` and :func:`diffedu.metrics.w2`. This module draws the memorising
-denoiser and the cached runs, holds the slider, checks the exercises, and loads the three caches
+denoiser and the cached runs, holds the slider, checks the exercises, and loads the four caches
 that are too slow for a lesson:
 
 * ``data/emm_ring.npz`` (:func:`load_emm_ring`): networks of three widths trained on M ring points;
+* ``data/memorisation_ring.npz`` (:func:`load_ring_sweep`): networks of two widths trained on M ring
+  points, three runs each, with W2 to the ring. Remade by ``python3 -m diffedu.teach.memorisation
+  ring [--workers N]``; a slow test re-runs two of them;
 * ``data/memorisation_digits.npz`` (:func:`load_digit_sweep`): the digit network's architecture
   at widths 64 and 512 trained on M digits. Remade by ``python3 -m diffedu.teach.memorisation
   digits [--workers N]``; a slow test re-runs two of them;
@@ -39,9 +42,10 @@ from .checks import Feedback, check_close, check_implementation
 from .widgets import float_slider, int_slider, interactive
 
 __all__ = ["memorisation_widget", "plot_memorising_denoiser", "plot_memorisation_curves", "plot_label_samples",
-           "load_emm_ring", "load_label_runs", "load_digit_sweep", "LABEL_CONFIG", "DIGIT_SWEEP_CONFIG", "check_nn_ratio", "check_baseline", "check_close"]
+           "load_emm_ring", "load_ring_sweep", "load_label_runs", "load_digit_sweep", "LABEL_CONFIG",
+           "DIGIT_SWEEP_CONFIG", "RING_CONFIG", "check_nn_ratio", "check_baseline", "check_close"]
 
-LABEL_FILE, DIGIT_FILE = "memorisation_labels.npz", "memorisation_digits.npz"
+LABEL_FILE, DIGIT_FILE, RING_FILE = "memorisation_labels.npz", "memorisation_digits.npz", "memorisation_ring.npz"
 
 #: Settings of the label cache: the first ``label_M`` of a seeded permutation (one per seed) of
 #: ``n_data`` seeded ring points; a ScoreMLP (with ``n_labels`` when labelled) trained by
@@ -56,6 +60,14 @@ LABEL_CONFIG = dict(n_data=1024, data_seed=0, reference_seed=1, label_M=64, labe
 #: two widths, trained on the first M digits of a seeded permutation of the 1,500 training digits.
 DIGIT_SWEEP_CONFIG = dict(sizes=[2, 5, 10, 20, 50, 100], widths=[64, 512], depth=3, n_freq=4, weighting="x0",
                           steps=2000, batch_size=256, lr=2e-3, n_samples=300, sampler_steps=40, seed=0)
+
+
+#: Settings of the ring cache: networks of two widths trained on the first M points of each seed's
+#: permutation of the same ``n_data`` ring points as the label cache, three seeds (training set,
+#: initialisation and sampling noise); W2 against the same fresh ring sample.
+RING_CONFIG = dict(n_data=1024, data_seed=0, reference_seed=1, sizes=[2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128],
+                   widths=[32, 256], seeds=[0, 1, 2], depth=3, steps=3000, batch_size=128, lr=3e-3, n_steps=30,
+                   n_samples=400)
 
 
 # --- the memorising denoiser ------------------------------------------------------------------
@@ -276,6 +288,64 @@ def _pool_map(fn, jobs, workers):
         return list(pool.map(fn, *zip(*jobs)))
 
 
+# --- the ring sweep (cached) ---------------------------------------------------------------------
+def ring_run(width: int, M: int, seed: int, config=None) -> dict:
+    r"""One run of the ring sweep: a ScoreMLP of hidden ``width`` trained on the first M points of
+    seed ``seed``'s permutation (:func:`diffedu.memorisation.mlp_fit_and_sample`, initialised and
+    sampled from ``seed``). Returns ``{"fraction", "w2", "samples" (n, 2)}``."""
+    from ..memorisation import mlp_fit_and_sample
+    from ..metrics import w2
+    from ..processes import VP
+
+    torch.set_num_threads(1)
+    c = RING_CONFIG if config is None else config
+    x, _ = ring_data(c)
+    train = x[_order(seed, len(x))[:M]]
+    fit = mlp_fit_and_sample(VP(), hidden=width, depth=c["depth"], steps=c["steps"], batch_size=c["batch_size"],
+                             lr=c["lr"], n_steps=c["n_steps"], seed=seed)
+    s = fit(train, c["n_samples"]).double()
+    return {"fraction": memorised_fraction(s, train.double()), "w2": w2(s, ring_reference(c)), "samples": s}
+
+
+class RingSweep(NamedTuple):
+    """The ring cache: ``fractions``, ``w2`` (len(widths), len(seeds), len(sizes)): memorised fraction
+    (1/3 rule) and W2 to a fresh ring sample of each run; ``config``: every setting."""
+
+    sizes: list
+    widths: list
+    seeds: list
+    fractions: np.ndarray
+    w2: np.ndarray
+    config: dict
+
+    def train(self, M: int, seed: int) -> torch.Tensor:
+        """The training set of M points of seed ``seed`` (float32, (M, 2))."""
+        x, _ = ring_data(self.config)
+        return x[_order(seed, len(x))[:M]]
+
+
+def make_ring_sweep(*, workers: int = 1, save: bool = False, config=None) -> RingSweep:
+    """Every run of :data:`RING_CONFIG` (widths x seeds x sizes, one process each with
+    ``workers > 1``); ``save=True`` writes ``data/memorisation_ring.npz``."""
+    c = dict(RING_CONFIG if config is None else config)
+    W, S, Z = c["widths"], c["seeds"], c["sizes"]
+    runs = _pool_map(ring_run, [(w, m, s, c) for w in W for s in S for m in Z], workers)
+    fr = np.array([r["fraction"] for r in runs]).reshape(len(W), len(S), len(Z))
+    w2 = np.array([r["w2"] for r in runs]).reshape(len(W), len(S), len(Z))
+    if save:
+        np.savez_compressed(writable_data_path(RING_FILE), fractions=fr, w2=w2, config=json.dumps(c))
+    return RingSweep(Z, W, S, fr, w2, c)
+
+
+def load_ring_sweep(path=None) -> RingSweep:
+    """The ring cache of lesson 06 (default ``data/memorisation_ring.npz``; FileNotFoundError names it
+    when missing). Made by ``python3 -m diffedu.teach.memorisation ring``."""
+    path = data_path(RING_FILE) if path is None else Path(path)
+    with np.load(path) as z:
+        c = json.loads(str(z["config"]))
+        return RingSweep(c["sizes"], c["widths"], c["seeds"], np.array(z["fractions"]), np.array(z["w2"]), c)
+
+
 class LabelRuns(NamedTuple):
     """The label cache: ``fractions``, ``w2`` (len(conditions), len(seeds)): memorised fraction
     (1/3 rule, against all training points) and W2 to a fresh ring sample; ``samples``
@@ -433,14 +503,19 @@ def load_digit_sweep(path=None) -> DigitSweep:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    usage = ("usage: python3 -m diffedu.teach.memorisation labels|digits [--workers N]\n"
+    usage = ("usage: python3 -m diffedu.teach.memorisation labels|digits|ring [--workers N]\n"
+             "  ring:   remakes data/memorisation_ring.npz (66 trainings, about 8 CPU-minutes)\n"
              "  labels: remakes data/memorisation_labels.npz (20 trainings, about 4 CPU-minutes)\n"
              "  digits: remakes data/memorisation_digits.npz (12 trainings, about 5 CPU-minutes)")
-    if not argv or argv[0] not in ("labels", "digits") or len(argv) not in (1, 3) \
+    if not argv or argv[0] not in ("labels", "digits", "ring") or len(argv) not in (1, 3) \
             or (len(argv) == 3 and argv[1] != "--workers"):
         print(usage)
         return 2
     workers = int(argv[2]) if len(argv) == 3 else 1
+    if argv[0] == "ring":
+        out = make_ring_sweep(workers=workers, save=True)
+        print(np.round(out.fractions.mean(1), 3), np.round(out.w2.mean(1), 3))
+        return 0
     if argv[0] == "digits":
         print(np.round(make_digit_sweep(workers=workers, save=True).fractions, 3))
         return 0

@@ -170,3 +170,29 @@ def test_cached_digit_sweep_regenerates():
     for w, m in ((64, 2), (512, z.sizes[-1])):
         got = lesson.digit_run(w, m)
         assert abs(got["fraction"] - z.fractions[z.widths.index(w), z.sizes.index(m)]) <= 0.1, (w, m, got["fraction"])
+
+
+def test_cached_ring_sweep_is_consistent():
+    z = lesson.load_ring_sweep()
+    shape = (len(z.widths), len(z.seeds), len(z.sizes))
+    assert z.fractions.shape == z.w2.shape == shape and z.config["sizes"] == z.sizes
+    assert (z.fractions >= 0).all() and (z.fractions <= 1).all() and (z.w2 > 0).all()
+    assert (z.fractions[:, :, 0].max(1) >= 0.99).all()          # two training points are copied (in most runs)
+    assert (z.fractions[:, :, -1] < 0.3).all()                  # the largest set is not
+    assert torch.equal(z.train(8, 1)[:4], z.train(4, 1))         # nested training sets
+
+
+def test_load_ring_sweep_names_a_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        lesson.load_ring_sweep(tmp_path / "missing.npz")
+
+
+@pytest.mark.slow
+def test_cached_ring_sweep_regenerates():
+    """Retrains two of the 66 cached ring runs (about half a minute) and compares."""
+    z = lesson.load_ring_sweep()
+    for w, m in ((32, 4), (32, 64)):
+        got = lesson.ring_run(w, m, 0)
+        i, j = z.widths.index(w), z.sizes.index(m)
+        assert abs(got["fraction"] - z.fractions[i, 0, j]) <= 0.1, (w, m, got["fraction"])
+        assert abs(got["w2"] - z.w2[i, 0, j]) <= 0.15, (w, m, got["w2"])
