@@ -29,7 +29,9 @@ import json
 import os
 import pkgutil
 import platform
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -266,26 +268,61 @@ def _run_notebook(path: str) -> None:  # runs inside the child process that meas
     print(json.dumps({"wall_s": time.perf_counter() - t0}))
 
 
-def measure_one(path) -> dict:
+#: How long one run of a lesson may take before :func:`measure_one` gives up on it and runs it again.
+MEASURE_TIMEOUT_S = 300
+
+
+def measure_one(path, *, timeout: float = MEASURE_TIMEOUT_S, attempts: int = 3) -> dict:
     """Run one lesson in a fresh kernel; ``{"wall_s", "peak_mb"}``.
 
     wall_s: time from kernel start to the last cell's end. peak_mb: the largest peak resident set
     size among the measuring process and its children, the kernel included (``wait4``'s rusage,
     which Linux reports as the maximum over the reaped process tree); the kernel dominates it.
+
+    A run that takes longer than ``timeout`` seconds is killed (with its kernel) and started again,
+    up to ``attempts`` runs: nbclient now and then waits forever for the reply to a cell that
+    displays a widget while the kernel sits idle (jupyter/nbclient#312), and a measurement must
+    not hang with it. A lesson that fails to run is not retried.
     """
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
     env.pop("MPLBACKEND", None)
     env.pop("DIFFEDU_STATIC_FALLBACKS", None)  # measure what a student's run costs
     code = f"from diffedu.course.site import _run_notebook; _run_notebook({str(Path(path).resolve())!r})"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env,
-                            cwd=str(Path(path).parent))
-    stdout = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{path} failed to run (exit status {proc.returncode})")
+    for attempt in range(1, attempts + 1):
+        done = _run_measured([sys.executable, "-c", code], env, Path(path).parent, timeout)
+        if done is not None:
+            stdout, returncode, usage = done
+            break
+    else:
+        raise RuntimeError(f"{path} did not finish within {timeout} s in {attempts} runs")
+    if returncode != 0:
+        raise RuntimeError(f"{path} failed to run (exit status {returncode})")
     wall = json.loads(stdout.decode().strip().splitlines()[-1])["wall_s"]
     return {"wall_s": round(wall, 1), "peak_mb": round(usage.ru_maxrss / 1024, 0)}
+
+
+def _run_measured(cmd, env, cwd, timeout):
+    """Run cmd in a session of its own; ``(stdout, exit code, rusage)``, or None if it ran past
+    ``timeout`` seconds (then the whole session, the kernel included, is killed). The child is
+    reaped with ``wait4``, whose rusage covers its process tree."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, cwd=str(cwd), start_new_session=True)
+    deadline, chunks, fd = time.monotonic() + timeout, [], proc.stdout.fileno()
+    while True:
+        remaining = deadline - time.monotonic()
+        ready = select.select([fd], [], [], remaining)[0] if remaining > 0 else []
+        if not ready:
+            os.killpg(proc.pid, signal.SIGKILL)
+            os.wait4(proc.pid, 0)
+            proc.stdout.close()
+            return None
+        data = os.read(fd, 1 << 16)
+        if not data:
+            break
+        chunks.append(data)
+    proc.stdout.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return b"".join(chunks), proc.returncode, usage
 
 
 def measure(paths=None, *, out=print) -> dict:

@@ -168,3 +168,33 @@ def test_measure_headers_only_measures_nothing(tmp_path, monkeypatch, capsys):
     assert headers.stale_run_times(notebooks.lesson_files(d), notebooks.lesson_costs(d)) == []
     assert site.main(["measure", "--headers-only", *paths]) == 0
     assert "0 lesson header(s) rewritten" in capsys.readouterr().out
+
+
+def test_a_run_past_its_time_is_killed_with_its_children_and_measured_again(monkeypatch, tmp_path):
+    # nbclient now and then waits forever on a widget cell while the kernel sits idle
+    # (jupyter/nbclient#312): measure_one kills such a run, kernel included, and runs it again
+    import subprocess
+    import sys
+    import time
+
+    t0 = time.monotonic()
+    code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); time.sleep(30)"
+    assert site._run_measured([sys.executable, "-c", code], None, tmp_path, 1.0) is None
+    assert time.monotonic() - t0 < 10
+    alive = subprocess.run(["pgrep", "-f", "time.sleep\\(30\\)"], capture_output=True, text=True).stdout.split()
+    assert alive == [], "the grandchild (the kernel) must be killed with the run"
+    out, code_, usage = site._run_measured([sys.executable, "-c", "print('{\"wall_s\": 1.25}')"], None, tmp_path, 30)
+    assert code_ == 0 and out.strip() == b'{"wall_s": 1.25}' and usage.ru_maxrss > 0
+
+    runs = []
+
+    def fake(cmd, env, cwd, timeout):
+        runs.append(timeout)
+        return None if len(runs) < 3 else (b'{"wall_s": 7.04}\n', 0, type("U", (), {"ru_maxrss": 512 * 1024})())
+
+    monkeypatch.setattr(site, "_run_measured", fake)
+    assert site.measure_one(tmp_path / "x.ipynb", timeout=5, attempts=3) == {"wall_s": 7.0, "peak_mb": 512.0}
+    assert runs == [5, 5, 5]
+    runs.clear()
+    with pytest.raises(RuntimeError, match="did not finish within 5 s in 2 runs"):
+        site.measure_one(tmp_path / "x.ipynb", timeout=5, attempts=2)
