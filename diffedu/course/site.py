@@ -44,7 +44,8 @@ from .headers import write_run_times
 from .notebooks import COSTS_FILE, lesson_costs, lesson_files, lesson_table, student_notebook
 
 __all__ = ["docs_dir", "core_modules", "site_notebook", "index_markdown", "api_pages", "build",
-           "measure_one", "measure", "write_headers", "add_build_command", "add_measure_command", "main"]
+           "measure_one", "measure", "write_headers", "execute_notebook", "NotebookRunError", "add_build_command",
+           "add_measure_command", "main"]
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 #: Subpackages of diffedu that are not the maths core: the teaching layer and the course tools.
@@ -256,15 +257,106 @@ def build(out=None, *, solutions: bool = False, lessons_dir=None, quiet: bool = 
     return out
 
 
+# --- running a notebook in a fresh kernel, bounded in time -----------------------------------------
+class NotebookRunError(RuntimeError):
+    """A notebook run by :func:`execute_notebook` raised in a cell (the message: its source and error), or never finished."""
+
+
+class _CellError(Exception):
+    """A cell raised: ``str`` is the cell's source and the error's name, value and traceback."""
+
+
+def _run_cells(nb, cwd, timeout: float) -> None:
+    """Execute nb's code cells in order in a fresh kernel, storing their outputs (in place).
+
+    jupyter_client's blocking client, one execute request at a time: the reply on the shell channel,
+    then the outputs on IOPub until the kernel is idle again (as nbval does). nbclient's async
+    client here now and then waited forever for the reply to the cell after one that displays a
+    widget (jupyter/nbclient#312; 5 runs of 5 in one lesson), while this did not in the same runs.
+    """
+    import nbformat
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(cwd))
+    try:
+        count = 0
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            msg_id = kc.execute(cell.source)
+            cell.outputs = []
+            while True:  # the outputs, until the kernel is idle after this request
+                msg = kc.get_iopub_msg(timeout=timeout)
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                kind, content = msg["msg_type"], msg["content"]
+                if kind == "status" and content["execution_state"] == "idle":
+                    break
+                if kind == "clear_output":
+                    cell.outputs = []
+                elif kind in ("stream", "display_data", "execute_result", "error"):
+                    cell.outputs.append(nbformat.v4.output_from_msg(msg))
+            while True:
+                reply = kc.get_shell_msg(timeout=timeout)
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    break
+            count += 1
+            cell.execution_count = reply["content"].get("execution_count", count)
+            if reply["content"]["status"] != "ok":
+                c = reply["content"]
+                raise _CellError(f"{cell.source}\n\n{c.get('ename')}: {c.get('evalue')}\n" + "\n".join(c.get("traceback", [])))
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def _execute_child(src: str, dst: str, cwd: str, timeout: float) -> None:  # the child of execute_notebook
+    import nbformat
+
+    nb = nbformat.read(src, as_version=4)
+    try:
+        _run_cells(nb, cwd, timeout)
+    except _CellError as exc:
+        Path(dst).with_suffix(".error").write_text(str(exc))
+    nbformat.write(nb, dst)
+
+
+def execute_notebook(nb, cwd, *, timeout: float = 300, attempts: int = 3, env=None):
+    """Execute a notebook (an nbformat node) in a fresh kernel in a child process; the executed node.
+
+    The child runs the cells with jupyter_client's blocking client (:func:`_run_cells`). A run that
+    takes longer than ``timeout`` seconds is killed, kernel included, and started again, up to
+    ``attempts`` runs (a guard: nbclient here now and then waited forever on a widget cell,
+    jupyter/nbclient#312).
+    A cell that raises ends the run with :class:`NotebookRunError` (not retried); the outputs up to
+    it are lost. env: the child's environment (default: this process's).
+    """
+    import nbformat
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.ipynb", Path(tmp) / "out.ipynb"
+        nbformat.write(nb, src)
+        code = (f"from diffedu.course.site import _execute_child; "
+                f"_execute_child({str(src)!r}, {str(dst)!r}, {str(cwd)!r}, {float(timeout)!r})")
+        for _ in range(attempts):
+            if _run_measured([sys.executable, "-c", code], env, cwd, timeout) is not None:
+                break
+        else:
+            raise NotebookRunError(f"the notebook did not finish within {timeout} s in {attempts} runs")
+        if dst.with_suffix(".error").is_file():
+            raise NotebookRunError(dst.with_suffix(".error").read_text())
+        if not dst.is_file():
+            raise NotebookRunError("the notebook's run ended without writing its result")
+        return nbformat.read(dst, as_version=4)
+
+
 # --- measuring what a lesson costs -------------------------------------------------------------
 def _run_notebook(path: str) -> None:  # runs inside the child process that measure_one waits for
     import nbformat
-    from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     t0 = time.perf_counter()
-    NotebookClient(nb, timeout=1200, kernel_name="python3",
-                   resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+    _run_cells(nb, Path(path).parent, 1200)
     print(json.dumps({"wall_s": time.perf_counter() - t0}))
 
 

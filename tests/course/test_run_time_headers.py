@@ -198,3 +198,12 @@ def test_a_run_past_its_time_is_killed_with_its_children_and_measured_again(monk
     runs.clear()
     with pytest.raises(RuntimeError, match="did not finish within 5 s in 2 runs"):
         site.measure_one(tmp_path / "x.ipynb", timeout=5, attempts=2)
+
+
+def test_execute_notebook_returns_the_run_and_names_a_failing_cell(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 6 * 7"), nbformat.v4.new_code_cell("print(x)")])
+    out = site.execute_notebook(nb, tmp_path, timeout=120)
+    assert out.cells[1].outputs[0]["text"] == "42\n" and nb.cells[1].outputs == [], "the input is not modified"
+    bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise ValueError('no such lesson')")])
+    with pytest.raises(site.NotebookRunError, match="no such lesson"):
+        site.execute_notebook(bad, tmp_path, timeout=120)
