@@ -39,6 +39,7 @@ from ..mixtures import Empirical
 from ..processes import Process
 from . import plots
 from .checks import Feedback, check_close, check_implementation
+from .models import load_npz_cache
 from .widgets import float_slider, int_slider, interactive
 
 __all__ = ["memorisation_widget", "plot_memorising_denoiser", "plot_memorisation_curves", "plot_label_samples",
@@ -383,14 +384,9 @@ def load_label_runs(path=None) -> LabelRuns:
     """The label cache of lesson 06, from ``path`` (default ``data/memorisation_labels.npz``;
     FileNotFoundError names it when missing). Made by ``python3 -m diffedu.teach.memorisation
     labels``; the default file must have been made with :data:`LABEL_CONFIG` (ValueError otherwise)."""
-    path = data_path(LABEL_FILE) if path is None else Path(path)
-    with np.load(path) as z:
-        c = json.loads(str(z["config"]))
-        if path == data_path(LABEL_FILE) and c != json.loads(json.dumps(LABEL_CONFIG)):
-            raise ValueError(f"{LABEL_FILE} was made with {c}, not LABEL_CONFIG: remake it with "
-                             "python3 -m diffedu.teach.memorisation labels")
-        return LabelRuns(c["label_conditions"], c["label_seeds"], np.array(z["fractions"]), np.array(z["w2"]),
-                         np.array(z["samples"], dtype=np.float64), c)
+    z, c = load_npz_cache(LABEL_FILE, path, LABEL_CONFIG, "LABEL_CONFIG", "python3 -m diffedu.teach.memorisation labels")
+    return LabelRuns(c["label_conditions"], c["label_seeds"], z["fractions"], z["w2"],
+                     z["samples"].astype(np.float64), c)
 
 
 # --- the cached sweep ------------------------------------------------------------------------
@@ -491,14 +487,9 @@ def make_digit_sweep(*, workers: int = 1, save: bool = False, config=None) -> Di
 def load_digit_sweep(path=None) -> DigitSweep:
     """The digits cache of lesson 06, from ``path`` (default ``data/memorisation_digits.npz``). Made by
     ``python3 -m diffedu.teach.memorisation digits``; the settings must be :data:`DIGIT_SWEEP_CONFIG`."""
-    path = data_path(DIGIT_FILE) if path is None else Path(path)
-    with np.load(path) as z:
-        c = json.loads(str(z["config"]))
-        if path == data_path(DIGIT_FILE) and c != json.loads(json.dumps(DIGIT_SWEEP_CONFIG)):
-            raise ValueError(f"{DIGIT_FILE} was made with {c}, not DIGIT_SWEEP_CONFIG: remake it with "
-                             "python3 -m diffedu.teach.memorisation digits")
-        return DigitSweep(c["sizes"], c["widths"], np.array(z["fractions"]), np.array(z["ratio_median"]),
-                          np.array(z["samples"], dtype=np.float64), c)
+    z, c = load_npz_cache(DIGIT_FILE, path, DIGIT_SWEEP_CONFIG, "DIGIT_SWEEP_CONFIG",
+                          "python3 -m diffedu.teach.memorisation digits")
+    return DigitSweep(c["sizes"], c["widths"], z["fractions"], z["ratio_median"], z["samples"].astype(np.float64), c)
 
 
 def main(argv=None) -> int:

@@ -20,8 +20,11 @@ close to the data).
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from .._paths import data_path, writable_data_path
@@ -31,7 +34,7 @@ from ..processes import VP
 from ..training import dsm_loss, train
 
 __all__ = ["DIGIT_CONFIG", "DIGIT_FILE", "N_TRAIN", "digit_split", "new_digit_model", "train_digit_model",
-           "load_digit_model", "digit_checkpoints"]
+           "load_digit_model", "digit_checkpoints", "load_npz_cache"]
 
 DIGIT_FILE = "digit_model.pt"
 #: Digits the network is trained on; the other 1797 - N_TRAIN are held out.
@@ -123,3 +126,17 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def load_npz_cache(name: str, path, config: dict, config_name: str, remake: str) -> tuple[dict, dict]:
+    """A lesson's ``.npz`` cache: ``(arrays, settings)``, the arrays by key and the settings stored as
+    its JSON ``config`` entry. path: default ``data/<name>`` (FileNotFoundError names a missing file).
+    The default file must have been made with ``config`` (ValueError naming ``config_name`` and the
+    ``remake`` command otherwise); a file given by path may hold other settings (a test's reduced run)."""
+    path = data_path(name) if path is None else Path(path)
+    with np.load(path) as z:
+        arrays = {k: np.array(z[k]) for k in z.files if k != "config"}
+        settings = json.loads(str(z["config"]))
+    if path == data_path(name) and settings != json.loads(json.dumps(config)):
+        raise ValueError(f"{name} was made with {settings}, not {config_name}: remake it with {remake}")
+    return arrays, settings

@@ -25,18 +25,18 @@ from __future__ import annotations
 import json
 import math
 import sys
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from .._paths import data_path, writable_data_path
+from .._paths import writable_data_path
 from ..mixtures import LowRankMixture
 from ..subspace import (SubspaceClustering, assign_subspaces, fit_subspace, k_subspaces_step, line_bases,
                         match_subspaces, phase_transition, refit_subspaces, sample_subspaces, subspace_error)
 from . import plots
 from .checks import Feedback, check_close, check_denoiser, check_implementation
+from .models import load_npz_cache
 from .widgets import float_slider, int_slider, interactive
 
 __all__ = ["plot_line_denoiser", "subspace_widget", "plot_subspace_fit", "load_transition_sweep",
@@ -183,16 +183,11 @@ def make_transition_sweep(*, save: bool = False, config=None) -> TransitionSweep
 def load_transition_sweep(path=None) -> TransitionSweep:
     """The recovery sweep of lesson 08 (default ``data/subspace_transition.npz``; made by
     ``python3 -m diffedu.teach.subspace_clustering transition``, about 3 CPU-minutes)."""
-    path = data_path(TRANSITION_FILE) if path is None else Path(path)
-    with np.load(path) as z:
-        c = json.loads(str(z["config"]))
-        if path == data_path(TRANSITION_FILE) and c != json.loads(json.dumps(TRANSITION_CONFIG)):
-            raise ValueError(f"{TRANSITION_FILE} was made with {c}, not TRANSITION_CONFIG: remake it with "
-                             "python3 -m diffedu.teach.subspace_clustering transition")
-        names = list(c["settings"])
-        return TransitionSweep(c["ns"], {n: np.array(z[f"errors_{i}"]) for i, n in enumerate(names)},
-                               {n: np.array(z[f"objective_{i}"]) for i, n in enumerate(names)},
-                               {n: np.array(z[f"true_objective_{i}"]) for i, n in enumerate(names)}, c)
+    z, c = load_npz_cache(TRANSITION_FILE, path, TRANSITION_CONFIG, "TRANSITION_CONFIG",
+                          "python3 -m diffedu.teach.subspace_clustering transition")
+    names = list(c["settings"])
+    return TransitionSweep(c["ns"], *({n: z[f"{key}_{i}"] for i, n in enumerate(names)}
+                                      for key in ("errors", "objective", "true_objective")), c)
 
 
 def plot_transition(sweep: TransitionSweep, ax=None):
@@ -336,16 +331,12 @@ def make_generation_sweep(*, workers: int = 1, save: bool = False, config=None) 
 def load_generation_sweep(path=None) -> GenerationSweep:
     """The generation sweep of lesson 08 (default ``data/subspace_generation.npz``; made by
     ``python3 -m diffedu.teach.subspace_clustering generation``)."""
-    path = data_path(GENERATION_FILE) if path is None else Path(path)
-    with np.load(path) as z:
-        c = json.loads(str(z["config"]))
-        if path == data_path(GENERATION_FILE) and c != json.loads(json.dumps(GENERATION_CONFIG)):
-            raise ValueError(f"{GENERATION_FILE} was made with {c}, not GENERATION_CONFIG: remake it with "
-                             "python3 -m diffedu.teach.subspace_clustering generation")
-        get = {key: {m: np.array(z[f"{key}_{i}"]) for i, m in enumerate(GENERATION_MODELS)}
-               for key in ("memorised", "sample_error", "distance")}
-        samples = {m: np.array(z[f"samples_{i}"], dtype=np.float64) for i, m in enumerate(GENERATION_MODELS)}
-        return GenerationSweep(c["n_per_subspace"], get["memorised"], get["sample_error"], get["distance"], samples, c)
+    z, c = load_npz_cache(GENERATION_FILE, path, GENERATION_CONFIG, "GENERATION_CONFIG",
+                          "python3 -m diffedu.teach.subspace_clustering generation")
+    get = {key: {m: z[f"{key}_{i}"] for i, m in enumerate(GENERATION_MODELS)}
+           for key in ("memorised", "sample_error", "distance", "samples")}
+    samples = {m: v.astype(np.float64) for m, v in get["samples"].items()}
+    return GenerationSweep(c["n_per_subspace"], get["memorised"], get["sample_error"], get["distance"], samples, c)
 
 
 def plot_generation(sweep: GenerationSweep, axs=None):
