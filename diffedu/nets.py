@@ -50,6 +50,15 @@ def _init_(module: nn.Module, generator):
                 m.bias.uniform_(-bound, bound, generator=generator)
 
 
+def _mlp(width: int, hidden: int, depth: int, out: int) -> nn.Sequential:
+    """``depth`` layers Linear + SiLU of ``hidden`` units from ``width`` inputs, then a Linear to ``out``."""
+    layers = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.SiLU()]
+        width = hidden
+    return nn.Sequential(*layers, nn.Linear(width, out))
+
+
 class _TimeMLP(nn.Module):
     """Shared body: ``F(u, lambda_t)``, an MLP on ``[u, Fourier(lambda_t / 8)]`` (and, for a
     conditional network, a learned embedding of the label: ``F(u, lambda_t, y)``)."""
@@ -67,12 +76,7 @@ class _TimeMLP(nn.Module):
         check_generator(generator, "cpu")  # the weights are drawn on the CPU
         self.dim, self.sigma_data, self.n_labels = dim, float(sigma_data), n_labels
         self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(n_freq, dtype=torch.float32))
-        layers, width = [], dim + 2 * n_freq + 1 + (0 if n_labels is None else label_dim)
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.SiLU()]
-            width = hidden
-        layers.append(nn.Linear(width, out))
-        self.net = nn.Sequential(*layers)
+        self.net = _mlp(dim + 2 * n_freq + 1 + (0 if n_labels is None else label_dim), hidden, depth, out)
         if generator is not None:
             _init_(self, generator)
         if n_labels is not None:  # row n_labels is "no label" (y = None); drawn after the layers,
@@ -241,12 +245,7 @@ class VelocityMLP(nn.Module):
         check_generator(generator, "cpu")
         self.dim = dim
         self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(n_freq, dtype=torch.float32))
-        layers, width = [], dim + 2 * n_freq + 1
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.SiLU()]
-            width = hidden
-        layers.append(nn.Linear(width, dim))
-        self.net = nn.Sequential(*layers)
+        self.net = _mlp(dim + 2 * n_freq + 1, hidden, depth, dim)
         if generator is not None:
             _init_(self, generator)
 
