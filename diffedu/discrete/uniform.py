@@ -150,6 +150,14 @@ def uniform_marginal(dist: SequenceDistribution, t, schedule: MaskSchedule) -> t
     return p.reshape(-1)
 
 
+def _sequences(x, dist):
+    """x as (B, L) tokens of dist's vocabulary and length, on the CPU."""
+    x = check_tokens(x, dist.V, allow_mask=False).cpu()
+    if x.shape[1] != dist.L:
+        raise ValueError(f"x must have shape (B, {dist.L}); got {tuple(x.shape)}")
+    return x
+
+
 def uniform_denoiser(dist: SequenceDistribution, schedule: MaskSchedule):
     r"""The exact denoiser of uniform diffusion for the data ``dist``: a function ``D(x, t) -> (B, L, V)``,
     ``D_i(x)[a] = P(x_0^i = a | x_t = x)`` by Bayes over the whole table (``p_0(x_0) prod_j K_t[x_0^j, x^j]``).
@@ -158,9 +166,7 @@ def uniform_denoiser(dist: SequenceDistribution, schedule: MaskSchedule):
     schedule = check_schedule(schedule)
 
     def denoiser(x, t):
-        x = check_tokens(x, dist.V, allow_mask=False).cpu()
-        if x.shape[1] != dist.L:
-            raise ValueError(f"x must have shape (B, {dist.L}); got {tuple(x.shape)}")
+        x = _sequences(x, dist)
         w = _posterior_weights(dist, x, _times(schedule, t, x.shape[0]))
         return (w @ dist._onehot).reshape(-1, dist.L, dist.V)
 
@@ -175,9 +181,7 @@ def uniform_loo(dist: SequenceDistribution, schedule: MaskSchedule):
     schedule = check_schedule(schedule)
 
     def loo(x, t):
-        x = check_tokens(x, dist.V, allow_mask=False).cpu()
-        if x.shape[1] != dist.L:
-            raise ValueError(f"x must have shape (B, {dist.L}); got {tuple(x.shape)}")
+        x = _sequences(x, dist)
         a = _times(schedule, t, x.shape[0])
         c = (1 - a) / dist.V
         same = dist.seqs[None] == x[:, None, :]                                   # (B, N, L)
