@@ -443,10 +443,10 @@ def predictor_corrector(D, process, x, ts, *, generator=None, callback=None, pro
             for _ in range(n_corrector):               # corrector: Langevin MCMC on p_{t_i}
                 score = (a * D(x, t) - x) / s**2
                 z = _noise(x, generator)
-                s_norm = score.norm(dim=1).mean()
-                if not bool(s_norm > 0):               # every score 0 (x at a mode): the step is
-                    continue                           # undefined (0/0 or inf); Song et al.'s code NaNs
-                e = 2 * (snr * z.norm(dim=1).mean() / s_norm) ** 2
+                s_norm = score.norm(dim=1).mean()      # every score 0 (x at a mode): the step is 0/0
+                ok = s_norm > 0                        # (Song et al.'s code NaNs); take e = 0 there,
+                e = 2 * (snr * z.norm(dim=1).mean() / torch.where(ok, s_norm, 1.0)) ** 2  # no host sync
+                e = torch.where(ok, e, 0.0)
                 x = x + e * score + (2 * e).sqrt() * z
             A, B, C = coef[i]                          # predictor: Euler-Maruyama to t_{i+1}
             x = A * x + B * D(x, t) + C * _noise(x, generator)
