@@ -84,7 +84,19 @@ def _gumbel_full(p, bits, chunk=2**18):
             cnt = _survival_counts(u[:, None], r[None], n, after) / n  # P(w does not beat v | U_v = u)
             acc += float(torch.prod(cnt, dim=1).sum()) / n
         out[v] = acc
-    out[0] += float(n) ** -C  # every uniform is 0: all scores are -inf, argmax picks index 0
+    # every positive category's uniform is 0: all scores are -inf, argmax picks index 0 (the zero
+    # categories score -inf whatever their uniforms, so only the positive ones count)
+    out[0] += float(n) ** -int((p > 0).sum())
+    return out
+
+
+def _one_positive(p, n):
+    """The exact law when only one category v has positive probability: v wins unless its uniform
+    is 0 (probability 1/n), when every score is -inf and argmax picks index 0."""
+    v = int(torch.nonzero(p > 0)[0, 0])
+    out = torch.zeros_like(p)
+    out[v] = 1.0 - 1.0 / n
+    out[0] += 1.0 / n
     return out
 
 
@@ -423,7 +435,9 @@ def gumbel_max_probs(probs, bits: int) -> torch.Tensor:
     n = 2**bits
     pos = p > 0
     Cp = int(pos.sum())
-    if Cp * Cp * n <= _FULL_BUDGET or Cp == 1:
+    if Cp == 1:  # closed form (the direct sum would run over all n grid values: 2^53 of them at 53 bits)
+        return _one_positive(p, n)
+    if Cp * Cp * n <= _FULL_BUDGET:
         return _gumbel_full(p, bits)
     out = torch.zeros_like(p)
     out[pos] = _scan(p[pos] / p[pos].sum(), torch.nonzero(pos)[:, 0], bits)

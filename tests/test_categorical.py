@@ -230,3 +230,35 @@ def test_masked_sampler_law_matches_the_sampler():
     assert chisquare(obs, n * tok.numpy()).pvalue < 1e-6
     torch.testing.assert_close(masked_sampler_law(tok, 8, 53), tok, rtol=1e-12, atol=1e-14)
     assert float(entropy(masked_sampler_law(tok, 64, 8))) < float(entropy(law)) < float(entropy(tok))
+
+
+@pytest.mark.parametrize("p", [[0.2, 0.3, 0.5], [0.5, 0.0, 0.5], [0.0, 0.3, 0.7], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0],
+                               [0.0, 0.0, 0.7, 0.3]])
+@pytest.mark.parametrize("bits", [3, 4])
+def test_exact_law_against_enumerating_every_grid_uniform(p, bits):
+    """At 3-4 bits every tuple of grid uniforms ``k / 2^bits`` can be enumerated: the Gumbel-max
+    winner of each (ties and all -inf scores to the lowest index, as torch.argmax) gives the law
+    exactly, zero-probability categories and a single positive one included (laws chosen without exact
+    ties ``u_w = u_v^(p_w / p_v)`` on the grid: at one, such as 0.6 and 0.4 at 4 bits, the sampler's
+    float64 scores break the tie by rounding, and the law by index)."""
+    import itertools
+
+    p = torch.tensor(p, dtype=torch.float64)
+    n = 2**bits
+    u = torch.tensor(list(itertools.product(range(n), repeat=p.numel())), dtype=torch.float64) / n
+    winner = torch.argmax(torch.log(p) - torch.log(-torch.log(u)), dim=-1)
+    exact = torch.bincount(winner, minlength=p.numel()).double() / n ** p.numel()
+    assert torch.allclose(gumbel_max_probs(p, bits), exact, rtol=0, atol=1e-12)
+
+
+def test_a_single_positive_category_at_53_bits_is_immediate():
+    """One positive category (a masked step with q = 1 and one token) is in closed form: the direct
+    sum would run over all 2^53 grid values (the explore profile of the property tests found it)."""
+    import time
+
+    t0 = time.perf_counter()
+    law = gumbel_max_probs(torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), 53)
+    assert law.tolist() == [2.0**-53, 1 - 2.0**-53, 0.0]
+    assert masked_sampler_law(torch.tensor([1.0]), 1, 53).tolist() == [1.0]
+    assert masked_sampler_law(torch.tensor([0.0, 1.0], dtype=torch.float64), 3, 53)[1] == 1.0
+    assert time.perf_counter() - t0 < 30
