@@ -516,6 +516,9 @@ def twisted_smc(D, process, x, ts, meas, *, posterior_cov=None, resample_ess: fl
 def _reference_log_probs(dist, n, generator):
     if not isinstance(dist, Distribution):
         raise TypeError(f"dist must be a diffedu distribution with an exact density; got {type(dist).__name__}")
+    if getattr(getattr(dist, "_c", None), "singular", True):  # an empirical law has no _c: no density either
+        raise ValueError(f"dist must have a density at t = 0 (a non-singular Gaussian or mixture); this "
+                         f"{type(dist).__name__} is singular (supported on a subspace or on points)")
     n = check_int(n, "n", minimum=10)
     ref = dist.sample(n, generator=generator, dtype=torch.float64)
     return torch.sort(dist.log_prob(ref, 0.0, VP())).values

@@ -283,3 +283,18 @@ def test_arguments_are_checked():
         meas.tensors([[0.0, 0.0]])
     with pytest.raises(ValueError, match="x must hold at least one particle"):
         inv.twisted_smc(G.bind(p).denoiser, p, x[:0], time_grid(p, 3), meas)
+
+
+def test_credible_levels_refuse_a_law_without_a_density():
+    """A singular law (a low-rank Gaussian without noise, an empirical law) has no log-density at
+    t = 0 to rank draws by: a ValueError says so, instead of the process's t > 0 error."""
+    from diffedu import gaussian, inverse, mixtures
+
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    for d in (gaussian.Gaussian.low_rank(torch.zeros(2), torch.ones(2, 1), 0.0), mixtures.Empirical(torch.ones(4, 2))):
+        for fn in (inverse.credible_level, inverse.hpd_coverage):
+            with pytest.raises(ValueError, match="density at t = 0"):
+                fn(d, x, n=100)
+    u = inverse.credible_level(gaussian.Gaussian.low_rank(torch.zeros(2), torch.ones(2, 1), 0.5), x, n=100,
+                               generator=torch.Generator().manual_seed(0))
+    assert torch.equal(u, torch.zeros(3, dtype=torch.float64))  # the mode: no draw is denser
