@@ -11,6 +11,7 @@ the exact score), :mod:`diffedu.langevin` (annealed Langevin dynamics), :mod:`di
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -23,18 +24,28 @@ from .plots import _ax, new_axes, plot_images
 from .widgets import interactive, selection_slider
 
 __all__ = ["plot_constant", "error_history", "plot_error_map", "error_map_widget", "plot_images",
-           "sample_distances", "check_dsm_loss", "check_langevin_step", "check_dsm_constant"]
+           "sample_distances", "SampleDistances", "check_dsm_loss", "check_langevin_step", "check_dsm_constant"]
 
 
 # --- judging samples -----------------------------------------------------------------------------
-def sample_distances(xs, data, dist, process, t) -> tuple[float, float]:
-    r"""How far samples xs are from data (both (n, D)): ``(W2, mean log p - mean log p of data)``,
-    W2 by :func:`diffedu.metrics.w2` and the exact log-density ``dist.log_prob`` at time t (nats;
-    negative: the samples sit where the law has less mass). Section 6 compares samplers with it."""
-    def mean_log_p(z):
-        return float(dist.log_prob(z.double(), t, process).mean())
+class SampleDistances(NamedTuple):
+    """What :func:`sample_distances` returns: W2, the mean log-density gap and its standard error."""
 
-    return w2(xs, data), mean_log_p(xs) - mean_log_p(data)
+    w2: float
+    log_density: float
+    log_density_se: float
+
+
+def sample_distances(xs, data, dist, process, t) -> SampleDistances:
+    r"""How far samples xs are from data (both (n, D)): ``(W2, mean log p - mean log p of data, its
+    standard error)``, W2 by :func:`diffedu.metrics.w2` and the exact log-density ``dist.log_prob``
+    at time t (nats; negative: the samples sit where the law has less mass). The two sets are
+    independent, so the standard error is ``sqrt(var(log p(xs)) / n_xs + var(log p(data)) / n_data)``
+    (0 when xs is data itself). Section 4 compares samplers with it."""
+    lx, ld = (dist.log_prob(z.double(), t, process) for z in (xs, data))
+    se = 0.0 if xs is data or (xs.shape == data.shape and torch.equal(xs.double(), data.double())) else \
+        math.sqrt(float(lx.var()) / lx.numel() + float(ld.var()) / ld.numel())
+    return SampleDistances(w2(xs, data), float(lx.mean()) - float(ld.mean()), se)
 
 
 # --- the constant between DSM and ESM ------------------------------------------------------------

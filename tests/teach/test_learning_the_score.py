@@ -25,7 +25,7 @@ def test_sample_distances_is_w2_and_the_mean_log_density_gap():
     mix, vp = two_gaussians(), VP()
     data = mix.sample(40, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     xs = mix.sample(30, generator=torch.Generator().manual_seed(1), dtype=torch.float32)
-    d, gap = lesson.sample_distances(xs, data, mix, vp, vp.t_eps)
+    d, gap, se = lesson.sample_distances(xs, data, mix, vp, vp.t_eps)
     assert d == pytest.approx(w2(xs, data), rel=1e-12)
     direct = float(mix.log_prob(xs.double(), vp.t_eps, vp).mean() - mix.log_prob(data, vp.t_eps, vp).mean())
     assert gap == pytest.approx(direct, rel=1e-9, abs=1e-12)
@@ -35,12 +35,27 @@ def test_sample_distances_is_w2_and_the_mean_log_density_gap():
 def test_sample_distances_of_identical_and_shifted_sets():
     mix, vp = two_gaussians(), VP()
     data = mix.sample(40, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    d, gap = lesson.sample_distances(data.clone(), data, mix, vp, 0.01)
-    assert d == pytest.approx(0.0, abs=1e-6) and gap == 0.0
+    d, gap, se = lesson.sample_distances(data.clone(), data, mix, vp, 0.01)
+    assert d == pytest.approx(0.0, abs=1e-6) and gap == 0.0 and se == 0.0
     shift = torch.tensor([3.0, 4.0], dtype=torch.float64)         # a translation by 5: W2 is exactly 5
-    d, gap = lesson.sample_distances(data + shift, data, mix, vp, 0.01)
+    d, gap, se = lesson.sample_distances(data + shift, data, mix, vp, 0.01)
     assert d == pytest.approx(5.0, rel=1e-6)
     assert gap < -1.0                                                 # off the data: less mass there
+
+
+def test_sample_distances_standard_error_is_the_spread_of_the_gap():
+    """Over 300 seeded pairs of independent sets (a shifted law against the law), the gap's standard
+    deviation matches the mean standard error within 10% (its sampling error at 300 pairs is ~4%)."""
+    mix, vp = two_gaussians(), VP()
+    shift = torch.tensor([0.3, 0.0], dtype=torch.float64)
+    gaps, ses = [], []
+    for k in range(300):
+        xs = mix.sample(200, generator=torch.Generator().manual_seed(1000 + k), dtype=torch.float64) + shift
+        data = mix.sample(200, generator=torch.Generator().manual_seed(5000 + k), dtype=torch.float64)
+        r = lesson.sample_distances(xs, data, mix, vp, 0.01)
+        gaps.append(r.log_density)
+        ses.append(r.log_density_se)
+    assert float(np.std(gaps, ddof=1)) == pytest.approx(float(np.mean(ses)), rel=0.10)
 
 
 # --- plot_constant --------------------------------------------------------------------------
