@@ -45,7 +45,7 @@ def test_source_checkout_finds_top_level_folders():
     assert _paths.data_path("digits.npz") == ROOT / "data" / "digits.npz"
     assert _paths.data_dir() == ROOT / "data"
     assert _paths.lessons_dir() == ROOT / "lessons"
-    assert _paths.writable_data_path("fp_runs.pt") == ROOT / "data" / "fp_runs.pt"
+    assert _paths.writable_data_path("fp_gap.pt") == ROOT / "data" / "fp_gap.pt"
 
 
 def test_missing_file_raises_naming_it():

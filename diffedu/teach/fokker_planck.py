@@ -9,14 +9,11 @@ with the FP penalty), :mod:`diffedu.grid_transport` (the densities the PF-ODE an
 carry with any score, on a grid; distances; the Gronwall bound). This module draws, holds the
 sliders, checks the exercises and makes and loads the cached gap runs of ``data/fp_gap.pt``
 (free and log-density networks with and without the FP penalty, three seeds, each solved on the
-grid: :func:`gap_runs`, ``python3 -m diffedu.teach.fokker_planck gap``). The four models of
-``data/fp_runs.pt`` (DSM with FP penalty weight 0, 1, 10, 100; :func:`fp_run` retrains one,
-:func:`save_fp_runs` rewrites the file) and :func:`penalty_widget` are no longer used by the lesson.
+grid: :func:`gap_runs`, ``python3 -m diffedu.teach.fokker_planck gap``).
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -27,19 +24,18 @@ from .. import grid_transport as gt
 from .._core import check_process
 from .._paths import data_path, writable_data_path
 from ..calculus import hutchinson_variance
-from ..datasets import two_gaussians
 from ..flows import denoiser_from_score
 from ..metrics import relative_score_error
 from ..mixtures import GaussianMixture
-from ..nets import EnergyMLP, ScoreMLP, train_dsm
+from ..nets import EnergyMLP, ScoreMLP
 from ..training import dsm_loss, train
 from ..processes import VP, Process
 from . import plots
 from .checks import Feedback, check_close, check_implementation
-from .widgets import dropdown, float_slider, int_slider, interactive, selection_slider
+from .widgets import dropdown, float_slider, int_slider, interactive
 
 __all__ = ["plot_fp_grid_1d", "fp_grid_widget", "plot_gap_vs_residual", "perturbation_widget",
-           "load_fp_runs", "load_fp_run_metrics", "penalty_widget", "plot_hutchinson", "check_dt_log_p",
+           "plot_hutchinson", "check_dt_log_p",
            "check_hutchinson_variance", "check_log_density_residual", "plot_gap_densities", "gap_widget",
            "gap_data", "gap_grid", "gap_stop_time", "gap_solve", "gap_runs", "train_gap_model", "load_gap_runs",
            "save_gap_runs", "over_seeds", "GAP_CONFIG"]
@@ -180,23 +176,6 @@ def perturbation_widget(dist, process: Process, *, n: int = 500, seed: int = 0, 
                        seed=seed, ode_steps=ode_steps, sde_steps=sde_steps)
 
 
-def _draw_penalty(fp_weight, *, reports):
-    axs = plots.new_axes(2, figsize=(8.4, 4.0))
-    return plot_gap_samples(reports[fp_weight], axs, title=f"penalty weight {fp_weight:g}: ")[0].figure
-
-
-def penalty_widget(reports: dict):
-    r"""Samples of models trained with several Fokker-Planck penalty weights, a slider over the
-    weights. reports: ``{weight: GapReport}``, computed beforehand with
-    :func:`~diffedu.fokker_planck.ode_sde_gap` from the cached runs (:func:`load_fp_runs`)."""
-    if not isinstance(reports, dict) or not reports or not all(isinstance(r, fp.GapReport)
-                                                               for r in reports.values()):
-        raise TypeError("reports must be a non-empty dict {weight: GapReport}")
-    weights = sorted(reports)
-    return interactive(_draw_penalty, fp_weight=selection_slider(weights, weights[0], "FP penalty weight"),
-                       reports=dict(reports))
-
-
 def _draw_gap(config, *, runs, grid, p_end):
     kind, w = config.split(", penalty ")
     r = runs[(kind, float(w), 0)]
@@ -259,78 +238,6 @@ def check_hutchinson_variance(answer, A, probe: str = "rademacher", *, rtol: flo
     (exercise 2); the expected value is :func:`diffedu.calculus.hutchinson_variance`."""
     return check_close(answer, hutchinson_variance(A, probe),
                        name=f"variance of Hutchinson's estimate ({probe} probes)", rtol=rtol)
-
-
-# --- the cached runs: DSM with and without the Fokker-Planck penalty ------------------------
-#: Settings shared by every cached run (``data/fp_runs.pt``); only the penalty weight differs.
-FP_RUN_CONFIG = dict(data="two_gaussians", hidden=64, depth=3, param="denoiser", steps=3000,
-                     batch_size=256, lr=2e-3, fp_batch=64, seed=0)
-#: Penalty weights of the cached runs.
-FP_RUN_WEIGHTS = (0.0, 1.0, 10.0, 100.0)
-
-
-def _run_model(c: dict, generator=None) -> ScoreMLP:
-    return ScoreMLP(VP(), 2, hidden=c["hidden"], depth=c["depth"], param=c["param"], generator=generator)
-
-
-def fp_run(fp_weight: float, *, steps: int | None = None, seed: int | None = None):
-    r"""Train one cached-run model: a :class:`~diffedu.nets.ScoreMLP` on
-    :func:`diffedu.datasets.two_gaussians` under VP with penalty weight ``fp_weight`` (settings
-    :data:`FP_RUN_CONFIG`), by :func:`diffedu.nets.train_dsm`. Float32, one generator seeded with
-    ``seed`` for the weights and every draw. Returns (model, losses (steps,))."""
-    c = FP_RUN_CONFIG
-    steps = c["steps"] if steps is None else steps
-    g = torch.Generator().manual_seed(c["seed"] if seed is None else seed)
-    data = two_gaussians()
-    model = _run_model(c, g)
-    losses = train_dsm(model, lambda n, generator=None: data.sample(n, generator=generator, dtype=torch.float32),
-                       steps=steps, batch_size=c["batch_size"], lr=c["lr"], fp_weight=float(fp_weight),
-                       fp_batch=c["fp_batch"], generator=g)
-    return model, losses
-
-
-def fp_run_metrics(model) -> dict:
-    """What a cached run is checked by: its p_t-weighted relative score error
-    (:func:`diffedu.metrics.relative_score_error`, t = 0.1, 0.3, 0.6, 1.0, 2000 points) and its
-    score-residual size (:func:`diffedu.fokker_planck.residual_rms`, t = 0.2, 0.5, 0.8, 256 points),
-    in float64 with seed 1. Returns ``{"score_error": [...], "residual": [...]}``."""
-    m = copy.deepcopy(model).double()
-    data, proc = two_gaussians(), m.process
-    err = relative_score_error(m.score, data, proc, [0.1, 0.3, 0.6, 1.0], n=2000,
-                               generator=torch.Generator().manual_seed(1))
-    res = fp.residual_rms(m.score, proc, data.sample, [0.2, 0.5, 0.8], n=256,
-                          generator=torch.Generator().manual_seed(1))
-    return {"score_error": [float(e) for e in err], "residual": [float(r) for r in res]}
-
-
-def save_fp_runs(models: dict, path=None) -> Path:
-    """Save ``{fp_weight: ScoreMLP}``, :data:`FP_RUN_CONFIG` and each run's :func:`fp_run_metrics`
-    to ``path`` (default ``data/fp_runs.pt`` of a source checkout). Returns the path. Remake the
-    file with ``save_fp_runs({w: fp_run(w)[0] for w in FP_RUN_WEIGHTS})``."""
-    path = writable_data_path("fp_runs.pt") if path is None else Path(path)
-    torch.save({"config": dict(FP_RUN_CONFIG),
-                "runs": {float(w): m.state_dict() for w, m in models.items()},
-                "metrics": {float(w): fp_run_metrics(m) for w, m in models.items()}}, path)
-    return path
-
-
-def load_fp_run_metrics(path=None) -> dict:
-    """The metrics stored with the cached runs: ``{fp_weight: fp_run_metrics(...)}``."""
-    path = data_path("fp_runs.pt") if path is None else Path(path)
-    return torch.load(path, map_location="cpu", weights_only=True)["metrics"]
-
-
-def load_fp_runs(path=None) -> dict:
-    """The cached lesson-04 models ``{fp_weight: ScoreMLP}`` (float32, eval mode), from ``path``
-    (default ``data/fp_runs.pt``; FileNotFoundError names it when missing)."""
-    path = data_path("fp_runs.pt") if path is None else Path(path)
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    out = {}
-    for w, state in blob["runs"].items():
-        m = _run_model(blob["config"])
-        m.load_state_dict(state)
-        out[float(w)] = m.eval()
-    return out
 
 
 # --- the ODE-SDE gap on a grid: thin components, free and log-density networks, with and without the penalty

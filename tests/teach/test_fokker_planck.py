@@ -1,6 +1,6 @@
 """diffedu.teach.fokker_planck (lesson 05): plots draw the data they are given, sliders redraw
 with new data, the checkers accept right answers, reject wrong ones and say "not answered yet",
-and the cached runs of data/fp_runs.pt load and still give their stored metrics."""
+and the cached gap runs of data/fp_gap.pt load and match a retraining."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,6 @@ from diffedu import VP, GaussianMixture
 from diffedu import fokker_planck as fp
 from diffedu.datasets import two_gaussians
 from diffedu.flows import denoiser_from_score
-from diffedu.metrics import relative_score_error
 from diffedu.teach import fokker_planck as lesson
 
 
@@ -99,19 +98,6 @@ def test_perturbation_widget_redraws_and_gap_grows():
         lesson.perturbation_widget(two_gaussians(), None)
 
 
-def test_penalty_widget_shows_the_chosen_report():
-    reps = {size: _report(size) for size in (0.0, 0.5)}
-    w = lesson.penalty_widget(reps)
-    assert w.auto_display
-    np.testing.assert_allclose(_offsets(w.result)[1], reps[0.0].x_ode.numpy())
-    w.children[0].value = 0.5
-    np.testing.assert_allclose(_offsets(w.result)[1], reps[0.5].x_ode.numpy())
-    with pytest.raises(TypeError, match="reports"):
-        lesson.penalty_widget({0.0: "not a report"})
-    with pytest.raises(TypeError, match="reports"):
-        lesson.penalty_widget({})
-
-
 # --- checkers ------------------------------------------------------------------------------
 def test_check_dt_log_p(capsys):
     mix, proc = two_gaussians(), VP()
@@ -136,50 +122,6 @@ def test_check_hutchinson_variance():
     assert lesson.check_hutchinson_variance(None, A).status == "unanswered"
     with pytest.raises(ValueError, match="probe"):
         lesson.check_hutchinson_variance(4.0, A, "uniform")
-
-
-# --- the cached runs -------------------------------------------------------------------------
-def test_cached_runs_load_and_reproduce_their_stored_metrics():
-    """data/fp_runs.pt: the lesson-04 models (trained once, see fp_run) still give the score
-    errors stored with them, and the stored residuals fall as the penalty weight grows."""
-    runs, stored = lesson.load_fp_runs(), lesson.load_fp_run_metrics()
-    assert sorted(runs) == sorted(stored) == sorted(lesson.FP_RUN_WEIGHTS)
-    assert all(not m.training and next(m.parameters()).dtype == torch.float32 for m in runs.values())
-    for w in (min(runs), max(runs)):
-        m = runs[w].double()
-        err = relative_score_error(m.score, two_gaussians(), m.process, [0.1, 0.3, 0.6, 1.0], n=2000,
-                                   generator=torch.Generator().manual_seed(1))
-        torch.testing.assert_close(err, torch.tensor(stored[w]["score_error"], dtype=torch.float64),
-                                   rtol=1e-5, atol=1e-7)
-    res = [stored[w]["residual"][1] for w in sorted(stored)]
-    assert all(a > b for a, b in zip(res, res[1:]))
-
-
-def test_save_and_load_round_trip(tmp_path):
-    """save_fp_runs writes what load_fp_runs / load_fp_run_metrics read back (a short run)."""
-    model, losses = lesson.fp_run(1.0, steps=3, seed=5)
-    assert losses.shape == (3,) and torch.isfinite(losses).all()
-    path = lesson.save_fp_runs({1.0: model}, tmp_path / "runs.pt")
-    back = lesson.load_fp_runs(path)[1.0]
-    x = torch.randn(7, 2)
-    torch.testing.assert_close(back.denoiser(x, 0.4), model.eval().denoiser(x, 0.4))
-    assert lesson.load_fp_run_metrics(path)[1.0] == lesson.fp_run_metrics(model)
-    with pytest.raises(FileNotFoundError):
-        lesson.load_fp_runs(tmp_path / "missing.pt")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("weight", [0.0, 100.0])
-def test_regenerating_a_cached_run_gives_an_equivalent_model(weight):
-    """Retrains a cached run (minutes on one core; the cache was made on another machine, so
-    weights need not agree bit for bit) and checks the new model against the stored metrics."""
-    model, losses = lesson.fp_run(weight)
-    new, old = lesson.fp_run_metrics(model), lesson.load_fp_run_metrics()[weight]
-    assert torch.isfinite(losses).all()
-    for a, b in zip(new["score_error"], old["score_error"]):
-        assert abs(a - b) < 0.05 + 0.3 * b
-    for a, b in zip(new["residual"], old["residual"]):
-        assert 0.5 * b < a < 2 * b
 
 
 # --- the ODE-SDE gap on a grid (data/fp_gap.pt) ----------------------------------------------

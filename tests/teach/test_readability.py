@@ -43,7 +43,6 @@ import diffedu as de
 import diffedu.teach
 from diffedu import datasets
 from diffedu import discrete as dd
-from diffedu import fokker_planck as fp
 from diffedu import samplers as S
 from diffedu import timegrids
 from diffedu.teach import fallbacks
@@ -82,15 +81,6 @@ def _errors():  # lesson 03, section 3: errors and denoiser calls
             errors[name].append(float((out - exact).norm(dim=1).max()))
             calls[name].append(len(seen))
     return steps, errors, calls
-
-
-def _penalty_reports():  # lesson 05, section 5 (200 samples and fewer steps instead of 1000)
-    from diffedu.teach import fokker_planck
-
-    vp, mix = de.VP(), datasets.two_gaussians()
-    return {w: fp.ode_sde_gap(m.denoiser, vp, mix.sample, 200, ode_steps=20, sde_steps=40, floor=False,
-                              generator=torch.Generator().manual_seed(1), dtype=torch.float32)
-            for w, m in fokker_planck.load_fp_runs().items()}
 
 
 def _teleport_args():  # lesson 07, sections 1 and 2
@@ -190,7 +180,6 @@ CASES = [
     ("04", "error_map_widget", lambda m: m.error_map_widget(*_error_map_args())),
     ("05", "fp_grid_widget", lambda m: m.fp_grid_widget(datasets.two_gaussians(), de.VP())),
     ("05", "perturbation_widget", lambda m: m.perturbation_widget(datasets.two_gaussians(), de.VP())),
-    ("05", "penalty_widget", lambda m: m.penalty_widget(_penalty_reports())),
     ("05", "gap_widget", lambda m: m.gap_widget(m.load_gap_runs())),
     ("06", "memorisation_widget",
      lambda m: m.memorisation_widget(datasets.ring().sample(1024, generator=_gen(), dtype=F64)[:64], de.VP(), max_M=64)),
