@@ -507,6 +507,8 @@ def masked_step_law(probs, q: float, bits: int):
     if q == 0:
         raise ValueError("q must be > 0 (the position must be able to unmask)")
     bits = _check_bits(bits)
+    if q == 1:  # the mask's score is -inf: a token always wins (index 0 if every token's uniform is 0)
+        return gumbel_max_probs(p, bits), 1.0
     pos = p > 0
     Vp = int(pos.sum())
     if (Vp + 1) ** 2 * 2**bits <= _FULL_BUDGET or Vp == 1:
@@ -518,7 +520,8 @@ def masked_step_law(probs, q: float, bits: int):
         joint = torch.zeros_like(p)
         joint[pos] = race.against(1 - q, torch.zeros(Vp, dtype=torch.bool)) + race.law() / 2.0**bits
     unmask = joint.sum()
-    return joint / unmask, float(unmask)
+    # the bounded scan is accurate to 2/n relatively, so its sum can pass 1 by as much: clamp
+    return joint / unmask, min(float(unmask), 1.0)
 
 
 def masked_sampler_law(probs, steps: int, bits: int):

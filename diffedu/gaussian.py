@@ -375,6 +375,9 @@ class Gaussian(Distribution):
         total = (gains**2).sum()
         if not self._c.full:  # a full form has no complement (its gain is 0/0 at t_from = 0)
             total = total + (self.dim - self._c.r) * g_iso**2
+        if not total > 0:  # every gain 0: a law of zero covariance, carried to t_to = 0
+            raise ValueError("the exact flow to t_to maps every x to the mean (this law has zero covariance and "
+                             "t_to = 0): a perturbation has no effect to share; take t_to > 0")
         return (gains[order] ** 2).sum() / total
 
     def signal_fraction(self, t, process) -> torch.Tensor:

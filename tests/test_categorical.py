@@ -262,3 +262,15 @@ def test_a_single_positive_category_at_53_bits_is_immediate():
     assert masked_sampler_law(torch.tensor([1.0]), 1, 53).tolist() == [1.0]
     assert masked_sampler_law(torch.tensor([0.0, 1.0], dtype=torch.float64), 3, 53)[1] == 1.0
     assert time.perf_counter() - t0 < 30
+
+
+def test_masked_step_at_q_1_is_the_token_race_and_always_unmasks():
+    """q = 1 (the last step): the mask scores -inf, so a token always wins and the joint law is the
+    tokens' own Gumbel-max law; just below q = 1 the bounded scan's sum stays a probability
+    (two equal tokens at 24 bits once gave 1 + 7e-10)."""
+    p = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    law, u = masked_step_law(p, 1.0, 24)
+    assert u == 1.0 and torch.equal(law, gumbel_max_probs(p, 24))
+    for q in (1 - 1e-12, 1 - 1e-9, 0.999):
+        law, u = masked_step_law(p, q, 24)
+        assert 0 < u <= 1 and abs(u - q) < 1e-6

@@ -608,6 +608,16 @@ def test_perturbation_share_against_perturbations_carried_by_the_flow(p):
         g.flow_gains(0.5 * p.t_max, torch.tensor([0.1]), p)
 
 
+def test_perturbation_share_of_a_point_mass_at_t_zero_is_refused():
+    """A law of zero covariance (a low-rank factor of zeros, no noise) carried to t_to = 0: every
+    gain is 0, the share 0/0 (NaN, found by the property tests' explore profile). A ValueError
+    says why; at t_to > 0 every direction keeps the same gain and the share is k / D."""
+    g = Gaussian.low_rank(torch.zeros(3), torch.zeros(3, 1), 0.0)
+    with pytest.raises(ValueError, match="zero covariance"):
+        g.perturbation_share(1.0, 0.0, VP(), 1)
+    assert float(g.perturbation_share(1.0, 0.1, VP(), 1)) == pytest.approx(1 / 3)
+
+
 def test_perturbation_share_from_t_zero_for_a_full_covariance():
     """Issue 21 (property tests): a full-rank Gaussian has no complement, but its complement gain 0/0 entered
     the total as 0 * NaN, so perturbation_share(t_from = 0) was NaN."""

@@ -2823,7 +2823,10 @@ def _gauss_gain(method):
     def make(d):
         D, p = ints(d, 1, 3), proc(d)
         g = gaussian_dist(d, D)
-        kw = {"t_from": time(d, p, positive=singular(g), form="float"), "t_to": time(d, p, form="float"), "process": p}
+        # a law of zero covariance carried to t_to = 0 has no perturbation to share (a ValueError)
+        point = method == "perturbation_share" and bool((g.eigvals == 0).all())
+        kw = {"t_from": time(d, p, positive=singular(g), form="float"), "t_to": time(d, p, positive=point, form="float"),
+              "process": p}
         if method == "perturbation_share":
             kw["k"] = ints(d, 1, g._c.r)
         return Call(getattr(g, method), kw, {"process": p, "dist": g})
@@ -3203,7 +3206,8 @@ def _sde_path(d):
     lo = time(d, p, positive=True, form="float")
     return Call(likelihood.sde_path_log_likelihood, {
         "D": g.bind(p).denoiser, "process": p, "x": batch(d, D=D),
-        "ts": torch.linspace(lo, p.t_max, ints(d, 2, 4), dtype=F64) if lo < p.t_max else torch.tensor([lo * 0.5, lo]),
+        "ts": (torch.linspace(lo, p.t_max, ints(d, 2, 4), dtype=F64) if p.t_max - lo > 1e-6 * p.t_max
+               else torch.tensor([lo * 0.5, lo], dtype=F64)),
         "prior": None, "generator": torch.Generator().manual_seed(47)}, {"process": p})
 
 
