@@ -261,7 +261,11 @@ def gaussian_dist(draw, D, *, singular=None):
     # noise 0 (singular) or >= 1e-3: a positive noise below float32's range (1e-298) makes a law that is
     # not singular in float64 and has zero variance in float32 (0/0 at t = 0), a limit of the dtype
     noise = 0.0 if draw(st.booleans()) else reals(draw, 1e-3, 0.5)
-    return gaussian.Gaussian.low_rank(mean, array(draw, (D, r), -1.0, 1.0), noise)
+    # factor entries 0 or of size >= 1e-3, for the same reason: a factor of 3e-77 is a law of variance
+    # 1e-153, a point mass in float32 (0/0 when a float32 x is carried from t = 0)
+    U = array(draw, (D, r), -1.0, 1.0)
+    U[np.abs(U) < 1e-3] = 0.0
+    return gaussian.Gaussian.low_rank(mean, U, noise)
 
 
 def mixture(draw, D, K=None):
