@@ -212,7 +212,7 @@ def plot_transition(sweep: TransitionSweep, ax=None):
 #: Settings of ``data/subspace_generation.npz``: K subspaces of dimension ``rank`` in R^dim (seeded),
 #: N_k training samples each; a ScoreMLP trained by DSM, the low-rank denoiser trained by DSM and the
 #: exact score of the training set, each sampled with Heun from seeded noise.
-GENERATION_CONFIG = dict(n_per_subspace=[1, 2, 3, 4, 5, 6, 8, 12, 16, 32], seeds=[0, 1], dim=16, n_subspaces=2,
+GENERATION_CONFIG = dict(n_per_subspace=[1, 2, 3, 4, 5, 6, 8, 12, 16, 32], seeds=[0, 1, 2, 3], dim=16, n_subspaces=2,
                          rank=4, hidden=256, depth=3, weighting="eps", steps=4000, batch_size=256, lr=2e-3,
                          n_samples=300, sampler_steps=40, basis_seed=0, low_rank_steps=500)
 
@@ -395,7 +395,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     usage = ("usage: python3 -m diffedu.teach.subspace_clustering transition|generation [--workers N]\n"
              "  transition: remakes data/subspace_transition.npz (about 3 CPU-minutes)\n"
-             "  generation: remakes data/subspace_generation.npz (about 15 CPU-minutes)")
+             "  generation: remakes data/subspace_generation.npz (about 25 CPU-minutes)")
     if not argv or argv[0] not in ("transition", "generation") or len(argv) not in (1, 3) \
             or (len(argv) == 3 and argv[1] != "--workers"):
         print(usage)
