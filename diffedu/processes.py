@@ -289,7 +289,11 @@ class VPCosine(Process):
         return torch.cos(self._arg(t)) / self._c0
 
     def sigma(self, t):
-        return torch.sqrt(1 - self.alpha(t) ** 2)
+        # 1 - alpha^2 = (c0^2 - cos^2 a) / c0^2 = sin(a + a0) sin(a - a0) / c0^2, with a - a0 = pi/2 t/(1+s):
+        # no cancellation near t = 0, where 1 - alpha^2 in float32 rounds to 0 below t ~ 1e-5
+        t = self._t(t)
+        a0 = 0.5 * math.pi * self.s / (1 + self.s)
+        return torch.sqrt(torch.sin(self._arg(t) + a0) * torch.sin(0.5 * math.pi * t / (1 + self.s))) / self._c0
 
     def d_alpha(self, t):
         return -0.5 * math.pi / (1 + self.s) * torch.sin(self._arg(t)) / self._c0

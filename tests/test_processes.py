@@ -300,3 +300,24 @@ def test_t_of_lam_checks_its_argument():
         with pytest.raises(ValueError, match="lam must not be NaN"):
             p.t_of_lam(torch.tensor([0.0, math.nan]))
         assert float(p.t_of_lam(math.inf)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_vp_cosine_sigma_keeps_float32_precision_near_zero():
+    """sigma_t = sqrt(1 - alpha_t^2) cancels near t = 0: in float32, 1 - alpha^2 rounded to 0 below
+    t ~ 1e-5, so lambda and d_sigma were inf (found by the property tests under another seed). The
+    product form sin(a + a0) sin(a - a0) / c0^2 keeps float32 within 1e-6 of float64 down to t = 1e-9,
+    and equals sqrt(1 - alpha^2) in float64 where that does not cancel."""
+    import torch
+
+    from diffedu import VPCosine
+
+    for p in (VPCosine(), VPCosine(s=0.015625, t_end=0.5)):
+        for t in (1e-9, 5e-7, 1e-4, 0.1, 0.4):
+            s32, s64 = p.sigma(torch.tensor(t, dtype=torch.float32)), p.sigma(torch.tensor(t, dtype=torch.float64))
+            assert abs(float(s32) / float(s64) - 1) < 1e-6
+            assert torch.isfinite(p.lam(torch.tensor(t, dtype=torch.float32)))
+            assert torch.isfinite(p.d_sigma(torch.tensor(t, dtype=torch.float32)))
+        for t in (0.1, 0.3, 0.5):
+            tt = torch.tensor(t, dtype=torch.float64)
+            assert float(p.sigma(tt)) == pytest.approx(float(torch.sqrt(1 - p.alpha(tt) ** 2)), rel=1e-12)
+        assert float(p.sigma(torch.tensor(0.0))) == 0.0
